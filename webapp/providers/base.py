@@ -1,0 +1,192 @@
+"""The one interface every gateway adapter implements.
+
+Adapters know nothing of Flask or the ORM: they take plain dataclasses and
+return plain dataclasses, so the dialer, the webhooks and the tests drive them
+the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """A provider row, decrypted: what an adapter needs to talk to its gateway."""
+
+    id: int
+    type: str
+    channel: str = "sms"  # "sms" or "whatsapp"
+    sender: str = ""
+    credentials: dict[str, str] = field(default_factory=dict)
+    base_url: str = ""
+    max_per_second: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message to send. `ref` is our own id (the spool id or message id)."""
+
+    ref: int
+    to: str  # E.164, "+59898344384"
+    body: str = ""
+    port: int | None = None
+    template: dict[str, Any] | None = None  # {"name"|"content_sid": ..., "language": "es", "variables": {...}}
+    status_callback_url: str | None = None
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"  # the gateway accepted it
+    TEMPORARY = "temporary"  # 5xx, timeout, queue full: may be retried later
+    RATE_LIMITED = "rate_limited"  # 429 and the like: retry after `retry_after`
+    PERMANENT = "permanent"  # refused and will stay refused (bad number, auth, ...)
+    OPTED_OUT = "opted_out"  # the recipient opted out (Twilio 21610): blocked + do-not-contact
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    provider_message_id: str | None = None
+    status: str | None = None  # the gateway's own status word
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    segments: int | None = None
+    attempts: int = 1
+    #: The request may have reached the gateway (read timeout, dropped answer,
+    #: unreadable 2xx) and the gateway could not tell: reconcile with lookup()
+    #: or a person before sending again, never resend blindly.
+    ambiguous: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.SENT
+
+
+class LookupOutcome(enum.StrEnum):
+    FOUND = "found"  # the gateway has it: it was sent
+    NOT_FOUND = "not_found"  # the gateway can tell it never got it: safe to send again
+    UNKNOWN = "unknown"  # the gateway cannot tell: a person decides
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    outcome: LookupOutcome
+    provider_message_id: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook call as received, independent of Flask."""
+
+    method: str
+    url: str  # the public URL as the gateway called it (for signatures)
+    headers: dict[str, str]
+    body: bytes = b""
+    form: dict[str, str] = field(default_factory=dict)
+    args: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lname:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    provider_message_id: str
+    from_number: str  # E.164 where the gateway gives enough to tell
+    to: str  # the DID / sender id it was sent to
+    body: str
+    channel: str = "sms"
+    profile_name: str | None = None
+    media: list[dict[str, str]] = field(default_factory=list)
+    received_at: datetime | None = None
+    port: int | None = None
+
+
+# Normalised delivery statuses, in the order a message moves through them.
+STATUS_ORDER = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 2, "undelivered": 2}
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    status: str  # one of STATUS_ORDER's keys
+    provider_message_id: str | None = None
+    ref: int | None = None  # our own id where the gateway echoes it (Dinstar user_id)
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class SignatureError(Exception):
+    """A webhook whose signature is missing or wrong."""
+
+
+class ProviderAdapter:
+    """Base class: one subclass per gateway type."""
+
+    type: str = ""
+    signs_webhooks: bool = False
+    #: Dinstar takes up to 50 messages a request; most gateways take one.
+    batch_size: int = 1
+    #: Whether dial strings (ports) apply to this type.
+    uses_ports: bool = False
+
+    def __init__(self, config: ProviderConfig, *, timeout: float = 10.0, max_attempts: int = 3,
+                 backoff: float = 0.5):
+        self.config = config
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+
+    # -- outbound -------------------------------------------------------
+    def send(self, message: OutboundMessage) -> SendResult:
+        raise NotImplementedError
+
+    def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        return [self.send(m) for m in messages]
+
+    def lookup(self, message: OutboundMessage, since: datetime) -> LookupResult:
+        """Ask the gateway whether a message whose answer we never recorded went out."""
+        return LookupResult(LookupOutcome.UNKNOWN)
+
+    # -- inbound --------------------------------------------------------
+    def verify_signature(self, request: WebhookRequest) -> bool:
+        """True when the request carries a valid signature (or the type does not sign)."""
+        return True
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        return []
+
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        return []
+
+    def poll_inbound(self) -> list[InboundMessage]:
+        return []
+
+    def poll_status(self, refs: list[int]) -> list[StatusUpdate]:
+        return []
+
+    def webhook_reply(self, kind: str) -> tuple[str, int, dict[str, str]]:
+        """What the gateway expects back from a webhook (body, status, headers)."""
+        return "", 200, {}
+
+    def close(self) -> None:
+        """Release pooled connections; adapters without any need not override it."""
+
+    def __enter__(self) -> ProviderAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def replace(self, **changes: Any) -> ProviderAdapter:
+        return type(self)(dataclasses.replace(self.config, **changes), timeout=self.timeout,
+                          max_attempts=self.max_attempts, backoff=self.backoff)

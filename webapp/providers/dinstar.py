@@ -1,0 +1,320 @@
+"""Dinstar GSM gateways ("Dinstar - DinstarWeb" HTTP JSON API).
+
+Messages go out through the gateway's SIM ports; a request carries one text
+and up to 50 recipients, so a batch is split by (text, port). Our spool id
+travels as `user_id` and comes back in results, which is how an in-flight
+message is reconciled after a crash.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from .base import (
+    InboundMessage,
+    LookupOutcome,
+    LookupResult,
+    OutboundMessage,
+    Outcome,
+    SendResult,
+    StatusUpdate,
+    WebhookRequest,
+)
+from .gsm import is_gsm7
+from .gsm import segments as count_segments
+from .http import DigestOrBasicAuth, GatewayError, HttpAdapter, parse_retry_after, reconcile
+
+log = logging.getLogger(__name__)
+
+SUCCESS_CODES = frozenset({200, 202})
+MAX_BATCH = 50
+RESULT_STATUS = {"SENDING": "queued", "SENT_OK": "sent", "DELIVERED": "delivered", "FAILED": "failed"}
+FOUND_STATUSES = frozenset({"SENT_OK", "DELIVERED", "SENDING"})
+
+
+def delivery_status(status_code: int) -> str:
+    """A delivery report's status_code: 0 received, 32-63 still trying, 64-255 permanent failure."""
+    if status_code == 0:
+        return "delivered"
+    if 64 <= status_code <= 255:
+        return "undelivered"
+    return "sent"
+
+
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+
+
+def token_matches(request: WebhookRequest, token: str | None) -> bool:
+    """Gateways that do not sign: an optional shared `token` query argument, compared in constant time."""
+    if not token:
+        return True
+    given = request.args.get("token", "")
+    return hmac.compare_digest(given.encode(), str(token).encode())
+
+
+class DinstarAdapter(HttpAdapter):
+    type = "dinstar"
+    batch_size = MAX_BATCH
+    uses_ports = True
+
+    def _auth(self) -> DigestOrBasicAuth:
+        creds = self.config.credentials
+        return DigestOrBasicAuth(creds.get("username", ""), creds.get("password", ""))
+
+    def _headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/json"}
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    # -- numbers -------------------------------------------------------------
+    def dial_number(self, number: str) -> str:
+        """The number as the gateway dials it: national with the trunk 0 when `country_code` is set."""
+        cc = str(self.config.options.get("country_code") or "").lstrip("+")
+        if cc and number.startswith("+" + cc):
+            return "0" + number[len(cc) + 1:]
+        return number
+
+    def e164(self, number: str) -> str:
+        """A number the gateway reports, in E.164 where `country_code` tells enough."""
+        number = str(number).strip().replace(" ", "")
+        cc = str(self.config.options.get("country_code") or "").lstrip("+")
+        if number.startswith("+"):
+            return number
+        if number.startswith("00"):
+            return "+" + number[2:]
+        if cc and number.startswith("0"):
+            return f"+{cc}{number[1:]}"
+        if cc and number.startswith(cc) and len(number) > len(cc) + 6:
+            return "+" + number
+        return number
+
+    def port_number(self, port: Any) -> str:
+        numbers = self.config.options.get("port_numbers") or {}
+        return str(numbers.get(str(port)) or numbers.get(port) or self.config.sender)
+
+    # -- send ------------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> SendResult:
+        return self.send_batch([message])[0]
+
+    def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        """One request per (text, port) group of up to 50; results in the order given."""
+        results: dict[int, SendResult] = {}
+        groups: OrderedDict[tuple[str, int | None], list[int]] = OrderedDict()
+        for index, message in enumerate(messages):
+            groups.setdefault((message.body, message.port), []).append(index)
+        for indexes in groups.values():
+            for start in range(0, len(indexes), MAX_BATCH):
+                chunk = indexes[start:start + MAX_BATCH]
+                for index, result in zip(chunk, self._send_group([messages[i] for i in chunk]), strict=True):
+                    results[index] = result
+        return [results[i] for i in range(len(messages))]
+
+    def _payload(self, group: list[OutboundMessage]) -> dict[str, Any]:
+        text = group[0].body
+        payload: dict[str, Any] = {
+            "text": text,
+            "encoding": "gsm-7bit" if is_gsm7(text) else "unicode",
+            "request_status_report": True,
+            "param": [{"number": self.dial_number(m.to), "user_id": m.ref} for m in group],
+        }
+        if group[0].port is not None:
+            payload["port"] = [group[0].port]
+        return payload
+
+    def _send_group(self, group: list[OutboundMessage]) -> list[SendResult]:
+        """Send one request; an ambiguous answer is reconciled per user_id before any resend."""
+        done: dict[int, SendResult] = {}
+        pending = list(group)
+        parts = count_segments(group[0].body).segments or 1
+        attempts = 0
+        while pending:
+            attempts += 1
+            result = self.http.attempt("POST", self._url("/api/send_sms"), classify,
+                                       data=json.dumps(self._payload(pending)))
+            if result.outcome is Outcome.SENT:
+                for m in pending:
+                    done[m.ref] = SendResult(Outcome.SENT, provider_message_id=str(m.ref), status=result.status,
+                                             segments=parts, attempts=attempts)
+                break
+            if result.outcome in (Outcome.PERMANENT, Outcome.OPTED_OUT):
+                break
+            if result.ambiguous:
+                found = self._lookup_many(pending)
+                if found is None:
+                    break  # the gateway cannot tell: leave them ambiguous
+                for m in pending:
+                    if found.get(m.ref, {}).get("status") in FOUND_STATUSES:
+                        done[m.ref] = SendResult(Outcome.SENT, provider_message_id=str(m.ref),
+                                                 status=found[m.ref]["status"], segments=parts, attempts=attempts)
+                pending = [m for m in pending if m.ref not in done]
+                result = SendResult(result.outcome, error_code=result.error_code,
+                                    error_message=result.error_message, retry_after=result.retry_after)
+                if not pending:
+                    break
+            if attempts >= self.max_attempts:
+                break
+            wait = self.http.delay_before(attempts, result)
+            if wait is None:
+                break
+            self.sleep(wait)
+        return [done.get(m.ref) or SendResult(result.outcome, error_code=result.error_code,
+                                              error_message=result.error_message, retry_after=result.retry_after,
+                                              attempts=attempts, ambiguous=result.ambiguous)
+                for m in group]
+
+    # -- reconcile ---------------------------------------------------------------
+    def _query_results(self, refs: list[int]) -> list[dict[str, Any]]:
+        response = self.http.fetch("POST", self._url("/api/query_sms_result"), data=json.dumps({"user_id": refs}))
+        data = response.json()
+        if response.status_code != 200 or data.get("error_code") not in SUCCESS_CODES:
+            raise GatewayError(f"query_sms_result: HTTP {response.status_code} {data.get('error_code')}")
+        return list(data.get("result") or [])
+
+    def _lookup_many(self, messages: list[OutboundMessage]) -> dict[int, dict[str, Any]] | None:
+        """user_id -> latest result row, or None when the gateway could not be asked."""
+        try:
+            rows = self._query_results([m.ref for m in messages])
+        except (GatewayError, ValueError, AttributeError) as exc:
+            log.warning("dinstar query_sms_result failed: %s", exc)
+            return None
+        by_ref: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            try:
+                by_ref[int(row["user_id"])] = row
+            except (KeyError, TypeError, ValueError):
+                continue
+        return by_ref
+
+    def lookup(self, message: OutboundMessage, since: datetime) -> LookupResult:
+        """The gateway's result for user_id = our ref: sent or sending means it has it."""
+        def ask() -> LookupResult:
+            found = self._lookup_many([message])
+            if found is None:
+                return LookupResult(LookupOutcome.UNKNOWN)
+            row = found.get(message.ref)
+            if row is None:
+                return LookupResult(LookupOutcome.NOT_FOUND)
+            status = str(row.get("status", ""))
+            if status == "FAILED" and not int(row.get("succ_count") or 0):
+                return LookupResult(LookupOutcome.NOT_FOUND, str(message.ref), status)  # tried, nothing left
+            return LookupResult(LookupOutcome.FOUND, str(message.ref), status)
+        return reconcile(ask)
+
+    # -- polling -------------------------------------------------------------------
+    def poll_inbound(self) -> list[InboundMessage]:
+        response = self.http.fetch("GET", self._url("/api/query_incoming_sms"), params={"flag": "unread"})
+        data = response.json()
+        if response.status_code != 200 or data.get("error_code") not in SUCCESS_CODES:
+            raise GatewayError(f"query_incoming_sms: HTTP {response.status_code} {data.get('error_code')}")
+        return [self._inbound(item, data.get("sn")) for item in data.get("sms") or []]
+
+    def poll_status(self, refs: list[int]) -> list[StatusUpdate]:
+        """Results by user_id, joined by (port, ref_id) to the delivery reports."""
+        if not refs:
+            return []
+        rows = self._query_results(list(refs))
+        updates = {self._result_key(row): self._result_update(row) for row in rows}
+        numbers = sorted({str(row["number"]) for row in rows if row.get("number")})
+        reports: list[dict[str, Any]] = []
+        if numbers:
+            response = self.http.fetch("POST", self._url("/api/query_sms_deliver_status"),
+                                       data=json.dumps({"number": numbers}))
+            data = response.json()
+            if response.status_code == 200 and data.get("error_code") in SUCCESS_CODES:
+                reports = list(data.get("result") or data.get("sms_deliver_status") or [])
+        for report in reports:
+            key = self._result_key(report)
+            if key in updates and updates[key].status in ("sent", "queued"):
+                base = updates[key]
+                updates[key] = StatusUpdate(delivery_status(int(report.get("status_code", 0))),
+                                            base.provider_message_id, base.ref,
+                                            error_code=None if int(report.get("status_code", 0)) == 0
+                                            else str(report.get("status_code")))
+        return [u for u in updates.values() if u is not None]
+
+    @staticmethod
+    def _result_key(row: dict[str, Any]) -> tuple[str, str, str]:
+        return (str(row.get("port")), str(row.get("ref_id")), str(row.get("number")))
+
+    @staticmethod
+    def _provider_id(row: dict[str, Any]) -> str | None:
+        # Delivery reports carry no user_id, only the port's SMSC reference: "port:ref_id" ties them.
+        if row.get("ref_id") is None:
+            return None
+        return f"{row.get('port')}:{row.get('ref_id')}"
+
+    def _result_update(self, row: dict[str, Any]) -> StatusUpdate:
+        status = str(row.get("status", ""))
+        ref = row.get("user_id")
+        return StatusUpdate(RESULT_STATUS.get(status, "queued"), self._provider_id(row),
+                            int(ref) if ref is not None else None,
+                            error_code=status if status == "FAILED" else None)
+
+    def _inbound(self, item: dict[str, Any], sn: Any) -> InboundMessage:
+        ident = item.get("incoming_sms_id")
+        if ident is None:  # some firmware omits it: the port, sender and time identify the message
+            ident = hashlib.sha1(f"{item.get('port')}|{item.get('number')}|{item.get('timestamp')}|"
+                                 f"{item.get('text')}".encode()).hexdigest()[:16]
+        port = item.get("port")
+        return InboundMessage(provider_message_id=f"{sn or 'dinstar'}-{ident}",
+                              from_number=self.e164(str(item.get("number", ""))), to=self.port_number(port),
+                              body=str(item.get("text", "")), channel="sms",
+                              received_at=_timestamp(item.get("timestamp")),
+                              port=int(port) if port is not None else None)
+
+    # -- push webhooks ---------------------------------------------------------------
+    def verify_signature(self, request: WebhookRequest) -> bool:
+        return token_matches(request, self.config.options.get("webhook_token"))
+
+    @staticmethod
+    def _json(request: WebhookRequest) -> dict[str, Any]:
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        data = self._json(request)
+        return [self._inbound(item, data.get("sn")) for item in data.get("sms") or []]
+
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        data = self._json(request)
+        updates = [self._result_update(row) for row in data.get("sms_result") or []]
+        for report in data.get("sms_deliver_status") or []:
+            code = int(report.get("status_code", 0))
+            updates.append(StatusUpdate(delivery_status(code), self._provider_id(report), None,
+                                        error_code=None if code == 0 else str(code)))
+        return updates
+
+
+def classify(response: requests.Response) -> SendResult:
+    """The gateway's error_code decides; HTTP 401 after auth is a permanent refusal."""
+    if response.status_code == 401:
+        return SendResult(Outcome.PERMANENT, error_code="401", error_message="authentication refused")
+    if response.status_code == 429:
+        return SendResult(Outcome.RATE_LIMITED, error_code="429",
+                          retry_after=parse_retry_after(response.headers.get("Retry-After")))
+    if response.status_code >= 500:
+        return SendResult(Outcome.TEMPORARY, error_code=str(response.status_code), error_message=response.text[:200])
+    if response.status_code >= 400:
+        return SendResult(Outcome.PERMANENT, error_code=str(response.status_code), error_message=response.text[:200])
+    data = response.json()
+    code = int(data["error_code"])
+    if code in SUCCESS_CODES:
+        return SendResult(Outcome.SENT, status="queued")
+    if code == 500:
+        return SendResult(Outcome.TEMPORARY, error_code="500", error_message=str(data.get("reason") or data))
+    return SendResult(Outcome.PERMANENT, error_code=str(code), error_message=str(data.get("reason") or data))

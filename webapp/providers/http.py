@@ -1,0 +1,285 @@
+"""Outbound HTTP shared by the adapters: pooled, timed out, retried only when safe.
+
+A gateway send is not idempotent, so a retry is only made when it cannot
+duplicate a message: a connect error (nothing reached the gateway), a 5xx or
+a 429 (the gateway says it did not take it). When the request went out and
+the answer was lost (read timeout, dropped connection, unreadable 2xx) the
+gateway may have the message: the adapter's lookup() decides, and when it
+cannot tell the result is returned with ``ambiguous=True`` for a person or a
+later reconciliation to settle.
+"""
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from requests.auth import HTTPDigestAuth, _basic_auth_str
+
+from .base import LookupOutcome, LookupResult, Outcome, ProviderAdapter, ProviderConfig, SendResult
+
+USER_AGENT = "Conversa/1.0"
+FINAL_OUTCOMES = frozenset({Outcome.SENT, Outcome.PERMANENT, Outcome.OPTED_OUT})
+
+Classifier = Callable[[requests.Response], SendResult]
+Lookup = Callable[[], LookupResult]
+
+
+class GatewayError(Exception):
+    """A read-only call (lookup, poll) that failed after its retries."""
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else time.time()
+    return max(0.0, when.timestamp() - current)
+
+
+def _is_connect_error(exc: BaseException) -> bool:
+    """True when the connection was never made, so the gateway cannot have seen the request."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        err = stack.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, requests.exceptions.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
+            return True  # NewConnectionError and NameResolutionError are subclasses
+        if isinstance(err, urllib3.exceptions.MaxRetryError) and err.reason is not None:
+            stack.append(err.reason)
+        stack.extend(a for a in err.args if isinstance(a, BaseException))
+        for linked in (err.__cause__, err.__context__):
+            if linked is not None:
+                stack.append(linked)
+    return False
+
+
+class DigestOrBasicAuth(HTTPDigestAuth):
+    """Digest auth that switches to Basic when the gateway's challenge asks for Basic (older Dinstar firmware)."""
+
+    def __init__(self, username: str, password: str):
+        super().__init__(username, password)
+        self.use_basic = False
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.use_basic:
+            r.headers["Authorization"] = _basic_auth_str(self.username, self.password)
+            return r
+        return super().__call__(r)
+
+    def handle_401(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        challenge = r.headers.get("www-authenticate", "").strip().lower()
+        already_basic = str(r.request.headers.get("Authorization", "")).startswith("Basic ")
+        if r.status_code == 401 and challenge.startswith("basic") and not already_basic:
+            self.use_basic = True
+            r.content  # noqa: B018 - drain the body so the connection can be reused
+            r.close()
+            retry = r.request.copy()
+            retry.headers["Authorization"] = _basic_auth_str(self.username, self.password)
+            response = r.connection.send(retry, **kwargs)
+            response.history.append(r)
+            response.request = retry
+            return response
+        return super().handle_401(r, **kwargs)
+
+
+class HttpClient:
+    """One pooled session per adapter instance, with the retry rules above."""
+
+    def __init__(self, *, timeout: float = 10.0, connect_timeout: float | None = None, max_attempts: int = 3,
+                 backoff: float = 0.5, max_backoff: float = 30.0, max_retry_wait: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random,
+                 auth: requests.auth.AuthBase | tuple[str, str] | None = None,
+                 headers: dict[str, str] | None = None, pool_size: int = 10):
+        self.timeouts = (min(timeout, 5.0) if connect_timeout is None else connect_timeout, timeout)
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_wait = max_retry_wait
+        self.sleep = sleep
+        self.rng = rng
+        self.session = requests.Session()
+        pool = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", pool)
+        self.session.mount("https://", pool)
+        self.session.headers["User-Agent"] = USER_AGENT
+        if headers:
+            self.session.headers.update(headers)
+        if auth is not None:
+            self.session.auth = auth
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- timing ----------------------------------------------------------
+    def delay_before(self, attempt: int, result: SendResult) -> float | None:
+        """Seconds to wait before attempt number `attempt + 1`; None when waiting would be too long."""
+        if result.outcome is Outcome.RATE_LIMITED and result.retry_after is not None:
+            if result.retry_after > self.max_retry_wait:
+                return None  # the caller reschedules instead of holding a worker
+            return result.retry_after
+        base = self.backoff * (2 ** (attempt - 1))
+        return min(self.max_backoff, base * (1.0 + 0.2 * self.rng()))
+
+    # -- one request -------------------------------------------------------
+    def attempt(self, method: str, url: str, classify: Classifier, **kwargs: Any) -> SendResult:
+        """One request, classified; transport failures become TEMPORARY (ambiguous when they may have landed)."""
+        try:
+            response = self.session.request(method, url, timeout=self.timeouts, **kwargs)
+        except requests.exceptions.ReadTimeout as exc:
+            return SendResult(Outcome.TEMPORARY, error_code="timeout", error_message=str(exc), ambiguous=True)
+        except requests.exceptions.ConnectionError as exc:
+            if _is_connect_error(exc):
+                return SendResult(Outcome.TEMPORARY, error_code="connect", error_message=str(exc))
+            return SendResult(Outcome.TEMPORARY, error_code="connection", error_message=str(exc), ambiguous=True)
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            return SendResult(Outcome.TEMPORARY, error_code="connection", error_message=str(exc), ambiguous=True)
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader) as exc:
+            return SendResult(Outcome.PERMANENT, error_code="config", error_message=str(exc))
+        except requests.exceptions.RequestException as exc:
+            return SendResult(Outcome.TEMPORARY, error_code="http", error_message=str(exc), ambiguous=True)
+        with response:
+            try:
+                return classify(response)
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                # A 2xx we cannot read may still be an accepted message.
+                return SendResult(Outcome.TEMPORARY, error_code="malformed",
+                                  error_message=f"HTTP {response.status_code}: unreadable answer ({exc})",
+                                  ambiguous=200 <= response.status_code < 300)
+
+    # -- a send, with its retries ------------------------------------------
+    def send(self, method: str, url: str, classify: Classifier, *, lookup: Lookup | None = None,
+             idempotent: bool = False, **kwargs: Any) -> SendResult:
+        """Send with retries; an ambiguous failure is reconciled with `lookup` before any retry."""
+        attempts = 0
+        while True:
+            attempts += 1
+            result = self.attempt(method, url, classify, **kwargs)
+            if result.outcome in FINAL_OUTCOMES:
+                return dataclasses.replace(result, attempts=attempts)
+            if result.ambiguous and not idempotent:
+                found = reconcile(lookup)
+                if found.outcome is LookupOutcome.FOUND:
+                    return SendResult(Outcome.SENT, provider_message_id=found.provider_message_id,
+                                      status=found.status, attempts=attempts)
+                if found.outcome is not LookupOutcome.NOT_FOUND:
+                    return dataclasses.replace(result, attempts=attempts)
+                result = dataclasses.replace(result, ambiguous=False)
+            if attempts >= self.max_attempts:
+                return dataclasses.replace(result, attempts=attempts)
+            wait = self.delay_before(attempts, result)
+            if wait is None:
+                return dataclasses.replace(result, attempts=attempts)
+            self.sleep(wait)
+
+    # -- read-only calls ---------------------------------------------------
+    def fetch(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """An idempotent call (lookup, poll): retried on any transport error, 5xx and 429.
+
+        Returns the response for any other status; raises GatewayError when it never got one.
+        """
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after: float | None = None
+            try:
+                response = self.session.request(method, url, timeout=self.timeouts, **kwargs)
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema) as exc:
+                raise GatewayError(str(exc)) from exc
+            except requests.exceptions.RequestException as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 500 and response.status_code != 429:
+                    return response
+                last = f"HTTP {response.status_code}"
+                if response.status_code == 429:
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                response.close()
+            if attempt < self.max_attempts:
+                wait = self.delay_before(attempt, SendResult(
+                    Outcome.RATE_LIMITED if retry_after is not None else Outcome.TEMPORARY,
+                    retry_after=retry_after))
+                if wait is None:
+                    break
+                self.sleep(wait)
+        raise GatewayError(last)
+
+
+def reconcile(lookup: Lookup | None) -> LookupResult:
+    """Ask the gateway about an ambiguous send; any failure to ask means UNKNOWN."""
+    if lookup is None:
+        return LookupResult(LookupOutcome.UNKNOWN)
+    try:
+        return lookup()
+    except Exception:  # noqa: BLE001 - a failed lookup must never turn into a resend
+        return LookupResult(LookupOutcome.UNKNOWN)
+
+
+class HttpAdapter(ProviderAdapter):
+    """Base for adapters that talk HTTP: owns the pooled client and the injectable sleep."""
+
+    def __init__(self, config: ProviderConfig, *, timeout: float = 10.0, max_attempts: int = 3,
+                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+                 max_retry_wait: float = 30.0, connect_timeout: float | None = None):
+        super().__init__(config, timeout=timeout, max_attempts=max_attempts, backoff=backoff)
+        self.sleep = sleep
+        self.max_retry_wait = max_retry_wait
+        self.connect_timeout = connect_timeout
+        self._http: HttpClient | None = None
+
+    def _auth(self) -> requests.auth.AuthBase | tuple[str, str] | None:
+        return None
+
+    def _headers(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def http(self) -> HttpClient:
+        if self._http is None:
+            self._http = HttpClient(timeout=self.timeout, connect_timeout=self.connect_timeout,
+                                    max_attempts=self.max_attempts, backoff=self.backoff,
+                                    max_retry_wait=self.max_retry_wait, sleep=self.sleep,
+                                    auth=self._auth(), headers=self._headers())
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def replace(self, **changes: Any) -> ProviderAdapter:
+        return type(self)(dataclasses.replace(self.config, **changes), timeout=self.timeout,
+                          max_attempts=self.max_attempts, backoff=self.backoff, sleep=self.sleep,
+                          max_retry_wait=self.max_retry_wait, connect_timeout=self.connect_timeout)
+
+    @property
+    def base_url(self) -> str:
+        return (self.config.base_url or self.default_base_url).rstrip("/")
+
+    default_base_url = ""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

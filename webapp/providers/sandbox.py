@@ -1,0 +1,126 @@
+"""The built-in simulator: a provider that needs no network, for demos and development.
+
+Every send is accepted except to numbers ending in "0000", which fail
+permanently so the demo shows failures too. With a Redis client the sends
+are recorded (per provider, for a week), so `lookup` answers after a crash
+as a real gateway would and `poll_status` reports them delivered.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+import secrets
+from datetime import datetime
+from typing import Any
+
+from .base import (
+    LookupOutcome,
+    LookupResult,
+    OutboundMessage,
+    Outcome,
+    ProviderAdapter,
+    ProviderConfig,
+    SendResult,
+    StatusUpdate,
+    WebhookRequest,
+)
+from .dinstar import token_matches
+from .gsm import segments
+
+FAILING_SUFFIX = "0000"
+RECORD_TTL = 7 * 24 * 3600
+
+
+class SandboxAdapter(ProviderAdapter):
+    type = "sandbox"
+
+    def __init__(self, config: ProviderConfig, *, redis: Any = None, **kw: Any):
+        kw.pop("sleep", None)  # nothing to wait for here
+        kw.pop("max_retry_wait", None)
+        kw.pop("connect_timeout", None)
+        super().__init__(config, **kw)
+        self.redis = redis
+        self._local: dict[int, str] = {}  # without Redis: this process's sends only
+
+    def _key(self, ref: int) -> str:
+        return f"sandbox:{self.config.id}:sent:{ref}"
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if message.to.endswith(FAILING_SUFFIX):
+            return SendResult(Outcome.PERMANENT, error_code="SBX_INVALID",
+                              error_message="sandbox: numbers ending in 0000 are refused")
+        message_id = f"sbx-{message.ref}-{secrets.token_hex(4)}"
+        if self.redis is not None:
+            # NX: a second send of the same ref keeps the first id, as a gateway's log would.
+            self.redis.set(self._key(message.ref), message_id, ex=RECORD_TTL, nx=True)
+        self._local.setdefault(message.ref, message_id)
+        return SendResult(Outcome.SENT, provider_message_id=message_id, status="accepted",
+                          segments=segments(message.body).segments or 1)
+
+    def _recorded(self, ref: int) -> str | None:
+        if self.redis is not None:
+            value = self.redis.get(self._key(ref))
+            return value.decode() if isinstance(value, bytes) else value
+        return self._local.get(ref)
+
+    def lookup(self, message: OutboundMessage, since: datetime) -> LookupResult:
+        found = self._recorded(message.ref)
+        if found is not None:
+            return LookupResult(LookupOutcome.FOUND, found, "sent")
+        # Without Redis another process may have sent it: only Redis can say "never".
+        return LookupResult(LookupOutcome.NOT_FOUND if self.redis is not None else LookupOutcome.UNKNOWN)
+
+    def poll_status(self, refs: list[int]) -> list[StatusUpdate]:
+        """Every recorded send is reported delivered: the simulated handsets are always on."""
+        updates = []
+        for ref in refs:
+            found = self._recorded(ref)
+            if found is not None:
+                updates.append(StatusUpdate("delivered", found, ref))
+        return updates
+
+    def verify_signature(self, request: WebhookRequest) -> bool:
+        return token_matches(request, self.config.options.get("webhook_token"))
+
+    def replace(self, **changes: Any) -> ProviderAdapter:
+        return type(self)(dataclasses.replace(self.config, **changes), redis=self.redis, timeout=self.timeout,
+                          max_attempts=self.max_attempts, backoff=self.backoff)
+
+
+# -- simulated customers ----------------------------------------------------
+REPLIES_BY_TOPIC: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    (("pago", "deuda", "saldo", "factura", "cuota", "vencid"),
+     ("Ya pagué ayer, ¿me lo pueden confirmar?", "¿Puedo pagar en dos cuotas?",
+      "No tengo el comprobante a mano, lo busco y les escribo.", "¿Cuál es el monto exacto?")),
+    (("turno", "cita", "agenda", "consulta"),
+     ("Sí, confirmo el turno.", "¿Se puede pasar para la semana que viene?", "No voy a poder ir, ¿lo cancelan?")),
+    (("promo", "oferta", "descuento", "beneficio"),
+     ("¿Hasta cuándo vale la promo?", "Me interesa, ¿cómo hago?", "No me interesa, gracias.")),
+    (("envío", "envio", "pedido", "paquete", "entrega"),
+     ("¿A qué hora llega más o menos?", "No voy a estar en casa, ¿lo pueden dejar en portería?",
+      "Todavía no me llegó nada.")),
+]
+GENERIC_REPLIES = ("Hola, ¿quién habla?", "Ok, gracias.", "¿Me pueden llamar?", "Perfecto 👍",
+                   "No entiendo, ¿me explican?", "Buen día, sí, soy yo.")
+QUESTION_REPLIES = ("Sí", "No, gracias", "Sí, por favor", "Prefiero que me llamen")
+OPT_OUT_REPLY = "BAJA"
+
+
+def simulated_reply(body: str, rng: random.Random) -> str | None:
+    """A plausible customer answer in Spanish to `body`, or None when the customer does not answer.
+
+    About a third never answer and about one in fifty opts out with BAJA, so
+    the demo exercises silence and the do-not-contact path too.
+    """
+    roll = rng.random()
+    if roll < 0.35:
+        return None
+    if roll < 0.37:
+        return OPT_OUT_REPLY
+    text = body.lower()
+    for keywords, replies in REPLIES_BY_TOPIC:
+        if any(k in text for k in keywords):
+            return rng.choice(replies)
+    if "?" in body:
+        return rng.choice(QUESTION_REPLIES)
+    return rng.choice(GENERIC_REPLIES)

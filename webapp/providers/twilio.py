@@ -1,0 +1,297 @@
+"""Twilio Programmable Messaging: SMS, and WhatsApp through `whatsapp:` addresses."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import requests
+
+from .base import (
+    InboundMessage,
+    LookupOutcome,
+    LookupResult,
+    OutboundMessage,
+    Outcome,
+    SendResult,
+    StatusUpdate,
+    WebhookRequest,
+)
+from .http import GatewayError, HttpAdapter, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+OPTED_OUT_CODES = frozenset({21610})
+RATE_LIMIT_CODES = frozenset({20429, 14107})
+TEMPORARY_CODES = frozenset({21611, 20500, 20503, 30001})
+# Codes that deserve a named mention; any other 4xx is a permanent refusal too.
+PERMANENT_CODES = frozenset({21211, 21614, 20003, 63016, 21408, 21612, 21606, 21602, 21617, 63007})
+
+# Twilio's statuses, folded onto base.STATUS_ORDER's keys.
+STATUS_MAP = {
+    "accepted": "queued", "scheduled": "queued", "queued": "queued", "sending": "queued",
+    "sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed", "canceled": "failed",
+    "undelivered": "undelivered", "receiving": "delivered", "received": "delivered",
+}
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+LOOKUP_MAX_PAGES = 20
+LOOKUP_SLACK = timedelta(seconds=60)
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+HASHES = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
+
+
+def _strip_channel(address: str) -> str:
+    return address.removeprefix("whatsapp:")
+
+
+# -- signature, as twilio.request_validator.RequestValidator computes it -------
+def _url_variants(url: str) -> tuple[str, str]:
+    """The URL without any port and with the scheme's default port, the two forms Twilio may have signed."""
+    parsed = urlparse(url)
+    without = parsed._replace(netloc=parsed.netloc.split(":")[0]).geturl() if parsed.port else parsed.geturl()
+    if parsed.port:
+        with_port = parsed.geturl()
+    else:
+        port = 443 if parsed.scheme == "https" else 80
+        with_port = parsed._replace(netloc=f"{parsed.netloc}:{port}").geturl()
+    return without, with_port
+
+
+def compute_signature(token: str, url: str, params: dict[str, list[str]], algorithm: str = "HMAC_SHA1") -> str:
+    """base64(HMAC(token, url + name+value for each parameter sorted by name, then by value))."""
+    payload = url
+    for name in sorted(params):
+        for value in sorted(set(params[name])):
+            payload += name + value
+    digest = hmac.new(token.encode(), payload.encode(), HASHES[algorithm]).digest()
+    return base64.b64encode(digest).decode().strip()
+
+
+def signature_algorithm(settings_header: str | None) -> str:
+    for part in (settings_header or "").split(","):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == "algorithm" and value.strip():
+            return value.strip().upper()
+    return "HMAC_SHA1"
+
+
+def _form_lists(request: WebhookRequest) -> dict[str, list[str]]:
+    """POST parameters with every value (a repeated name is signed once per distinct value)."""
+    ctype = (request.header("Content-Type") or "").lower()
+    if request.body and (not ctype or "application/x-www-form-urlencoded" in ctype):
+        return parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: [v] for k, v in request.form.items()}
+
+
+def _form(request: WebhookRequest) -> dict[str, str]:
+    if request.form:
+        return dict(request.form)
+    return {k: v[-1] for k, v in _form_lists(request).items()}
+
+
+class TwilioAdapter(HttpAdapter):
+    """Send through Messages.json, reconcile through the Messages list, verify X-Twilio-Signature."""
+
+    type = "twilio"
+    signs_webhooks = True
+    default_base_url = "https://api.twilio.com"
+
+    # -- config ------------------------------------------------------------
+    @property
+    def account_sid(self) -> str:
+        return self.config.credentials.get("account_sid", "")
+
+    @property
+    def auth_token(self) -> str:
+        return self.config.credentials.get("auth_token", "")
+
+    def _auth(self) -> tuple[str, str]:
+        return (self.account_sid, self.auth_token)
+
+    @property
+    def messages_url(self) -> str:
+        return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+
+    def address(self, number: str) -> str:
+        """`whatsapp:+E164` on the WhatsApp channel, the bare number otherwise."""
+        number = _strip_channel(number)
+        return f"whatsapp:{number}" if self.config.channel == "whatsapp" else number
+
+    @property
+    def messaging_service_sid(self) -> str | None:
+        sid = self.config.options.get("messaging_service_sid")
+        if sid:
+            return str(sid)
+        sender = self.config.sender
+        return sender if sender.startswith("MG") and len(sender) == 34 else None
+
+    # -- send ------------------------------------------------------------------
+    def _payload(self, message: OutboundMessage) -> dict[str, str]:
+        data = {"To": self.address(message.to)}
+        if self.messaging_service_sid:
+            data["MessagingServiceSid"] = self.messaging_service_sid
+        else:
+            data["From"] = self.address(self.config.sender)
+        template = message.template or {}
+        if template.get("content_sid"):
+            data["ContentSid"] = str(template["content_sid"])
+            if template.get("variables"):
+                data["ContentVariables"] = json.dumps(template["variables"], ensure_ascii=False)
+        else:
+            data["Body"] = message.body
+        callback = message.status_callback_url or self.config.options.get("status_callback_url")
+        if callback:
+            data["StatusCallback"] = str(callback)
+        return data
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        since = datetime.now(UTC)
+        return self.http.send("POST", self.messages_url, classify, data=self._payload(message),
+                              lookup=lambda: self.lookup(message, since))
+
+    # -- reconcile ---------------------------------------------------------------
+    def lookup(self, message: OutboundMessage, since: datetime) -> LookupResult:
+        """Find the message in Twilio's log by recipient, sender, body and creation time.
+
+        The list is filtered by DateSent as Twilio documents it; a message still
+        queued has no date_sent yet, so a second pass without that filter walks
+        the newest messages back to `since`.
+        """
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        cutoff = since - LOOKUP_SLACK
+        params = {"To": self.address(message.to), "PageSize": "100"}
+        if not self.messaging_service_sid:
+            params["From"] = self.address(self.config.sender)
+        try:
+            found = self._scan({**params, "DateSent>": cutoff.date().isoformat()}, message, cutoff)
+            if found is None:
+                found = self._scan(params, message, cutoff)
+        except (GatewayError, ValueError, KeyError, TypeError) as exc:
+            log.warning("twilio lookup for ref %s failed: %s", message.ref, exc)
+            return LookupResult(LookupOutcome.UNKNOWN)
+        return found if found is not None else LookupResult(LookupOutcome.NOT_FOUND)
+
+    def _matches(self, row: dict[str, Any], message: OutboundMessage) -> bool:
+        if _strip_channel(row.get("to") or "") != _strip_channel(message.to):
+            return False
+        if message.template and message.template.get("content_sid"):
+            return True  # the rendered template text is not ours to compare
+        body = row.get("body") or ""
+        return body == message.body or (bool(message.body) and body.endswith(message.body))
+
+    def _scan(self, params: dict[str, str], message: OutboundMessage, cutoff: datetime) -> LookupResult | None:
+        url: str | None = self.messages_url
+        query: dict[str, str] | None = params
+        for _ in range(LOOKUP_MAX_PAGES):
+            if url is None:
+                return None
+            response = self.http.fetch("GET", url, params=query)
+            if response.status_code != 200:
+                raise GatewayError(f"HTTP {response.status_code} listing messages")
+            page = response.json()
+            older = False
+            for row in page.get("messages", []):
+                created = parsedate_to_datetime(row["date_created"])
+                if created < cutoff:
+                    older = True  # newest first: the rest are older still
+                    continue
+                if self._matches(row, message):
+                    return LookupResult(LookupOutcome.FOUND, row.get("sid"), row.get("status"))
+            if older:
+                return None
+            next_uri = page.get("next_page_uri")
+            url = urljoin(self.base_url + "/", next_uri) if next_uri else None
+            query = None
+        raise GatewayError("too many pages")
+
+    # -- webhooks ------------------------------------------------------------
+    def verify_signature(self, request: WebhookRequest) -> bool:
+        """Exactly RequestValidator.validate: URL with and without port, sorted params, bodySHA256 for JSON."""
+        signature = request.header("X-Twilio-Signature")
+        if not signature:
+            return False
+        settings = request.header(SIGNATURE_SETTINGS_HEADER)
+        algorithm = signature_algorithm(settings)
+        if algorithm not in HASHES:
+            log.warning("twilio webhook signed with unsupported algorithm %s", algorithm)
+            return False
+        token = self.auth_token
+        if settings and self.config.credentials.get("webhook_shared_key"):
+            token = self.config.credentials["webhook_shared_key"]
+        if not token:
+            return False
+        parsed = urlparse(request.url)
+        query = parse_qs(parsed.query)
+        ctype = (request.header("Content-Type") or "").lower()
+        params: dict[str, list[str]]
+        body_ok = True
+        if "bodySHA256" in query and "application/x-www-form-urlencoded" not in ctype and not request.form:
+            computed = hashlib.sha256(request.body).hexdigest()
+            body_ok = hmac.compare_digest(computed, query["bodySHA256"][0])
+            params = {}
+        else:
+            params = _form_lists(request)
+        matches = [hmac.compare_digest(compute_signature(token, url, params, algorithm).encode(),
+                                       signature.encode())
+                   for url in _url_variants(request.url)]
+        return body_ok and any(matches)
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        form = _form(request)
+        if not form.get("MessageSid"):
+            return []
+        channel = "whatsapp" if form.get("From", "").startswith("whatsapp:") else self.config.channel
+        media = []
+        for i in range(int(form.get("NumMedia") or 0)):
+            if form.get(f"MediaUrl{i}"):
+                media.append({"url": form[f"MediaUrl{i}"], "content_type": form.get(f"MediaContentType{i}", "")})
+        return [InboundMessage(
+            provider_message_id=form["MessageSid"], from_number=_strip_channel(form.get("From", "")),
+            to=_strip_channel(form.get("To", "")), body=form.get("Body", ""), channel=channel,
+            profile_name=form.get("ProfileName") or None, media=media, received_at=datetime.now(UTC))]
+
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        form = _form(request)
+        status = STATUS_MAP.get((form.get("MessageStatus") or form.get("SmsStatus") or "").lower())
+        if not form.get("MessageSid") or status is None:
+            return []
+        return [StatusUpdate(status=status, provider_message_id=form["MessageSid"],
+                             error_code=form.get("ErrorCode") or None,
+                             error_message=form.get("ErrorMessage") or None)]
+
+    def webhook_reply(self, kind: str) -> tuple[str, int, dict[str, str]]:
+        if kind == "inbound":
+            return EMPTY_TWIML, 200, {"Content-Type": "text/xml"}
+        return "", 200, {}
+
+
+def classify(response: requests.Response) -> SendResult:
+    """Map Twilio's answer to an Outcome, keeping its error code."""
+    if response.status_code in (200, 201):
+        data = response.json()
+        sid = data["sid"]
+        segments = data.get("num_segments")
+        return SendResult(Outcome.SENT, provider_message_id=sid, status=data.get("status"),
+                          segments=int(segments) if segments not in (None, "") else None)
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    code = data.get("code") if isinstance(data, dict) else None
+    message = (data.get("message") if isinstance(data, dict) else None) or response.text[:200]
+    code_str = str(code) if code is not None else str(response.status_code)
+    if code in OPTED_OUT_CODES:
+        return SendResult(Outcome.OPTED_OUT, error_code=code_str, error_message=message)
+    if response.status_code == 429 or code in RATE_LIMIT_CODES:
+        return SendResult(Outcome.RATE_LIMITED, error_code=code_str, error_message=message,
+                          retry_after=parse_retry_after(response.headers.get("Retry-After")))
+    if code in TEMPORARY_CODES or response.status_code >= 500:
+        return SendResult(Outcome.TEMPORARY, error_code=code_str, error_message=message)
+    return SendResult(Outcome.PERMANENT, error_code=code_str, error_message=message)
