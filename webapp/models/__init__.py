@@ -1,0 +1,28 @@
+"""The data model, one module per aggregate."""
+from .audit import AuditEntry
+from .base import utcnow
+from .campaigns import (
+    DISTRIBUTIONS,
+    MODES,
+    RINGALL_MODES,
+    STRATEGIES,
+    Campaign,
+    CannedResponse,
+    Membership,
+    ScheduleEntry,
+    split_strategy,
+)
+from .dialers import Dialer, DoNotContact, SpoolMessage, SpoolState, SpoolUpload
+from .interactions import AgentChatMessage, Interaction, InteractionStatus, Message, SenderKind
+from .providers import Provider
+from .users import AgentState, BreakType, Role, SecurityGroup, User, VoiceCampaign
+from .users import user_security_groups as user_security_groups_table
+from .users import voice_campaign_members as voice_campaign_members_table
+
+__all__ = [
+    "AgentChatMessage", "AgentState", "AuditEntry", "BreakType", "Campaign", "CannedResponse",
+    "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "MODES", "Membership",
+    "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",
+    "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "User", "VoiceCampaign", "split_strategy",
+    "utcnow", "user_security_groups_table", "voice_campaign_members_table",
+]
