@@ -241,3 +241,80 @@ def csrf_token(client: Any, path: str = "/login") -> str:
         rb'name="csrf_token" type="hidden" value="([^"]+)"', page.data)
     assert match, f"no CSRF token on {path}"
     return match.group(1).decode()
+
+
+# -- processes, servers and browsers ------------------------------------------------
+@pytest.fixture(scope="session")
+def live_server(app: Any) -> Iterator[str]:
+    """The app served over real HTTP (threads, websockets) on loopback; yields its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (its own browser download cannot work here)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser-deps` installs Debian's chromium")
+    with playwright_api.sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def new_page(browser: Any, live_server: str) -> Iterator[Any]:
+    """Factory of pages, each in its own browser context (its own cookies): new_page() -> page."""
+    contexts = []
+
+    def make_page(locale: str = "es-UY") -> Any:
+        context = browser.new_context(base_url=live_server, locale=locale)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make_page
+    for context in contexts:
+        context.close()
+
+
+def browser_login(page: Any, username: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def process_env(app: Any) -> dict[str, str]:
+    """Environment for a worker or web process of this test session (same database and Redis)."""
+    env = dict(os.environ)
+    env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
+               RQ_QUEUE=app.config["RQ_QUEUE"], SECRET_KEY=app.config["SECRET_KEY"],
+               SANDBOX_CUSTOMERS="0", PYTHONPATH=str(ROOT), FLASK_APP="wsgi:app",
+               PUBLIC_BASE_URL=app.config.get("PUBLIC_BASE_URL") or "")
+    return env
+
+
+def run_jobs(app: Any) -> int:
+    """Run every queued RQ job now, in this process (a real RQ worker in burst mode)."""
+    from rq import SimpleWorker
+
+    queue = app.extensions["conversa_queue"]
+    before = queue.count
+    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    return before

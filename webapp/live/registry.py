@@ -2,7 +2,9 @@
 
 An area registers, at import time:
 - `topic_check("dialer")(fn)`: fn(user, "3") -> bool, may this user follow topic "dialer:3";
-- `renderer("dialer.counts")(fn)`: fn(event, user) -> HTML (out-of-band fragments) or None;
+- `renderer("dialer", "dialer.counts")(fn)`: fn(event, user) -> HTML (out-of-band fragments) or None,
+  for events of that kind published on topics "dialer:…" (the same kind may render differently
+  on another topic: an interaction change is a row on the monitor and an item in the inbox);
 - `client_handler("draft")(fn)`: fn(user, payload) for JSON a page sends up the socket.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ Renderer = Callable[[dict[str, Any], Any], "str | None"]
 ClientHandler = Callable[[Any, dict[str, Any]], None]
 
 TOPIC_CHECKS: dict[str, TopicCheck] = {}
-RENDERERS: dict[str, tuple[Renderer, bool]] = {}
+RENDERERS: dict[tuple[str, str], tuple[Renderer, bool]] = {}
 CLIENT_HANDLERS: dict[str, ClientHandler] = {}
 
 
@@ -26,13 +28,18 @@ def topic_check(prefix: str) -> Callable[[TopicCheck], TopicCheck]:
     return deco
 
 
-def renderer(kind: str, *, per_viewer: bool = False) -> Callable[[Renderer], Renderer]:
-    """Register how an event kind becomes HTML. Unless per_viewer, one rendering serves every
-    socket of the same language (an event to 200 supervisors renders once per language)."""
+def renderer(topic_prefix: str, kind: str, *, per_viewer: bool = False) -> Callable[[Renderer], Renderer]:
+    """Register how an event kind on a topic becomes HTML. Unless per_viewer, one rendering serves
+    every socket of the same language (an event to 200 supervisors renders once per language)."""
     def deco(fn: Renderer) -> Renderer:
-        RENDERERS[kind] = (fn, per_viewer)
+        RENDERERS[(topic_prefix, kind)] = (fn, per_viewer)
         return fn
     return deco
+
+
+def find_renderer(event: dict[str, Any]) -> tuple[Renderer, bool] | None:
+    prefix = str(event.get("topic", "")).partition(":")[0]
+    return RENDERERS.get((prefix, str(event.get("kind", ""))))
 
 
 def client_handler(kind: str) -> Callable[[ClientHandler], ClientHandler]:

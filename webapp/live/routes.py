@@ -15,7 +15,7 @@ from flask_login import current_user
 
 from ..extensions import db, sock
 from ..models import User
-from .registry import CLIENT_HANDLERS, RENDERERS, allowed
+from .registry import CLIENT_HANDLERS, allowed, find_renderer
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,11 @@ _CACHE_SIZE = 512
 
 
 def render_event(event: dict[str, Any], user: Any, lang: str) -> str | None:
-    entry = RENDERERS.get(event.get("kind", ""))
+    entry = find_renderer(event)
     if entry is None:
         return None
     fn, per_viewer = entry
-    key = (event["id"], lang)
+    key = (event["id"], lang)  # an event id names one topic, so one rendering per language
     if not per_viewer:
         with _cache_lock:
             if key in _cache:
@@ -61,7 +61,7 @@ LOGOUT_FRAGMENT = '<div id="live-control" hx-swap-oob="true" data-redirect="{url
 
 @sock.route("/ws", bp=None)
 def live_socket(ws: Any) -> None:
-    if not current_user.is_authenticated:
+    if not current_user.is_authenticated or not _same_origin():
         ws.close(reason=1008, message="sign in first")
         return
     user = current_user._get_current_object()
@@ -113,6 +113,16 @@ def live_socket(ws: Any) -> None:
             log.warning("live socket for user %s ended: %s", user_id, exc)
     finally:
         hub.unsubscribe(sub)
+
+
+def _same_origin() -> bool:
+    """Cross-site websocket hijacking: a browser always sends Origin; it must be this site."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser (tests, tools): the session cookie still has to be valid
+    from urllib.parse import urlsplit
+
+    return urlsplit(origin).netloc == request.host
 
 
 def _current_lang() -> str:

@@ -17,8 +17,10 @@ def active_count(user: User) -> int:
 
 
 def _announce(user: User) -> None:
+    """The agent's own page, and the monitors of each of the agent's security groups."""
     publish(f"user:{user.id}", "agent.state", agent_id=user.id)
-    publish("agents", "agent.state", agent_id=user.id)
+    for group in user.security_groups:
+        publish(f"group:{group.id}", "agent.state", agent_id=user.id)
 
 
 def refresh_busy(user: User) -> bool:
