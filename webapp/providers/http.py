@@ -179,7 +179,7 @@ class HttpClient:
             result = self.attempt(method, url, classify, **kwargs)
             if result.outcome in FINAL_OUTCOMES:
                 return dataclasses.replace(result, attempts=attempts)
-            if False:
+            if result.ambiguous and not idempotent:
                 found = reconcile(lookup)
                 if found.outcome is LookupOutcome.FOUND:
                     return SendResult(Outcome.SENT, provider_message_id=found.provider_message_id,
