@@ -400,3 +400,36 @@ def test_webhook_reply_is_empty_twiml(adapter: TwilioAdapter) -> None:
     body, status, headers = adapter.webhook_reply("inbound")
     assert status == 200 and headers["Content-Type"] == "text/xml"
     assert body.endswith("<Response/>")
+
+
+def test_fake_runs_as_its_own_process() -> None:
+    """`python -m tests.fakes.twilio` serves another process: sends counted and modes switched over HTTP."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    import requests
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.twilio", "--port", "0"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        config = ProviderConfig(id=1, type="twilio", sender=SENDER, base_url=url,
+                                credentials={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN})
+        with get_adapter(config, timeout=2, backoff=0.01) as adapter, requests.Session() as control:
+            assert adapter.send(msg(ref=1, body="uno")).ok
+            assert control.post(f"{url}/_fake/mode", json={"mode": "500", "n": 1}, timeout=5).ok
+            assert adapter.send(msg(ref=2, body="dos")).attempts == 2
+            sent = control.get(f"{url}/_fake/sent", timeout=5).json()
+            assert [m["body"] for m in sent] == ["uno", "dos"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == 0
