@@ -13,8 +13,12 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # inbound: the WhatsApp template a chat message was sent as
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("template_ref", sa.String(length=120), nullable=True))
 
 
 def downgrade():
-    pass
+    # inbound
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("template_ref")

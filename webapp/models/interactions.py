@@ -88,6 +88,8 @@ class Message(db.Model):
     media: Mapped[list[dict[str, str]] | None] = mapped_column(sa.JSON)
     provider_id: Mapped[int | None] = mapped_column(sa.ForeignKey("providers.id", ondelete="SET NULL"))
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(80))
+    # WhatsApp outside the 24 h window: the approved template sent instead of free text.
+    template_ref: Mapped[str | None] = mapped_column(sa.String(120))
     # Outbound: queued → sent → delivered → read, or failed; inbound: received.
     status: Mapped[str] = mapped_column(sa.String(16), default="received")
     error: Mapped[str | None] = mapped_column(sa.String(500))
