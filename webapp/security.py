@@ -108,20 +108,19 @@ def get_agent_or_404(agent_id: int) -> User:
 def get_interaction_or_404(interaction_id: int) -> Interaction:
     """Agents reach their own interactions (and ringall offers of their campaigns); supervisors their groups'."""
     interaction = db.session.get(Interaction, interaction_id)
-    if interaction is None:
+    if interaction is None or not can_see_interaction(current_user, interaction):
         abort(404)
-    user = current_user
+    return interaction
+
+
+def can_see_interaction(user: User, interaction: Interaction) -> bool:
+    """The rule behind get_interaction_or_404, for callers without a request (the live socket's topic check)."""
     if user.is_admin:
-        return interaction
+        return True
     if user.is_agent:
         if interaction.agent_id == user.id:
-            return interaction
-        offered = interaction.agent_id is None and interaction.is_open and db.session.scalar(
+            return True
+        return bool(interaction.agent_id is None and interaction.is_open and db.session.scalar(
             sa.select(Membership.id).where(Membership.campaign_id == interaction.campaign_id,
-                                           Membership.user_id == user.id))
-        if offered:
-            return interaction
-        abort(404)
-    if interaction.campaign.security_group_id in user.security_group_ids:
-        return interaction
-    abort(404)
+                                           Membership.user_id == user.id)))
+    return interaction.campaign.security_group_id in user.security_group_ids

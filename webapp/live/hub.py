@@ -57,6 +57,16 @@ class Hub:
                 sub.topics.add(topic)
                 self._by_topic[topic].add(sub)
 
+    def remove_topics(self, sub: Subscriber, topics: set[str]) -> None:
+        with self._lock:
+            for topic in topics & sub.topics:
+                sub.topics.discard(topic)
+                subs = self._by_topic.get(topic)
+                if subs is not None:
+                    subs.discard(sub)
+                    if not subs:
+                        del self._by_topic[topic]
+
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
             for topic in sub.topics:

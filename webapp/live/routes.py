@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_babel import force_locale
 from flask_login import current_user
 
@@ -70,6 +70,7 @@ def live_socket(ws: Any) -> None:
     topics = requested_topics(user)
     hub = current_app.extensions["conversa_hub"]
     sub = hub.subscribe(topics)
+    g.live_subscriber = sub  # client handlers may follow more topics on this socket (hub.add_topics)
     db.session.expunge_all()
     db.session.remove()  # the loop below may last hours: hold no connection
     last_check = time.monotonic()
