@@ -29,3 +29,38 @@
   });
   window.conversa = { fmt: fmt };
 })();
+// SMS segments while typing (GSM-7 / UCS-2, as webapp/providers/gsm.py counts them): a textarea with
+// `data-segments` writes into the element `[data-segments-for=<its name>]` of the same form, using
+// that element's data-template ("{encoding} · {units} … {segments} …").
+(function () {
+  "use strict";
+  var BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+  var EXT = "\f^{}\\[~]|€";
+  function segments(text) {
+    var chars = Array.from(text || ""), gsm = chars.every(function (c) { return BASIC.indexOf(c) >= 0 || EXT.indexOf(c) >= 0; });
+    var costs = chars.map(function (c) { return gsm ? (EXT.indexOf(c) >= 0 ? 2 : 1) : (c.codePointAt(0) > 0xFFFF ? 2 : 1); });
+    var units = costs.reduce(function (a, b) { return a + b; }, 0), single = gsm ? 160 : 70, multi = gsm ? 153 : 67;
+    var info = { encoding: gsm ? "GSM-7" : "UCS-2", units: units, segments: 0 };
+    if (units === 0) { return info; }
+    if (units <= single) { info.segments = 1; return info; }
+    var n = 1, used = 0;  // a pair (escape, surrogate) never straddles two parts
+    costs.forEach(function (c) { if (used + c > multi) { n += 1; used = 0; } used += c; });
+    info.segments = n;
+    return info;
+  }
+  function show(area) {
+    var out = area.form && area.form.querySelector("[data-segments-for='" + area.name + "']");
+    if (!out) { return; }
+    var info = segments(area.value), tpl = out.dataset.template || "{encoding} · {units} · {segments}";
+    out.textContent = tpl.replace("{encoding}", info.encoding).replace("{units}", info.units).replace("{segments}", info.segments);
+  }
+  document.addEventListener("input", function (e) { if (e.target.matches && e.target.matches("textarea[data-segments]")) { show(e.target); } });
+  // A <select data-autosubmit> submits its form on change (pickers that also work without JavaScript).
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("select[data-autosubmit]") && e.target.form) { e.target.form.submit(); }
+  });
+  document.addEventListener("DOMContentLoaded", function () { document.querySelectorAll("textarea[data-segments]").forEach(show); });
+  window.conversa = window.conversa || {};
+  window.conversa.segments = segments;
+})();
