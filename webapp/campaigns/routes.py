@@ -1,16 +1,107 @@
-from flask import render_template
+"""Inbound campaigns (C1-C3): the form on the left, the campaigns of the user's groups on the right."""
+from __future__ import annotations
 
-from ..security import supervisor_required
-from . import bp
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Provider, SecurityGroup
+from ..security import get_campaign_or_404, supervisor_required, visible_campaigns
+from ..services import admin as admin_service
+from ..services import campaign_config
+from ..templating import render_page
+from . import bp, forms
+from .forms import choices
 
 
-@bp.get("/campaigns")
+def choose_groups_and_providers(form: Any) -> None:
+    """Providers: all of them (they are not group-bound); groups: the user's own unless admin."""
+    form.provider_id.choices = choices((p.id, f"{p.name} ({p.type}, {p.channel})") for p in db.session.scalars(
+        sa.select(Provider).order_by(Provider.name)))
+    groups = campaign_config.allowed_group_ids(current_user)
+    query = sa.select(SecurityGroup).order_by(SecurityGroup.name)
+    if groups is not None:
+        query = query.where(SecurityGroup.id.in_(groups or {-1}))
+    form.security_group_id.choices = choices((g.id, g.name) for g in db.session.scalars(query))
+
+
+def build_form(form_cls: Any, data: dict[str, Any] | None) -> tuple[Any, str | None, str | None]:
+    """The form from the post (with a "+"/"-" applied when that is what was pressed) or from `data`.
+    Returns (form, row kind acted on or None, note)."""
+    if request.method == "POST":
+        formdata, kind, note = forms.edit_rows(request.form)
+        return form_cls(formdata=formdata), kind, note
+    return form_cls(formdata=None, data=data) if data else form_cls(formdata=None), None, None
+
+
+def campaign_page(campaign: Any) -> Any:
+    form, rows_kind, note = build_form(forms.CampaignForm, forms.campaign_data(campaign) if campaign else None)
+    form.strategy.choices = forms.strategy_choices()
+    choose_groups_and_providers(form)
+    if rows_kind is None and form.validate_on_submit():
+        try:
+            saved = campaign_config.save_campaign(campaign, form.values(), forms.schedule_rows(form.schedule),
+                                                  forms.canned_rows(form.canned), current_user)
+            db.session.commit()
+            flash(_("Campaign “%(name)s” saved.", name=saved.name), "ok")
+            return redirect(url_for("campaigns.edit", campaign_id=saved.id))
+        except admin_service.Invalid as exc:
+            db.session.rollback()
+            forms.apply_errors(form, exc.errors)
+        except IntegrityError:
+            db.session.rollback()
+            forms.apply_errors(form, {"name": _("Already used; pick another.")})
+    status = 422 if request.method == "POST" and rows_kind is None else 200
+    campaigns = db.session.scalars(visible_campaigns()).all()
+    return render_page("campaigns/index.html", "campaigns/_page.html", status, form=form, campaign=campaign,
+                       campaigns=campaigns, notes={rows_kind: note} if rows_kind else {})
+
+
+@bp.route("/campaigns", methods=["GET", "POST"])
 @supervisor_required
-def index():
-    return render_template("error.html", code=200, message="campaigns")
+def index() -> Any:
+    return campaign_page(None)
 
 
-@bp.get("/members")
+@bp.route("/campaigns/<int:campaign_id>", methods=["GET", "POST"])
 @supervisor_required
-def members():
-    return render_template("error.html", code=200, message="members")
+def edit(campaign_id: int) -> Any:
+    return campaign_page(get_campaign_or_404(campaign_id))
+
+
+@bp.route("/campaigns/<int:campaign_id>/delete", methods=["GET", "POST"])
+@supervisor_required
+def delete(campaign_id: int) -> Any:
+    """GET asks for confirmation; POST deletes, or says why not (open interactions)."""
+    campaign = get_campaign_or_404(campaign_id)
+    if request.method == "GET":
+        return render_template("admin/confirm.html", obj=campaign, label=campaign.name,
+                               cancel=url_for("campaigns.edit", campaign_id=campaign.id))
+    try:
+        campaign_config.delete_campaign(campaign, current_user)
+        db.session.commit()
+        flash(_("Deleted."), "ok")
+        return redirect(url_for("campaigns.index"))
+    except admin_service.Refused as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+
+
+@bp.post("/forms/rows")
+@supervisor_required
+def rows() -> Any:
+    """htmx "+"/"-" on the unsaved form: the same rows back with one added or the selected one removed."""
+    formdata, kind, note = forms.edit_rows(request.form)
+    if kind is None:
+        abort(400)
+    return render_template("campaigns/_rows_fragment.html", form=forms.RowsForm(formdata=formdata), kind=kind,
+                           note=note)
+
+
+from . import dialer_config, members  # noqa: E402,F401  (their routes join this blueprint)
