@@ -179,6 +179,7 @@ class Factory:
 
         user = User(username=username or f"{role}{self._next()}", role=role, password_hash="!", **kw)
         user.set_password(PASSWORD)
+        db.session.add(user)  # before the groups: autoflush must not meet a user outside the session
         for group in groups or []:
             user.security_groups.append(group)
         if voice and role == "agent":
