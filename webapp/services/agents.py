@@ -85,4 +85,7 @@ def set_on_call(user: User, on_call: bool) -> None:
 
 def _route_later(user: User) -> None:
     """A freed agent may take waiting interactions: routing runs after the commit."""
+    from . import routing
+
     publish("routing", "routing.agent_free", agent_id=user.id)
+    routing.request_routing(None)

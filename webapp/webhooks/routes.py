@@ -1,1 +1,95 @@
-from . import bp  # noqa: F401
+"""Gateway webhooks: verify, parse, queue a job, answer at once. No sign-in, no CSRF (gateways sign)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from flask import Response, abort, current_app, request
+
+from ..extensions import csrf, db
+from ..models import Provider
+from ..providers import get_adapter
+from ..providers.base import ProviderAdapter, WebhookRequest
+from . import bp
+
+log = logging.getLogger(__name__)
+csrf.exempt(bp)
+
+# Gateways that push messages and receipts to the same URL.
+MIXED_PUSH = frozenset({"dinstar", "whatsapp_cloud", "sandbox"})
+
+
+def public_url() -> str:
+    """The URL as the gateway called it: behind a proxy, rebuilt from PUBLIC_BASE_URL."""
+    base = current_app.config.get("PUBLIC_BASE_URL")
+    if not base:
+        return request.url
+    query = request.query_string.decode("utf-8", "replace")
+    return base.rstrip("/") + request.path + (f"?{query}" if query else "")
+
+
+def _provider_or_404(provider_id: int) -> tuple[Provider, ProviderAdapter]:
+    provider = db.session.get(Provider, provider_id)
+    if provider is None or not provider.enabled:
+        abort(404)
+    return provider, get_adapter(provider.to_config())
+
+
+def _webhook_request() -> WebhookRequest:
+    body = request.get_data(cache=True)
+    form = request.form.to_dict() if request.mimetype == "application/x-www-form-urlencoded" else {}
+    return WebhookRequest(method=request.method, url=public_url(), headers=dict(request.headers), body=body,
+                          form=form, args=request.args.to_dict())
+
+
+def _plain(item: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(item)
+    if data.get("received_at") is not None:
+        data["received_at"] = data["received_at"].isoformat()
+    return data
+
+
+def _handle(provider_id: int, kind: str) -> Response:
+    provider, adapter = _provider_or_404(provider_id)
+    hook = _webhook_request()
+    if not adapter.verify_signature(hook):
+        log.warning("webhook %s for provider %s: bad or missing signature from %s", kind, provider_id,
+                    request.remote_addr)
+        abort(403)
+    inbound = [_plain(m) for m in adapter.parse_inbound(hook)] if kind == "inbound" else []
+    statuses = []
+    if kind == "status" or provider.type in MIXED_PUSH:
+        statuses = [_plain(s) for s in adapter.parse_status(hook)]
+    queue = current_app.extensions["conversa_queue"]
+    try:
+        if inbound:
+            queue.enqueue("workers.inbound.process_inbound", provider.id, inbound)
+        if statuses:
+            queue.enqueue("workers.inbound.process_status", provider.id, statuses)
+    except Exception as exc:  # Redis down: say so, so the gateway retries
+        log.error("webhook %s for provider %s not queued: %s", kind, provider_id, exc)
+        abort(503)
+    body, status, headers = adapter.webhook_reply(kind)
+    return Response(body, status=status, headers=headers)
+
+
+@bp.post("/webhooks/<int:provider_id>/inbound")
+def inbound(provider_id: int) -> Response:
+    return _handle(provider_id, "inbound")
+
+
+@bp.post("/webhooks/<int:provider_id>/status")
+def status(provider_id: int) -> Response:
+    return _handle(provider_id, "status")
+
+
+@bp.get("/webhooks/<int:provider_id>/inbound")
+def verify_subscription(provider_id: int) -> Response:
+    """Meta's handshake when the WhatsApp webhook is configured."""
+    _, adapter = _provider_or_404(provider_id)
+    verify = getattr(adapter, "verify_subscription", None)
+    if verify is None:
+        abort(405)
+    body, code = verify(request.args.to_dict())
+    return Response(body, status=code, mimetype="text/plain")
