@@ -73,8 +73,7 @@ def _init_redis(app: Flask) -> None:
 
     def pubsub_client() -> redis.Redis:
         # No read timeout: the subscription blocks until an event comes.
-        return redis.Redis.from_url(url, socket_connect_timeout=2, socket_keepalive=True,
-                                    health_check_interval=15)
+        return redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=15)
 
     app.extensions["conversa_hub"] = Hub(pubsub_client)
 

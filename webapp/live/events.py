@@ -34,7 +34,10 @@ def make_event(topic: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def publish(topic: str, kind: str, **data: Any) -> None:
     """Queue an event for after the current transaction commits."""
-    db.session.info.setdefault(_PENDING, []).append(make_event(topic, kind, data))
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()  # so that a rollback, too, has a transaction to end (and drops the event)
+    session.info.setdefault(_PENDING, []).append(make_event(topic, kind, data))
 
 
 def publish_now(topic: str, kind: str, **data: Any) -> bool:
@@ -70,6 +73,9 @@ def install(app: Any) -> None:
         if events:
             _send(current_app.extensions["conversa_redis"], events)
 
-    @event.listens_for(Session, "after_rollback")
-    def _after_rollback(session: Session) -> None:
-        session.info.pop(_PENDING, None)
+    @event.listens_for(Session, "after_soft_rollback")
+    def _after_rollback(session: Session, previous_transaction: object) -> None:
+        # Fires on every rollback() call, even with no transaction begun; a savepoint's rollback
+        # leaves the outer transaction (and the events queued before it) in place.
+        if not session.in_transaction():
+            session.info.pop(_PENDING, None)
