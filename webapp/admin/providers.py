@@ -29,7 +29,7 @@ def _form(provider: Provider | None) -> ProviderForm:
         form = ProviderForm(formdata=None, data=provider_data(provider))
     else:
         form = ProviderForm()
-    form.type.choices = choices((key, meta.label) for key, meta in TYPES.items())
+    form.type.choices = choices((key, _(meta.label)) for key, meta in TYPES.items())
     if form.type.data not in TYPES:
         form.type.data = "sandbox"
     form.channel.choices = choices((c, "WhatsApp" if c == "whatsapp" else "SMS")
