@@ -127,3 +127,7 @@ def register(app: Flask) -> None:
 
         queued = demo.queue_demo_messages()
         click.echo(f"demo dialer: {queued} messages queued" if queued else "demo dialer: already has messages")
+
+    from .dialers.cli import dialer_group  # `flask dialer import` / `import-dnc` (F1, F2 files)
+
+    app.cli.add_command(dialer_group)

@@ -1,0 +1,60 @@
+"""`flask dialer import FILE.csv` and `flask dialer import-dnc FILE.csv`: the dashboard's uploads, from a shell.
+
+Each prints its summary as JSON and exits 0; a refused file prints the error as JSON on stderr
+({"line", "field", "message", "error"}), exits 1 and leaves the database as it was.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import AppGroup
+from flask_babel import force_locale
+
+from ..extensions import db
+from ..models import Dialer
+from ..services import spool_ingest
+
+dialer_group = AppGroup("dialer", help="Dialer files: bulk messages (F1) and do-not-contact lists (F2).")
+
+
+def _dialer_id(name: str | None) -> int | None:
+    if name is None:
+        return None
+    found = db.session.scalar(sa.select(Dialer.id).where(Dialer.name == name))
+    if found is None:
+        raise click.ClickException(f"no dialer named {name!r}")
+    return found
+
+
+def _run(load: Any, path: str, **kwargs: Any) -> None:
+    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")), open(path, "rb") as stream:
+        try:
+            summary = load(stream, Path(path).name, **kwargs)
+        except spool_ingest.FileRejected as exc:
+            click.echo(json.dumps(exc.as_dict(), ensure_ascii=False), err=True)
+            sys.exit(1)
+    click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
+
+
+@dialer_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dialer", "dialer_name", help="Accept only lines for this dialer.")
+@click.option("--region", default=None, help="Region for numbers without country code (DEFAULT_REGION).")
+def import_command(path: str, dialer_name: str | None, region: str | None) -> None:
+    """Load a bulk-message file (campaign;destination;message;priority;) into the spool."""
+    _run(spool_ingest.load_bulk, path, region=region or current_app.config.get("DEFAULT_REGION", "UY"),
+         only_dialer_id=_dialer_id(dialer_name))
+
+
+@dialer_group.command("import-dnc")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dialer", "dialer_name", help="Accept only lines for this dialer.")
+def import_dnc_command(path: str, dialer_name: str | None) -> None:
+    """Load a do-not-contact file (phone;campaign;) into the list."""
+    _run(spool_ingest.load_dnc, path, only_dialer_id=_dialer_id(dialer_name))

@@ -1,0 +1,541 @@
+"""F1 bulk-message and F2 do-not-contact files: validated, normalised and loaded, streamed.
+
+F1 lines are `campaign;destination;message;priority;` (the trailing ";" is
+optional); "campaign" is the name of an existing dialer. Columns after the
+priority are template variables: the 1st fills `{1}` in the message, the 2nd
+`{2}`, and so on. F2 lines are `phone;campaign;`.
+
+Rules (each refusal is a FileRejected naming the line, and the field when there is one):
+- file name: letters, digits, "_", "." and "-" only, ends in ".csv", at most 64 characters;
+- encoding: UTF-8 (a BOM is fine); a file that is not valid UTF-8 is read as cp1252 (Excel's
+  "CSV" on Windows), or latin-1 when even cp1252 cannot decode it. The summary says which;
+- no empty line anywhere (the newline that ends the last line is fine); spaces at the end of a
+  line are ignored;
+- none of ' " @ ` < > \\ nor a control character (tab included) in any field;
+- at least four columns (F1) / two (F2);
+- the dialer exists (F2: a dialer, else an inbound campaign of that name); with `only_dialer_id`
+  (an upload from one dialer's dashboard) every line must be for that dialer;
+- priority: a whole number from 0 to 9999; message: not empty, at most 1,600 characters once
+  the variables are filled in, and every `{n}` it uses has its column.
+
+Line numbers fused into the first field (the manual's `1campsms;…`, `123578408;marcadortest;`):
+the field is taken as it is when it is valid (it names a dialer; F2: it is a valid number); only
+otherwise, when it begins with the line's own number and what follows is valid, is that number
+dropped. So a dialer named "2go" works as "2go" on any line, and as "12go" on line 1.
+
+Destinations are normalised to E.164 (`phones.to_e164`, region DEFAULT_REGION). A number that is
+not valid still loads, in state INVALID ("Otros" on the dashboard), kept as written; one on the
+do-not-contact list loads as BLOCKED when its dialer has DNCR on (the engine checks again before
+sending); the rest as TO PROCESS.
+
+All or nothing: `load_bulk` and `load_dnc` run in one database transaction on `db.session`. Rows
+go in by chunks of CHUNK with Core executemany while the file streams past (never the whole file
+in memory); any refusal or error rolls the whole transaction back, chunks already inserted
+included, and a success commits. Call them with no other pending work in the session.
+"""
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import IO, Any
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from ..extensions import db
+from ..live.events import publish
+from ..models import Campaign, Dialer, DoNotContact, SpoolMessage, SpoolState, SpoolUpload, utcnow
+from ..providers import gsm
+from . import dnc, phones
+
+CHUNK = 5000
+MAX_PRIORITY = 9999
+MAX_MESSAGE = 1600
+MAX_FILENAME = 64
+MAX_DESTINATION = 32  # sms_spool.destination
+_FILENAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_FORBIDDEN = re.compile(r"['\"@`<>\\\x00-\x1f\x7f-\x9f]")
+_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+_BLOCK = 1 << 20
+
+
+class FileRejected(Exception):
+    """A file that breaks a rule: nothing of it was loaded."""
+
+    def __init__(self, message: str, *, line: int | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.field = field
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(_("line %(line)s", line=self.line))
+        if self.field is not None:
+            where.append(_("field %(field)s", field=self.field))
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "message": self.message, "error": str(self)}
+
+
+# -- summaries -------------------------------------------------------------------------------------
+@dataclass
+class PreviewRow:
+    line: int
+    dialer: str
+    destination: str  # as written
+    e164: str | None
+    message: str  # variables filled in
+    priority: int
+    encoding: str  # "gsm-7" / "ucs-2"
+    segments: int
+    blocked: bool = False
+
+
+@dataclass
+class BulkPreview:
+    rows: list[PreviewRow]
+    total: int
+    invalid: int
+    blocked: int
+    per_dialer: dict[str, dict[str, int]]
+    encoding_counts: dict[str, int]
+    segments_total: int
+    encoding: str  # of the file
+
+
+@dataclass
+class LoadSummary:
+    loaded: int  # every row written to the spool, whatever its state
+    invalid: int
+    blocked: int
+    upload_id: int
+    per_dialer: dict[str, dict[str, int]]
+    to_process: int = 0
+    encoding: str = "utf-8"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"loaded": self.loaded, "to_process": self.to_process, "invalid": self.invalid,
+                "blocked": self.blocked, "upload_id": self.upload_id, "per_dialer": self.per_dialer,
+                "encoding": self.encoding}
+
+
+@dataclass
+class DncSummary:
+    added: int
+    already: int  # on the list before (or twice in the file): not stored again
+    upload_id: int
+    invalid: int = 0  # stored as written (digits): they can never match a valid destination
+    per_dialer: dict[str, int] = field(default_factory=dict)
+    encoding: str = "utf-8"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"added": self.added, "already": self.already, "invalid": self.invalid,
+                "upload_id": self.upload_id, "per_dialer": self.per_dialer, "encoding": self.encoding}
+
+
+# -- file level ------------------------------------------------------------------------------------
+def check_filename(name: str) -> str:
+    """The manual's rule: no spaces or odd characters, not too long (DISCTEST29042014.csv)."""
+    if not name:
+        raise FileRejected(_("the file has no name"), field="filename")
+    if len(name) > MAX_FILENAME:
+        raise FileRejected(_("the file name is longer than %(max)s characters", max=MAX_FILENAME),
+                           field="filename")
+    if not _FILENAME.fullmatch(name):
+        raise FileRejected(_("the file name may only have letters, digits, \"_\", \".\" and \"-\" "
+                             "(no spaces or accents), for example DISCTEST29042014.csv"), field="filename")
+    if not name.lower().endswith(".csv") or len(name) == 4:
+        raise FileRejected(_("the file must be a .csv file"), field="filename")
+    return name
+
+
+def _seekable(stream: IO[bytes]) -> IO[bytes]:
+    """The stream itself when it can be read twice; else a spooled copy (memory up to 8 MiB, then disk)."""
+    try:
+        if stream.seekable():
+            return stream
+    except (AttributeError, ValueError):
+        pass
+    copy = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - closed by the caller
+    while block := stream.read(_BLOCK):
+        copy.write(block)
+    copy.seek(0)
+    return copy
+
+
+def _decodes(stream: IO[bytes], encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        while block := stream.read(_BLOCK):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _detect_encoding(stream: IO[bytes]) -> str:
+    """UTF-8 (BOM or not) when the whole file decodes as such; else cp1252; else latin-1."""
+    start = stream.tell()
+    head = stream.read(3)
+    stream.seek(start)
+    for encoding in ("utf-8", "cp1252"):
+        ok = _decodes(stream, encoding)
+        stream.seek(start)
+        if ok:
+            return "utf-8-sig" if encoding == "utf-8" and head == codecs.BOM_UTF8 else encoding
+    return "latin-1"
+
+
+class _Lines:
+    """The file's lines, decoded, without their newline; counts them (1-based)."""
+
+    def __init__(self, stream: IO[bytes]):
+        self.source = _seekable(stream)
+        self.encoding = _detect_encoding(self.source)
+        self.text = io.TextIOWrapper(self.source, encoding=self.encoding, newline=None)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        line_no = 0
+        for line_no, line in enumerate(self.text, 1):  # noqa: B007 - used after the loop
+            if line.endswith("\n"):
+                line = line[:-1]
+            line = line.rstrip(" ")
+            if not line:
+                raise FileRejected(_("empty line: the file may not have empty lines (not even after "
+                                     "the last one)"), line=line_no)
+            yield line_no, line
+        if line_no == 0:
+            raise FileRejected(_("the file is empty"))
+
+    def close(self, original: IO[bytes]) -> None:
+        self.text.detach()  # leave the caller's stream open
+        if self.source is not original:
+            self.source.close()
+
+    @property
+    def encoding_label(self) -> str:
+        return {"utf-8-sig": "utf-8 (BOM)"}.get(self.encoding, self.encoding)
+
+
+def _field_name(index: int) -> str:
+    names = ("campaign", "destination", "message", "priority")
+    return names[index] if index < len(names) else f"variable {index - len(names) + 1}"
+
+
+def _split(line_no: int, line: str, minimum: int, names: Callable[[int], str]) -> list[str]:
+    """The fields of a line (a final ";" ends the line, it opens no column); checks characters."""
+    bad = _FORBIDDEN.search(line)
+    if bad is not None:
+        index = line.count(";", 0, bad.start())
+        char = bad.group()
+        shown = char if char.isprintable() else f"U+{ord(char):04X}"
+        raise FileRejected(_("the character %(char)s is not allowed (none of ' \" @ ` < > \\ or control "
+                             "characters)", char=shown), line=line_no, field=names(index))
+    fields = line.split(";")
+    if len(fields) > 1 and fields[-1] == "":
+        fields.pop()
+    if len(fields) < minimum:
+        raise FileRejected(_("the line has %(found)s columns; it needs at least %(needed)s",
+                             found=len(fields), needed=minimum), line=line_no)
+    return fields
+
+
+def _resolve_name(raw: str, line_no: int, known: Callable[[str], Any]) -> Any:
+    """The fused-line-number rule (module docstring): as written first, then without the line number."""
+    found = known(raw)
+    if found is not None:
+        return found
+    prefix = str(line_no)
+    if raw.startswith(prefix) and len(raw) > len(prefix):
+        return known(raw[len(prefix):])
+    return None
+
+
+# -- F1 --------------------------------------------------------------------------------------------
+@dataclass
+class _DialerInfo:
+    id: int
+    name: str
+    dncr: bool
+
+
+class _BulkParser:
+    """Turns lines into [dialer, destination, e164, body, priority, line] rows; raises FileRejected."""
+
+    def __init__(self, region: str, only_dialer_id: int | None):
+        self.region = region
+        self.only_dialer_id = only_dialer_id
+        self.dialers = {name: _DialerInfo(id_, name, dncr) for id_, name, dncr in db.session.execute(
+            sa.select(Dialer.id, Dialer.name, Dialer.dncr))}
+
+    def dialer_for(self, raw: str, line_no: int) -> _DialerInfo:
+        dialer = _resolve_name(raw, line_no, self.dialers.get)
+        if dialer is None:
+            raise FileRejected(_("there is no dialer named %(name)s", name=raw or '""'),
+                               line=line_no, field="campaign")
+        if self.only_dialer_id is not None and dialer.id != self.only_dialer_id:
+            raise FileRejected(_("this upload is for one dialer only; the line is for %(name)s",
+                                 name=dialer.name), line=line_no, field="campaign")
+        return dialer
+
+    def rows(self, lines: _Lines) -> Iterator[list[Any]]:
+        to_e164 = phones.to_e164
+        region = self.region
+        last_name, last_dialer = None, None
+        for line_no, line in lines:
+            fields = _split(line_no, line, 4, _field_name)
+            name = fields[0].strip()
+            if name != last_name or last_dialer is None:
+                last_dialer, last_name = self.dialer_for(name, line_no), name
+            destination = fields[1].strip()
+            if not destination:
+                raise FileRejected(_("the destination is empty"), line=line_no, field="destination")
+            if len(destination) > MAX_DESTINATION:
+                raise FileRejected(_("the destination is longer than %(max)s characters",
+                                     max=MAX_DESTINATION), line=line_no, field="destination")
+            priority_text = fields[3].strip()
+            if not (priority_text.isascii() and priority_text.isdigit()) or int(priority_text) > MAX_PRIORITY:
+                raise FileRejected(_("must be a whole number from 0 to %(max)s", max=MAX_PRIORITY),
+                                   line=line_no, field="priority")
+            body = fields[2].strip()
+            if "{" in body:
+                body = self._fill(body, fields[4:], line_no)
+            if not body.strip():
+                raise FileRejected(_("the message is empty"), line=line_no, field="message")
+            if len(body) > MAX_MESSAGE:
+                raise FileRejected(_("the message has %(length)s characters; at most %(max)s",
+                                     length=len(body), max=MAX_MESSAGE), line=line_no, field="message")
+            yield [last_dialer, destination, to_e164(destination, region), body, int(priority_text), line_no]
+
+    @staticmethod
+    def _fill(body: str, variables: list[str], line_no: int) -> str:
+        def value(match: re.Match[str]) -> str:
+            index = int(match.group(1))
+            if index < 1 or index > len(variables):
+                raise FileRejected(_("the message uses {%(n)s} but the line has %(count)s variable columns",
+                                     n=index, count=len(variables)), line=line_no, field="message")
+            return variables[index - 1].strip()
+
+        return _PLACEHOLDER.sub(value, body)
+
+
+def _chunks(rows: Iterator[list[Any]]) -> Iterator[list[list[Any]]]:
+    chunk: list[list[Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _blocked_in(chunk: list[list[Any]]) -> set[tuple[int, str]]:
+    """(dialer id, e164) pairs of this chunk on the do-not-contact list, for dialers with DNCR on."""
+    by_dialer: dict[int, set[str]] = {}
+    for dialer, _dest, e164, *_rest in chunk:
+        if e164 is not None and dialer.dncr:
+            by_dialer.setdefault(dialer.id, set()).add(e164)
+    return {(dialer_id, number) for dialer_id, numbers in by_dialer.items()
+            for number in dnc.blocked_among(numbers, dialer_id=dialer_id)}
+
+
+def _new_counts() -> dict[str, int]:
+    return {"loaded": 0, "to_process": 0, "invalid": 0, "blocked": 0}
+
+
+@lru_cache(maxsize=4096)
+def _segments(body: str) -> gsm.SegmentInfo:
+    return gsm.segments(body)
+
+
+def preview_bulk(stream: IO[bytes], filename: str, *, region: str, only_dialer_id: int | None = None,
+                 sample: int = 10) -> BulkPreview:
+    """Check the whole file as load_bulk would (FileRejected alike) without writing; the first rows shown."""
+    check_filename(filename)
+    lines = _Lines(stream)
+    parser = _BulkParser(region, only_dialer_id)
+    rows: list[PreviewRow] = []
+    per_dialer: dict[str, dict[str, int]] = {}
+    encoding_counts = {"gsm7": 0, "ucs2": 0}
+    total = invalid = blocked = segments_total = 0
+    try:
+        for chunk in _chunks(parser.rows(lines)):
+            listed = _blocked_in(chunk)
+            for dialer, destination, e164, body, priority, line_no in chunk:
+                counts = per_dialer.setdefault(dialer.name, _new_counts())
+                info = _segments(body)
+                is_blocked = (dialer.id, e164) in listed
+                state = "invalid" if e164 is None else "blocked" if is_blocked else "to_process"
+                counts["loaded"] += 1
+                counts[state] += 1
+                total += 1
+                invalid += e164 is None
+                blocked += is_blocked
+                encoding_counts["gsm7" if info.encoding == "gsm-7" else "ucs2"] += 1
+                segments_total += info.segments
+                if len(rows) < sample:
+                    rows.append(PreviewRow(line_no, dialer.name, destination, e164, body, priority,
+                                           info.encoding, info.segments, is_blocked))
+    finally:
+        lines.close(stream)
+    return BulkPreview(rows, total, invalid, blocked, per_dialer, encoding_counts, segments_total,
+                       lines.encoding_label)
+
+
+def load_bulk(stream: IO[bytes], filename: str, *, region: str, user_id: int | None = None,
+              only_dialer_id: int | None = None) -> LoadSummary:
+    """Load an F1 file into sms_spool, all or nothing (one transaction; commits on success)."""
+    check_filename(filename)
+    session = db.session
+    lines = _Lines(stream)
+    try:
+        parser = _BulkParser(region, only_dialer_id)
+        upload = SpoolUpload(kind="bulk", filename=filename, user_id=user_id, dialer_id=only_dialer_id,
+                             counts={})
+        session.add(upload)
+        session.flush()
+        insert = sa.insert(SpoolMessage.__table__)
+        now = utcnow()
+        per_dialer: dict[int, dict[str, int]] = {}
+        names: dict[int, str] = {}
+        for chunk in _chunks(parser.rows(lines)):
+            listed = _blocked_in(chunk)
+            values = []
+            for dialer, destination, e164, body, priority, _line in chunk:
+                if e164 is None:
+                    state, key = SpoolState.INVALID, "invalid"
+                elif (dialer.id, e164) in listed:
+                    state, key = SpoolState.BLOCKED, "blocked"
+                else:
+                    state, key = SpoolState.TO_PROCESS, "to_process"
+                counts = per_dialer.get(dialer.id)
+                if counts is None:
+                    counts = per_dialer[dialer.id] = _new_counts()
+                    names[dialer.id] = dialer.name
+                counts[key] += 1
+                values.append({"dialer_id": dialer.id, "upload_id": upload.id,
+                               "destination": e164 or destination, "body": body, "priority": priority,
+                               "state": state, "attempts": 0, "needs_review": False, "created_at": now})
+            session.execute(insert, values)
+        totals = _new_counts()
+        by_name: dict[str, dict[str, int]] = {}
+        for dialer_id, counts in per_dialer.items():
+            counts["loaded"] = counts["to_process"] + counts["invalid"] + counts["blocked"]
+            by_name[names[dialer_id]] = counts
+            for key in totals:
+                totals[key] += counts[key]
+        summary = LoadSummary(totals["loaded"], totals["invalid"], totals["blocked"], upload.id, by_name,
+                              totals["to_process"], lines.encoding_label)
+        upload.counts = summary.as_dict()
+        if upload.dialer_id is None and len(per_dialer) == 1:
+            upload.dialer_id = next(iter(per_dialer))
+        for dialer_id in sorted(per_dialer):
+            publish(f"dialer:{dialer_id}", "dialer.counts", dialer_id=dialer_id)
+        session.commit()
+        return summary
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        lines.close(stream)
+
+
+# -- F2 --------------------------------------------------------------------------------------------
+def _dnc_field_name(index: int) -> str:
+    return ("phone", "campaign")[index] if index < 2 else f"column {index + 1}"
+
+
+def load_dnc(stream: IO[bytes], filename: str, *, user_id: int | None = None,
+             only_dialer_id: int | None = None) -> DncSummary:
+    """Load an F2 file (`phone;campaign;`) into the do-not-contact list, all or nothing (commits).
+
+    "campaign" names a dialer; when no dialer has that name, an inbound campaign. A number
+    already listed for the same dialer/campaign (or twice in the file) is counted in `already`.
+    """
+    check_filename(filename)
+    session = db.session
+    lines = _Lines(stream)
+    region = dnc.default_region()
+    try:
+        dialers = dict(session.execute(sa.select(Dialer.name, Dialer.id)).tuples())
+        campaigns = dict(session.execute(sa.select(Campaign.name, Campaign.id)).tuples())
+
+        def scope_for(name: str) -> tuple[int | None, int | None, str] | None:
+            if name in dialers:
+                return (dialers[name], None, name)
+            if name in campaigns:
+                return (None, campaigns[name], name)
+            return None
+
+        upload = SpoolUpload(kind="dnc", filename=filename, user_id=user_id, dialer_id=only_dialer_id,
+                             counts={})
+        session.add(upload)
+        session.flush()
+        added = already = invalid = 0
+        per_scope: dict[str, int] = {}
+        now = utcnow()
+
+        def rows() -> Iterator[tuple[str, int | None, int | None, str]]:
+            nonlocal invalid
+            for line_no, line in lines:
+                fields = _split(line_no, line, 2, _dnc_field_name)
+                extra = [i for i, value in enumerate(fields[2:], 2) if value.strip()]
+                if extra:
+                    raise FileRejected(_("the line has more columns than phone;campaign"), line=line_no,
+                                       field=_dnc_field_name(extra[0]))
+                name = fields[1].strip()
+                scope = _resolve_name(name, line_no, scope_for)
+                if scope is None:
+                    raise FileRejected(_("there is no dialer or campaign named %(name)s", name=name or '""'),
+                                       line=line_no, field="campaign")
+                if only_dialer_id is not None and scope[0] != only_dialer_id:
+                    raise FileRejected(_("this upload is for one dialer only; the line is for %(name)s",
+                                         name=name), line=line_no, field="campaign")
+                raw = fields[0].strip()
+                phone = _resolve_name(raw, line_no, lambda text: phones.to_e164(text, region))
+                if phone is None:
+                    phone = dnc.normalise(raw, region)
+                    if phone is None:
+                        raise FileRejected(_("%(value)s is not a phone number", value=raw or '""'),
+                                           line=line_no, field="phone")
+                    invalid += 1
+                yield phone, scope[0], scope[1], scope[2]
+
+        for chunk in _chunks(rows()):  # type: ignore[arg-type]
+            existing = set(session.execute(sa.select(
+                DoNotContact.phone, DoNotContact.dialer_id, DoNotContact.campaign_id).where(
+                DoNotContact.phone.in_({row[0] for row in chunk}))).tuples())
+            values = []
+            for phone, dialer_id, campaign_id, name in chunk:
+                key = (phone, dialer_id, campaign_id)
+                if key in existing:
+                    already += 1
+                    continue
+                existing.add(key)
+                added += 1
+                per_scope[name] = per_scope.get(name, 0) + 1
+                values.append({"phone": phone, "dialer_id": dialer_id, "campaign_id": campaign_id,
+                               "source": "upload", "created_at": now})
+            if values:
+                session.execute(sa.insert(DoNotContact.__table__), values)
+        summary = DncSummary(added, already, upload.id, invalid, per_scope, lines.encoding_label)
+        upload.counts = summary.as_dict()
+        for dialer_id in sorted({dialers[n] for n in per_scope if n in dialers}):
+            publish(f"dialer:{dialer_id}", "dialer.counts", dialer_id=dialer_id)
+        session.commit()
+        return summary
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        lines.close(stream)
