@@ -1,16 +1,322 @@
-from flask import render_template
+"""S1-S3: campaign monitor, actions on an agent, transcripts. Thin views over services."""
+from __future__ import annotations
 
-from ..security import supervisor_required
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..extensions import db
+from ..models import BreakType, Campaign, SecurityGroup, User
+from ..security import (
+    get_agent_or_404,
+    get_interaction_or_404,
+    supervisor_required,
+    visible_agents,
+    visible_campaigns,
+)
+from ..services import stats, supervision, transcripts
+from ..services.supervision import SupervisionError
+from ..templating import is_htmx, render_page
 from . import bp
+from . import live as _live  # noqa: F401 - registers topic checks and renderers
+from .forms import ChatForm, MonitorCampaignsForm, PauseForm, TranscriptSearchForm
+
+MONITOR_KEY = "monitor_campaigns"
+
+
+@bp.app_template_filter("epoch")
+def epoch_filter(moment: Any) -> float:
+    return stats.since_epoch(moment)
+
+
+# -- S1 campaign monitor ------------------------------------------------------------
+def _monitor_campaigns() -> tuple[list[int], list[Any]]:
+    """(chosen campaign ids, every visible campaign as (id, name)); the choice lives in the session."""
+    visible = db.session.execute(visible_campaigns().with_only_columns(Campaign.id, Campaign.name)).all()
+    ids = [row.id for row in visible]
+    saved = session.get(MONITOR_KEY)
+    chosen = [i for i in saved if i in set(ids)] if saved else ids
+    return chosen, visible
+
+
+def _monitor_context(ids: list[int]) -> dict[str, Any]:
+    return {"campaign_stats": stats.campaign_stats(ids),
+            "agents": stats.agent_rows(viewer_agents=visible_agents(), campaign_ids=ids),
+            "waiting": stats.waiting_rows(ids)}
+
+
+def _group_topics() -> list[str]:
+    if current_user.is_admin:
+        ids = db.session.scalars(sa.select(SecurityGroup.id)).all()
+    else:
+        ids = sorted(current_user.security_group_ids)
+    return [f"group:{gid}" for gid in ids]
 
 
 @bp.get("/monitor")
 @supervisor_required
-def monitor():
-    return render_template("error.html", code=200, message="monitor")
+def monitor() -> Any:
+    ids, visible = _monitor_campaigns()
+    form = MonitorCampaignsForm(campaigns=ids)
+    form.campaigns.choices = [(row.id, row.name) for row in visible]
+    topics = [f"campaign:{i}" for i in ids] + _group_topics()
+    return render_template("supervisor/monitor.html", form=form, topics=",".join(topics), **_monitor_context(ids))
 
 
-@bp.get("/transcripts")
+@bp.post("/monitor/campaigns")
 @supervisor_required
-def transcripts():
-    return render_template("error.html", code=200, message="transcripts")
+def monitor_select() -> Any:
+    form = MonitorCampaignsForm()
+    if form.validate_on_submit():
+        visible = set(db.session.scalars(visible_campaigns().with_only_columns(Campaign.id)).all())
+        session[MONITOR_KEY] = [i for i in form.campaigns.data or [] if i in visible]
+    return redirect(url_for(".monitor"))
+
+
+@bp.get("/monitor/stats")
+@supervisor_required
+def monitor_stats() -> Any:
+    ids, _visible = _monitor_campaigns()
+    return render_template("supervisor/_stats.html", campaign_stats=stats.campaign_stats(ids))
+
+
+@bp.get("/monitor/agents")
+@supervisor_required
+def monitor_agents() -> Any:
+    ids, _visible = _monitor_campaigns()
+    return render_template("supervisor/_agents.html",
+                           agents=stats.agent_rows(viewer_agents=visible_agents(), campaign_ids=ids))
+
+
+@bp.get("/monitor/waiting")
+@supervisor_required
+def monitor_waiting() -> Any:
+    ids, _visible = _monitor_campaigns()
+    return render_template("supervisor/_waiting.html", waiting=stats.waiting_rows(ids))
+
+
+# -- S2 actions on an agent -------------------------------------------------------------
+def _panel(agent: User, fragment: str, status: int = 200, **context: Any) -> Any:
+    return render_page("supervisor/panel_page.html", fragment, status=status, agent=agent, fragment=fragment,
+                       **context)
+
+
+def _panel_context(agent: User) -> dict[str, Any]:
+    row = stats.agent_rows(agent_ids=[agent.id])
+    breaks = db.session.scalars(sa.select(BreakType).where(BreakType.enabled).order_by(BreakType.name)).all()
+    pause = PauseForm()
+    pause.break_type_id.choices = [(b.id, f"{b.icon} {b.name}") for b in breaks]
+    return {"row": row[0] if row else None, "pause_form": pause,
+            "open_interactions": supervision.open_interactions(agent)}
+
+
+@bp.get("/monitor/agents/<int:agent_id>")
+@supervisor_required
+def agent_panel(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    return _panel(agent, "supervisor/_agent_panel.html", **_panel_context(agent))
+
+
+@bp.get("/monitor/agents/<int:agent_id>/spy")
+@supervisor_required
+def agent_spy(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    conversations = [(i, supervision.recent_messages(i)) for i in supervision.open_interactions(agent)]
+    supervision.record_view(current_user, agent, "spy", interactions=[i.id for i, _m in conversations])
+    db.session.commit()
+    return _panel(agent, "supervisor/_spy.html", conversations=conversations)
+
+
+@bp.get("/monitor/agents/<int:agent_id>/spy/<int:interaction_id>")
+@supervisor_required
+def spy_messages(agent_id: int, interaction_id: int) -> Any:
+    """Polling fallback of one spied conversation."""
+    agent = get_agent_or_404(agent_id)
+    interaction = get_interaction_or_404(interaction_id)
+    if interaction.agent_id != agent.id:
+        abort(404)
+    return render_template("supervisor/_spy_messages.html", interaction=interaction,
+                           messages=supervision.recent_messages(interaction))
+
+
+@bp.get("/monitor/agents/<int:agent_id>/screen")
+@supervisor_required
+def agent_screen(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    try:
+        supervision.ensure_screen_allowed(agent)
+    except SupervisionError as exc:
+        return _panel(agent, "supervisor/_refused.html", status=403, message=str(exc))
+    if request.args.get("poll") != "1":
+        supervision.record_view(current_user, agent, "screen")
+        db.session.commit()
+    state = supervision.screen_state(agent)
+    return _panel(agent, "supervisor/_screen.html", screen=state, messages=_screen_messages(state))
+
+
+def _screen_messages(state: supervision.ScreenState) -> list[Any]:
+    return supervision.recent_messages(state.interaction, limit=20) if state.interaction else []
+
+
+@bp.get("/monitor/agents/<int:agent_id>/info")
+@supervisor_required
+def agent_info(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    supervision.record_view(current_user, agent, "info")
+    db.session.commit()
+    return _panel(agent, "supervisor/_info.html", info=supervision.agent_info(agent))
+
+
+def _after_action(agent: User, message: str | None, error: str | None = None) -> Any:
+    if not is_htmx():
+        if message:
+            flash(message)
+        if error:
+            flash(error, "error")
+        return redirect(url_for(".agent_panel", agent_id=agent.id))
+    return _panel(agent, "supervisor/_agent_panel.html", status=400 if error else 200, notice=message,
+                  error=error, **_panel_context(agent))
+
+
+@bp.post("/monitor/agents/<int:agent_id>/pause")
+@supervisor_required
+def agent_pause(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    form = PauseForm()
+    form.break_type_id.choices = [(b.id, b.name) for b in db.session.scalars(sa.select(BreakType))]
+    if not form.validate_on_submit():
+        return _after_action(agent, None, _("Choose a break type."))
+    try:
+        break_type = supervision.pause_agent(current_user, agent, form.break_type_id.data)
+    except SupervisionError as exc:
+        db.session.rollback()
+        return _after_action(agent, None, str(exc))
+    db.session.commit()
+    return _after_action(agent, _("%(agent)s is now in break: %(name)s.", agent=agent.display_name,
+                                  name=break_type.name))
+
+
+@bp.post("/monitor/agents/<int:agent_id>/resume")
+@supervisor_required
+def agent_resume(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    try:
+        supervision.resume_agent(current_user, agent)
+    except SupervisionError as exc:
+        db.session.rollback()
+        return _after_action(agent, None, str(exc))
+    db.session.commit()
+    return _after_action(agent, _("%(agent)s is back from break.", agent=agent.display_name))
+
+
+@bp.post("/monitor/agents/<int:agent_id>/logout")
+@supervisor_required
+def agent_logout(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    requeued = supervision.logout_agent(current_user, agent)
+    db.session.commit()
+    return _after_action(agent, _("%(agent)s was logged out; %(count)s unanswered interactions went back to the "
+                                  "queue.", agent=agent.display_name, count=len(requeued)))
+
+
+@bp.route("/monitor/agents/<int:agent_id>/chat", methods=["GET", "POST"])
+@supervisor_required
+def agent_chat(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    form = ChatForm()
+    if request.method == "GET":
+        return _panel(agent, "supervisor/_chat.html", form=form, chat=supervision.chat_history(agent))
+    if not form.validate_on_submit():
+        if not is_htmx():
+            return redirect(url_for(".agent_chat", agent_id=agent.id))
+        return render_template("supervisor/_chat_form.html", agent=agent, form=form), 400
+    supervision.send_chat(current_user, agent, form.body.data)
+    db.session.commit()
+    if not is_htmx():
+        return redirect(url_for(".agent_chat", agent_id=agent.id))
+    # The new line reaches every open chat over the socket (or the log's polling, told by chat-sent).
+    response = make_response(render_template("supervisor/_chat_form.html", agent=agent, form=ChatForm(formdata=None)))
+    response.headers["HX-Trigger"] = "chat-sent"
+    return response
+
+
+@bp.get("/monitor/agents/<int:agent_id>/chat/log")
+@supervisor_required
+def agent_chat_log(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    return render_template("supervisor/_chat_log.html", agent=agent, chat=supervision.chat_history(agent))
+
+
+# -- S3 transcripts ---------------------------------------------------------------------
+def _transcript_form() -> tuple[TranscriptSearchForm, transcripts.TranscriptFilter]:
+    form = TranscriptSearchForm(request.args)
+    form.campaigns.choices = [(c.id, c.name) for c in db.session.scalars(visible_campaigns())]
+    form.agents.choices = [(a.id, a.display_name) for a in db.session.scalars(visible_agents())]
+    form.validate()
+    flt = transcripts.TranscriptFilter(
+        start=form.start.data if not form.start.errors else None,
+        end=form.end.data if not form.end.errors else None,
+        origin=form.origin.data or "", campaign_ids=list(form.campaigns.data or []),
+        agent_ids=list(form.agents.data or []))
+    return form, flt
+
+
+def _query_without(*names: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.args.items(multi=True) if k not in names]
+
+
+@bp.get("/transcripts", endpoint="transcripts")
+@supervisor_required
+def transcripts_page() -> Any:
+    form, flt = _transcript_form()
+    page = transcripts.search(current_user, flt, page=request.args.get("page", 1, type=int))
+    return render_page("supervisor/transcripts.html", "supervisor/_transcript_results.html", form=form,
+                       results=page, query=_query_without("page"))
+
+
+@bp.get("/transcripts/export.csv")
+@supervisor_required
+def transcripts_export() -> Any:
+    _form, flt = _transcript_form()
+    user = current_user._get_current_object()
+    response = Response(stream_with_context(transcripts.export_csv(user, flt)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="transcripts.csv"'
+    return response
+
+
+@bp.get("/transcripts/<int:interaction_id>")
+@supervisor_required
+def transcript(interaction_id: int) -> Any:
+    interaction = get_interaction_or_404(interaction_id)
+    messages = transcripts.messages(interaction)
+    return render_page("supervisor/transcript.html", "supervisor/_transcript.html", interaction=interaction,
+                       messages=messages, sender_label=transcripts.sender_label)
+
+
+@bp.get("/transcripts/<int:interaction_id>.<fmt>")
+@supervisor_required
+def transcript_download(interaction_id: int, fmt: str) -> Any:
+    interaction = get_interaction_or_404(interaction_id)
+    if fmt == "txt":
+        body, mimetype = transcripts.conversation_text(interaction), "text/plain"
+    elif fmt == "csv":
+        body, mimetype = transcripts.conversation_csv(interaction), "text/csv"
+    else:
+        abort(404)
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="interaction-{interaction.id}.{fmt}"'
+    return response

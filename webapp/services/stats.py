@@ -1,0 +1,268 @@
+"""S1: the campaign monitor's figures, each defined once, here.
+
+Every figure is about "today": the contact center's local day (CENTER_TIMEZONE) that contains
+`now`, from local midnight; `now` is naive UTC like every stored time. All waits are measured
+from `Interaction.created_at` (the customer's first message), so a requeue or a transfer does
+not restart the customer's clock.
+
+Per campaign:
+- waiting: interactions in status WAITING (in the queue, no agent yet), whatever their age.
+- active: interactions with an agent (ASSIGNED or ACTIVE), whatever their age.
+- completed: interactions CLOSED today (closed_at today), whenever they arrived.
+- abandoned: interactions that arrived today, never got an agent's reply (first_reply_at empty) and
+  either are ABANDONED, or are still open and have waited at least `abandon_threshold_seconds`
+  (now - created_at >= threshold). A still-waiting customer past the threshold counts both as
+  waiting and as abandoned: that is what the manual's abandon threshold means.
+- answered: interactions that arrived today and have a first agent reply.
+- answered_in_sl: of those, the ones whose first reply came within `sl_threshold_seconds`
+  (first_reply_at - created_at <= threshold).
+- service_level = 100 * answered_in_sl / (answered + abandoned), or None when both are zero
+  (nothing to measure yet; shown as "—", never as a breach).
+- long_chats: active interactions (ASSIGNED/ACTIVE) older than `chat_time_threshold_seconds`
+  (now - created_at > threshold): flagged on the monitor.
+Thresholds crossed (highlighted): waiting > acd_max_waiting; long_chats > 0;
+service_level < service_level_target.
+
+Per agent (the same for every campaign a monitor shows): completed = interactions the agent
+closed today; active = the agent's ASSIGNED/ACTIVE interactions, counted by channel for the icons.
+
+Each function runs one query, however many campaigns or agents it covers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..extensions import db
+from ..models import AgentState as State
+from ..models import (
+    BreakType,
+    Campaign,
+    Interaction,
+    InteractionStatus,
+    Membership,
+    User,
+)
+from . import time as clock
+
+WITH_AGENT = (InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)
+CHANNELS = ("sms", "whatsapp")
+
+
+def day_start(now: datetime) -> datetime:
+    """Local midnight (center time zone) of the day containing `now`, as naive UTC."""
+    tz = ZoneInfo(current_app.config["CENTER_TIMEZONE"])
+    local = now.replace(tzinfo=UTC).astimezone(tz)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
+    return midnight.astimezone(UTC).replace(tzinfo=None)
+
+
+def seconds_between(start: sa.ColumnElement, end: sa.ColumnElement | datetime) -> sa.ColumnElement:
+    """SQL for (end - start) in seconds, on SQLite and PostgreSQL."""
+    if isinstance(end, datetime):
+        end = sa.literal(end, sa.DateTime)
+    if db.session.get_bind().dialect.name == "postgresql":
+        return sa.extract("epoch", end - start)
+    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+
+
+@dataclass
+class CampaignStats:
+    campaign_id: int
+    name: str = ""
+    waiting: int = 0
+    active: int = 0
+    completed: int = 0
+    abandoned: int = 0
+    answered: int = 0
+    answered_in_sl: int = 0
+    long_chats: int = 0
+    acd_max_waiting: int = 0
+    service_level_target: int = 0
+
+    @property
+    def service_level(self) -> float | None:
+        base = self.answered + self.abandoned
+        return None if base == 0 else 100.0 * self.answered_in_sl / base
+
+    @property
+    def waiting_over(self) -> bool:
+        return self.waiting > self.acd_max_waiting
+
+    @property
+    def chat_time_over(self) -> bool:
+        return self.long_chats > 0
+
+    @property
+    def service_level_under(self) -> bool:
+        level = self.service_level
+        return level is not None and level < self.service_level_target
+
+
+def _count(condition: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def campaign_stats(campaign_ids: list[int], now: datetime | None = None) -> list[CampaignStats]:
+    """The figures of each campaign (in name order), one query for all of them."""
+    if not campaign_ids:
+        return []
+    now = now or clock.now()
+    start = day_start(now)
+    i, c = Interaction, Campaign
+    age = seconds_between(i.created_at, now)
+    arrived_today = i.created_at >= start
+    unanswered = i.first_reply_at.is_(None)
+    abandoned = sa.and_(arrived_today, unanswered, sa.or_(
+        i.status == InteractionStatus.ABANDONED,
+        sa.and_(i.status.in_(InteractionStatus.OPEN), age >= c.abandon_threshold_seconds)))
+    answered = sa.and_(arrived_today, i.first_reply_at.is_not(None))
+    in_sl = sa.and_(answered, seconds_between(i.created_at, i.first_reply_at) <= c.sl_threshold_seconds)
+    counts = (
+        sa.select(i.campaign_id,
+                  _count(i.status == InteractionStatus.WAITING).label("waiting"),
+                  _count(i.status.in_(WITH_AGENT)).label("active"),
+                  _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
+                  _count(abandoned).label("abandoned"),
+                  _count(answered).label("answered"),
+                  _count(in_sl).label("answered_in_sl"),
+                  _count(sa.and_(i.status.in_(WITH_AGENT), age > c.chat_time_threshold_seconds)).label("long_chats"))
+        .join(c, c.id == i.campaign_id)
+        .where(i.campaign_id.in_(campaign_ids),
+               sa.or_(i.status.in_(InteractionStatus.OPEN), i.created_at >= start, i.closed_at >= start))
+        .group_by(i.campaign_id)
+        .subquery())
+    rows = db.session.execute(
+        sa.select(c.id, c.name, c.acd_max_waiting, c.service_level_target, counts)
+        .outerjoin(counts, counts.c.campaign_id == c.id)
+        .where(c.id.in_(campaign_ids)).order_by(c.name)).all()
+    figures = ("waiting", "active", "completed", "abandoned", "answered", "answered_in_sl", "long_chats")
+    return [CampaignStats(campaign_id=row.id, name=row.name, acd_max_waiting=row.acd_max_waiting,
+                          service_level_target=row.service_level_target,
+                          **{f: int(getattr(row, f) or 0) for f in figures})
+            for row in rows]
+
+
+@dataclass
+class AgentRow:
+    id: int
+    name: str
+    username: str
+    state: str
+    state_changed_at: datetime
+    on_call: bool
+    monitor_screen_allowed: bool
+    break_name: str | None
+    break_icon: str | None
+    active: int = 0
+    completed: int = 0
+    channels: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def in_break(self) -> bool:
+        return State(self.state).in_break
+
+    @property
+    def connected(self) -> bool:
+        return State(self.state).connected
+
+
+def agent_rows(*, viewer_agents: sa.Select | None = None, campaign_ids: list[int] | None = None,
+               agent_ids: list[int] | None = None, now: datetime | None = None) -> list[AgentRow]:
+    """Monitor rows, one query: agents (from `viewer_agents`, e.g. security.visible_agents(), or
+    all agents) who are members of `campaign_ids` and/or among `agent_ids`, by name."""
+    now = now or clock.now()
+    start = day_start(now)
+    i = Interaction
+    with_agent = i.status.in_(WITH_AGENT)
+    per_agent = (
+        sa.select(i.agent_id.label("agent_id"),
+                  _count(with_agent).label("active"),
+                  _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
+                  *[_count(sa.and_(with_agent, i.channel == ch)).label(f"ch_{ch}") for ch in CHANNELS],
+                  _count(sa.and_(with_agent, i.channel.not_in(CHANNELS))).label("ch_other"))
+        .where(i.agent_id.is_not(None), sa.or_(with_agent, i.closed_at >= start))
+        .group_by(i.agent_id))
+    if agent_ids is not None:
+        per_agent = per_agent.where(i.agent_id.in_(agent_ids))
+    per_agent = per_agent.subquery()
+    query = viewer_agents if viewer_agents is not None else sa.select(User).where(User.role == "agent")
+    query = (query.with_only_columns(
+        User.id, User.name, User.username, User.state, User.state_changed_at, User.on_call,
+        User.monitor_screen_allowed, BreakType.name.label("break_name"), BreakType.icon.label("break_icon"),
+        per_agent.c.active, per_agent.c.completed, *[per_agent.c[f"ch_{ch}"] for ch in CHANNELS],
+        per_agent.c.ch_other, maintain_column_froms=True)
+        .outerjoin(BreakType, BreakType.id == User.break_type_id)
+        .outerjoin(per_agent, per_agent.c.agent_id == User.id)
+        .order_by(None).order_by(sa.func.lower(sa.func.coalesce(sa.func.nullif(User.name, ""), User.username)),
+                                 User.id))
+    if campaign_ids is not None:
+        query = query.where(User.id.in_(
+            sa.select(Membership.user_id).where(Membership.campaign_id.in_(campaign_ids or [-1]))))
+    if agent_ids is not None:
+        query = query.where(User.id.in_(agent_ids or [-1]))
+    rows = []
+    for r in db.session.execute(query):
+        channels = {ch: int(getattr(r, f"ch_{ch}") or 0) for ch in (*CHANNELS, "other")}
+        rows.append(AgentRow(id=r.id, name=r.name or r.username, username=r.username, state=r.state,
+                             state_changed_at=r.state_changed_at, on_call=r.on_call,
+                             monitor_screen_allowed=r.monitor_screen_allowed, break_name=r.break_name,
+                             break_icon=r.break_icon, active=int(r.active or 0), completed=int(r.completed or 0),
+                             channels={k: v for k, v in channels.items() if v}))
+    return rows
+
+
+@dataclass
+class WaitingRow:
+    id: int
+    customer_number: str
+    customer_name: str
+    channel: str
+    campaign_id: int
+    campaign_name: str
+    queued_at: datetime
+
+
+def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[int] | None = None) -> list[WaitingRow]:
+    """Customers waiting for an agent, longest wait first, one query."""
+    i, c = Interaction, Campaign
+    query = (sa.select(i.id, i.customer_number, i.customer_name, i.channel, i.campaign_id, c.name, i.queued_at)
+             .join(c, c.id == i.campaign_id)
+             .where(i.status == InteractionStatus.WAITING)
+             .order_by(i.queued_at, i.id))
+    if campaign_ids is not None:
+        query = query.where(i.campaign_id.in_(campaign_ids or [-1]))
+    if interaction_ids is not None:
+        query = query.where(i.id.in_(interaction_ids or [-1]))
+    return [WaitingRow(id=r[0], customer_number=r[1], customer_name=r[2] or "", channel=r[3], campaign_id=r[4],
+                       campaign_name=r[5], queued_at=r[6]) for r in db.session.execute(query)]
+
+
+def agent_today(agent_id: int, now: datetime | None = None) -> dict[str, float | int | None]:
+    """Today's figures of one agent: completed, active, average first response time (seconds,
+    over the interactions assigned to the agent today that got a first reply; None if none)."""
+    now = now or clock.now()
+    start = day_start(now)
+    i = Interaction
+    replied_today = sa.and_(i.first_reply_at.is_not(None), i.first_reply_at >= start)
+    response = seconds_between(sa.func.coalesce(i.assigned_at, i.created_at), i.first_reply_at)
+    row = db.session.execute(
+        sa.select(_count(i.status.in_(WITH_AGENT)).label("active"),
+                  _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
+                  sa.func.avg(sa.case((replied_today, response), else_=None)).label("avg_first_response"))
+        .where(i.agent_id == agent_id)).one()
+    avg = row.avg_first_response
+    return {"active": int(row.active or 0), "completed": int(row.completed or 0),
+            "avg_first_response": None if avg is None else round(float(avg), 1)}
+
+
+def since_epoch(moment: datetime | None) -> float:
+    """A stored naive-UTC time as epoch seconds, for the ticking timers (data-since)."""
+    if moment is None:
+        return 0.0
+    return moment.replace(tzinfo=UTC).timestamp()
+

@@ -1,0 +1,30 @@
+"""Supervision forms; choices are filled per request from what the supervisor may see."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+
+class MonitorCampaignsForm(FlaskForm):
+    campaigns = SelectMultipleField(_l("Campaigns"), coerce=int, choices=[], validate_choice=False)
+
+
+class PauseForm(FlaskForm):
+    break_type_id = SelectField(_l("Break"), coerce=int, choices=[], validators=[DataRequired()])
+
+
+class ChatForm(FlaskForm):
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1000)])
+
+
+class TranscriptSearchForm(FlaskForm):
+    """A GET search: no CSRF, nothing changes."""
+
+    class Meta:
+        csrf = False
+
+    start = DateField(_l("Start date"), validators=[Optional()])
+    end = DateField(_l("End date"), validators=[Optional()])
+    origin = StringField(_l("Origin"), validators=[Optional(), Length(max=32)])
+    campaigns = SelectMultipleField(_l("Campaign"), coerce=int, choices=[], validate_choice=False)
+    agents = SelectMultipleField(_l("Agent"), coerce=int, choices=[], validate_choice=False)
