@@ -50,6 +50,7 @@ class Config:
     PROVIDER_TIMEOUT = float(os.environ.get("PROVIDER_TIMEOUT", "10"))
     # The sandbox provider's simulated customers answer agents' messages.
     SANDBOX_CUSTOMERS = _bool("SANDBOX_CUSTOMERS", True)
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN")
     LIVE_POLL_SECONDS = int(os.environ.get("LIVE_POLL_SECONDS", "5"))
 
 

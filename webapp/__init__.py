@@ -45,6 +45,9 @@ def create_app(test_config: Any = None) -> Flask:
     _register_blueprints(app)
     _register_template_helpers(app)
     _register_health(app)
+    from . import metrics
+
+    metrics.init_app(app)
 
     from . import cli
 

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE = ROOT / "instance"
+INSTANCE = Path(os.environ.get("INSTANCE_DIR") or ROOT / "instance")
 
 
 def start_embedded_redis() -> tuple[subprocess.Popen[bytes], str]:
@@ -36,8 +36,20 @@ def start_embedded_redis() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"unix://{sock}"
 
 
-def flask(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, check=True)
+def prepare(env: dict[str, str], password: str) -> None:
+    """Migrate, seed and queue the demo traffic in this process (one app start, not three)."""
+    os.environ.update(env)
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.cli import seed_demo
+    from webapp.services import demo
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        seed_demo(password)
+        demo.queue_demo_messages()
 
 
 def main() -> None:
@@ -51,9 +63,7 @@ def main() -> None:
     port = env.get("PORT", "5000")
     password = env.get("DEMO_PASSWORD", "demo1234")
     try:
-        flask("db", "upgrade", env=env)
-        flask("seed-demo", "--password", password, env=env)
-        flask("demo-traffic", env=env)
+        prepare(env, password)
         children.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env))
         children.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",

@@ -62,16 +62,12 @@ def main() -> None:
             worker = SimpleWorker([queue], connection=queue.connection)
             with app.app_context():
                 worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
-            if args.burst:
-                break
+            break  # work() returns when asked to stop (SIGINT/SIGTERM) or, in burst mode, when done
         except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
             log.warning("worker lost Redis (%s); retrying in %.1fs", exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-            continue
-        delay = 0.5
-        if not args.burst:
-            time.sleep(0.5)
+    stop.set()
 
 
 if __name__ == "__main__":
