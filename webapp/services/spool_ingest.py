@@ -45,7 +45,8 @@ from functools import lru_cache
 from typing import IO, Any
 
 import sqlalchemy as sa
-from flask_babel import gettext as _
+from flask import current_app, has_app_context, has_request_context
+from flask_babel import force_locale, gettext
 
 from ..extensions import db
 from ..live.events import publish
@@ -64,6 +65,14 @@ _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 _BLOCK = 1 << 20
 
 
+def _(message: str, **values: Any) -> str:
+    """gettext, also outside a request (CLI, jobs, tests): the app's default language there."""
+    if has_request_context() or not has_app_context():
+        return gettext(message, **values)
+    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
+        return gettext(message, **values)
+
+
 class FileRejected(Exception):
     """A file that breaks a rule: nothing of it was loaded."""
 
@@ -78,11 +87,25 @@ class FileRejected(Exception):
         if self.line is not None:
             where.append(_("line %(line)s", line=self.line))
         if self.field is not None:
-            where.append(_("field %(field)s", field=self.field))
+            where.append(_("field %(field)s", field=_field_label(self.field)))
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
     def as_dict(self) -> dict[str, Any]:
         return {"line": self.line, "field": self.field, "message": self.message, "error": str(self)}
+
+
+def _field_label(name: str) -> str:
+    """A field's name as users read it (the attribute keeps the identifier)."""
+    labels = {"campaign": _("campaign"), "destination": _("destination"), "message": _("message"),
+              "priority": _("priority"), "phone": _("phone"), "filename": _("file name")}
+    if name in labels:
+        return labels[name]
+    kind, _sep, number = name.partition(" ")
+    if kind == "variable":
+        return _("variable %(n)s", n=number)
+    if kind == "column":
+        return _("column %(n)s", n=number)
+    return name
 
 
 # -- summaries -------------------------------------------------------------------------------------
