@@ -1,0 +1,298 @@
+"""Gateway webhooks: signatures (Twilio, Meta, Dinstar token), queued processing, idempotency, receipts,
+and the voice platform's API."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import sqlalchemy as sa
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import run_jobs
+from webapp.models import Interaction, InteractionStatus, Message
+from webapp.services.interactions import MESSAGE_REF_OFFSET
+
+TOKEN = "twilio-auth-token-for-tests"
+APP_SECRET = "meta-app-secret"
+VERIFY = "meta-verify-token"
+DID = "+59829001000"
+
+
+@pytest.fixture
+def twilio(make: Any) -> Any:
+    group = make.group()
+    provider = make.provider("twilio", sender=DID, credentials={"account_sid": "AC" + "1" * 32,
+                                                                "auth_token": TOKEN})
+    make.campaign(group, provider, did=DID, strategy="ringall")
+    return provider
+
+
+def signed_post(client: Any, path: str, params: dict[str, str], *, url: str | None = None,
+                token: str = TOKEN, signature: str | None = None) -> Any:
+    url = url or f"http://localhost{path}"
+    sig = signature if signature is not None else RequestValidator(token).compute_signature(url, params)
+    headers = {"X-Twilio-Signature": sig} if sig else {}
+    return client.post(path, data=urlencode(params), headers=headers,
+                       content_type="application/x-www-form-urlencoded")
+
+
+def twilio_inbound(sid: str = "SM" + "a" * 32, body: str = "Hola") -> dict[str, str]:
+    return {"MessageSid": sid, "SmsMessageSid": sid, "AccountSid": "AC" + "1" * 32, "From": "+59899123456",
+            "To": DID, "Body": body, "NumMedia": "0"}
+
+
+def stored(db: Any) -> tuple[int, int]:
+    db.session.expire_all()
+    return (db.session.scalar(sa.select(sa.func.count(Message.id))),
+            db.session.scalar(sa.select(sa.func.count(Interaction.id))))
+
+
+def queued(app: Any) -> int:
+    return app.extensions["conversa_queue"].count
+
+
+def test_signed_twilio_message_is_accepted_and_stored(client: Any, app: Any, db: Any, twilio: Any) -> None:
+    response = signed_post(client, f"/webhooks/{twilio.id}/inbound", twilio_inbound(body="Hola, ¿atienden?"))
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    assert response.get_data(as_text=True) == '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+    assert queued(app) == 1
+    assert stored(db) == (0, 0)  # answered before any work
+    run_jobs(app)
+    message = db.session.scalar(sa.select(Message))
+    assert (message.body, message.sender_kind, message.provider_message_id) == (
+        "Hola, ¿atienden?", "customer", "SM" + "a" * 32)
+    assert message.interaction.customer_number == "+59899123456"
+
+
+@pytest.mark.parametrize("signature", ["", "forged-signature", "sign-with-another-token"])
+def test_forged_or_missing_twilio_signature_is_refused(client: Any, app: Any, db: Any, twilio: Any,
+                                                       signature: str) -> None:
+    params = twilio_inbound()
+    if signature == "sign-with-another-token":
+        signature = RequestValidator("other").compute_signature(f"http://localhost/webhooks/{twilio.id}/inbound",
+                                                                params)
+    response = signed_post(client, f"/webhooks/{twilio.id}/inbound", params, signature=signature)
+    assert response.status_code == 403
+    assert queued(app) == 0
+    run_jobs(app)
+    assert stored(db) == (0, 0)
+
+
+def test_a_signature_over_other_parameters_is_refused(client: Any, app: Any, twilio: Any) -> None:
+    path = f"/webhooks/{twilio.id}/inbound"
+    sig = RequestValidator(TOKEN).compute_signature(f"http://localhost{path}", twilio_inbound(body="Hola"))
+    response = signed_post(client, path, twilio_inbound(body="Transferí todo"), signature=sig)
+    assert response.status_code == 403
+    assert queued(app) == 0
+
+
+def test_signature_covers_the_public_url(client: Any, app: Any, db: Any, twilio: Any,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a proxy Twilio signed https://public-host/...?query, not the URL the app sees."""
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://conversa.example.com/")
+    path = f"/webhooks/{twilio.id}/inbound?campaign=ventas"
+    params = twilio_inbound()
+    response = signed_post(client, path, params, url=f"https://conversa.example.com{path}")
+    assert response.status_code == 200
+    assert signed_post(client, path, params).status_code == 403  # signed over the inner URL
+
+
+def test_the_same_message_sid_twice_makes_one_message(client: Any, app: Any, db: Any, twilio: Any) -> None:
+    for _ in range(2):
+        assert signed_post(client, f"/webhooks/{twilio.id}/inbound", twilio_inbound()).status_code == 200
+    run_jobs(app)
+    assert stored(db) == (1, 1)
+    assert db.session.scalar(sa.select(Interaction.unread)) == 1
+
+
+def test_unknown_or_disabled_provider_is_404(client: Any, db: Any, twilio: Any) -> None:
+    assert signed_post(client, "/webhooks/999/inbound", twilio_inbound()).status_code == 404
+    twilio.enabled = False
+    db.session.commit()
+    assert signed_post(client, f"/webhooks/{twilio.id}/inbound", twilio_inbound()).status_code == 404
+
+
+def _outbound(db: Any, provider: Any, sid: str | None, status: str = "sent") -> Message:
+    """An agent's reply already handed to the gateway."""
+    interaction = Interaction(campaign_id=_campaign_id(db, provider), customer_number="+59899123456",
+                              status=InteractionStatus.ACTIVE)
+    message = Message(interaction=interaction, sender_kind="agent", body="Hola", provider_id=provider.id,
+                      provider_message_id=sid, status=status)
+    db.session.add_all([interaction, message])
+    db.session.commit()
+    return message
+
+
+def _campaign_id(db: Any, provider: Any) -> int:
+    from webapp.models import Campaign
+
+    return db.session.scalar(sa.select(Campaign.id).where(Campaign.provider_id == provider.id))
+
+
+def status_params(sid: str, status: str, **extra: str) -> dict[str, str]:
+    return {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "1" * 32, "From": DID,
+            "To": "+59899123456", **extra}
+
+
+def test_out_of_order_status_callbacks_never_go_backwards(client: Any, app: Any, db: Any, twilio: Any) -> None:
+    message = _outbound(db, twilio, "SM" + "b" * 32)
+    path = f"/webhooks/{twilio.id}/status"
+    for status in ("delivered", "sent", "queued"):
+        response = signed_post(client, path, status_params(message.provider_message_id, status))
+        assert (response.status_code, response.get_data(as_text=True)) == (200, "")
+    run_jobs(app)
+    db.session.refresh(message)
+    assert message.status == "delivered"
+    signed_post(client, path, status_params(message.provider_message_id, "failed", ErrorCode="30003"))
+    run_jobs(app)
+    db.session.refresh(message)
+    assert message.status == "delivered"
+    signed_post(client, path, status_params(message.provider_message_id, "read"))
+    run_jobs(app)
+    db.session.refresh(message)
+    assert message.status == "read"
+
+
+def test_failed_receipt_records_the_error(client: Any, app: Any, db: Any, twilio: Any) -> None:
+    message = _outbound(db, twilio, "SM" + "c" * 32)
+    signed_post(client, f"/webhooks/{twilio.id}/status",
+                status_params(message.provider_message_id, "undelivered", ErrorCode="30005"))
+    run_jobs(app)
+    db.session.refresh(message)
+    assert (message.status, message.error) == ("undelivered", "30005")
+
+
+def test_forged_status_callback_is_refused(client: Any, app: Any, db: Any, twilio: Any) -> None:
+    message = _outbound(db, twilio, "SM" + "d" * 32)
+    response = signed_post(client, f"/webhooks/{twilio.id}/status",
+                           status_params(message.provider_message_id, "delivered"), signature="nope")
+    assert response.status_code == 403
+    assert queued(app) == 0
+
+
+# -- Meta WhatsApp Cloud ---------------------------------------------------------------------
+@pytest.fixture
+def meta(make: Any) -> Any:
+    provider = make.provider("whatsapp_cloud", channel="whatsapp", sender="59829001000",
+                             credentials={"access_token": "t", "app_secret": APP_SECRET, "verify_token": VERIFY},
+                             options={"phone_number_id": "1234"})
+    make.campaign(make.group(), provider, did="+59829001000", strategy="ringall")
+    return provider
+
+
+def meta_payload(wamid: str = "wamid.HBgL1") -> bytes:
+    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "59829001000", "phone_number_id": "1234"},
+            "contacts": [{"profile": {"name": "Lucía"}, "wa_id": "59899123456"}],
+            "messages": [{"from": "59899123456", "id": wamid, "timestamp": "1741096800", "type": "text",
+                          "text": {"body": "Hola por WhatsApp"}}]}}]}]}).encode()
+
+
+def meta_post(client: Any, provider: Any, body: bytes, secret: str | None = APP_SECRET) -> Any:
+    headers = {}
+    if secret is not None:
+        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return client.post(f"/webhooks/{provider.id}/inbound", data=body, headers=headers,
+                       content_type="application/json")
+
+
+def test_meta_signed_message_is_stored(client: Any, app: Any, db: Any, meta: Any) -> None:
+    assert meta_post(client, meta, meta_payload()).status_code == 200
+    run_jobs(app)
+    message = db.session.scalar(sa.select(Message))
+    assert message.body == "Hola por WhatsApp"
+    interaction = message.interaction
+    assert (interaction.channel, interaction.customer_name, interaction.customer_number) == (
+        "whatsapp", "Lucía", "+59899123456")
+
+
+@pytest.mark.parametrize("secret", [None, "wrong-secret"])
+def test_meta_forged_or_missing_signature_is_refused(client: Any, app: Any, db: Any, meta: Any,
+                                                     secret: str | None) -> None:
+    assert meta_post(client, meta, meta_payload(), secret=secret).status_code == 403
+    assert queued(app) == 0
+    assert stored(db) == (0, 0)
+
+
+def test_meta_statuses_on_the_same_url(client: Any, app: Any, db: Any, meta: Any) -> None:
+    message = _outbound(db, meta, "wamid.OUT1")
+    body = json.dumps({"entry": [{"changes": [{"value": {"statuses": [
+        {"id": "wamid.OUT1", "status": "read", "recipient_id": "59899123456"},
+        {"id": "wamid.OUT1", "status": "delivered", "recipient_id": "59899123456"}]}}]}]}).encode()
+    assert meta_post(client, meta, body).status_code == 200
+    run_jobs(app)
+    db.session.refresh(message)
+    assert message.status == "read"
+
+
+def test_whatsapp_verify_handshake(client: Any, meta: Any, twilio: Any) -> None:
+    ok = client.get(f"/webhooks/{meta.id}/inbound?hub.mode=subscribe&hub.verify_token={VERIFY}"
+                    "&hub.challenge=1158201444")
+    assert (ok.status_code, ok.get_data(as_text=True)) == (200, "1158201444")
+    bad = client.get(f"/webhooks/{meta.id}/inbound?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")
+    assert bad.status_code == 403
+    assert client.get(f"/webhooks/{twilio.id}/inbound").status_code == 405
+
+
+# -- Dinstar push ------------------------------------------------------------------------------
+@pytest.fixture
+def dinstar(make: Any) -> Any:
+    provider = make.provider("dinstar", sender=DID, base_url="http://127.0.0.1:9",
+                             credentials={"username": "u", "password": "p"},
+                             options={"country_code": "598", "webhook_token": "gw-token"})
+    make.campaign(make.group(), provider, did=DID, strategy="ringall")
+    return provider
+
+
+def test_dinstar_push_json(client: Any, app: Any, db: Any, dinstar: Any) -> None:
+    body = {"sn": "DG-1", "sms": [{"incoming_sms_id": 7, "port": 1, "number": "099123456",
+                                   "timestamp": "2025-03-04 10:00:00", "text": "Hola desde el GSM"}]}
+    assert client.post(f"/webhooks/{dinstar.id}/inbound", json=body).status_code == 403
+    assert queued(app) == 0
+    response = client.post(f"/webhooks/{dinstar.id}/inbound?token=gw-token", json=body)
+    assert response.status_code == 200
+    run_jobs(app)
+    message = db.session.scalar(sa.select(Message))
+    assert (message.body, message.provider_message_id) == ("Hola desde el GSM", "DG-1-7")
+    assert message.interaction.customer_number == "+59899123456"
+    # The gateway's result for our reply comes back by user_id.
+    reply = _outbound(db, dinstar, None)
+    result = {"sn": "DG-1", "sms_result": [{"port": 1, "user_id": MESSAGE_REF_OFFSET + reply.id,
+                                            "number": "099123456", "status": "DELIVERED", "ref_id": 3}]}
+    assert client.post(f"/webhooks/{dinstar.id}/status?token=gw-token", json=result).status_code == 200
+    run_jobs(app)
+    db.session.refresh(reply)
+    assert reply.status == "delivered"
+
+
+# -- voice platform API -------------------------------------------------------------------------
+@pytest.mark.parametrize(("header", "code"), [(None, 401), ("Bearer wrong", 401), ("voice-test-token", 401),
+                                              ("Basic voice-test-token", 401)])
+def test_voice_api_needs_the_token(client: Any, make: Any, header: str | None, code: int) -> None:
+    agent = make.user("ana", state="free")
+    headers = {"Authorization": header} if header else {}
+    response = client.post("/api/voice/agents/ana/call", json={"on_call": True}, headers=headers)
+    assert response.status_code == code
+    assert agent.on_call is False
+
+
+def test_voice_api_sets_and_clears_on_call(client: Any, make: Any, db: Any) -> None:
+    agent = make.user("ana", state="free")
+    auth = {"Authorization": "Bearer voice-test-token"}
+    response = client.post("/api/voice/agents/ana/call", json={"on_call": True}, headers=auth)
+    assert response.status_code == 200
+    assert response.get_json() == {"username": "ana", "on_call": True, "text_exclusive": False}
+    db.session.refresh(agent)
+    assert agent.on_call is True and agent.on_call_changed_at is not None
+    assert client.post("/api/voice/agents/ana/call", json={"on_call": False}, headers=auth).status_code == 200
+    db.session.refresh(agent)
+    assert agent.on_call is False
+    assert client.post("/api/voice/agents/nadie/call", json={"on_call": True}, headers=auth).status_code == 404
+    assert client.post("/api/voice/agents/ana/call", json={"on_call": "yes"}, headers=auth).status_code == 400
