@@ -238,8 +238,16 @@ def _claim_rows(dialer_id: int, owner: str, limit: int, lease: float) -> list[An
     pick = (sa.select(T.c.id).where(_claimable(dialer_id, now))
             .order_by(T.c.priority.desc(), T.c.id).limit(limit))
     if db.engine.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    stmt = (T.update().where(T.c.id.in_(pick.scalar_subquery()), _claimable(dialer_id, now))
+        # Lock the picks first (skipping rows another claimant holds), then stamp them, in one
+        # transaction. (As a subquery of the UPDATE, PostgreSQL may re-run the LIMIT and take more.)
+        ids = list(db.session.scalars(pick.with_for_update(skip_locked=True)))
+        if not ids:
+            db.session.commit()
+            return []
+        target: Any = T.c.id.in_(ids)
+    else:
+        target = T.c.id.in_(pick.scalar_subquery())  # one statement: SQLite runs one writer at a time
+    stmt = (T.update().where(target, _claimable(dialer_id, now))
             .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease))
             .returning(T.c.id, T.c.priority, T.c.destination, T.c.body, T.c.attempts))
     try:

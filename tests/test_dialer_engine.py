@@ -1,0 +1,569 @@
+"""D3 engine against real parts: the test database, the session's Redis and gateway fakes on loopback."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask_babel import force_locale
+
+from tests.fakes import fake_dinstar, fake_twilio  # noqa: F401
+from tests.fakes.dinstar import PASSWORD as DINSTAR_PASSWORD
+from tests.fakes.dinstar import USERNAME as DINSTAR_USER
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+
+SENDER = "+15005550006"
+
+
+# -- helpers ---------------------------------------------------------------------
+def twilio_provider(make: Any, fake: Any) -> Any:
+    return make.provider("twilio", credentials={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
+                         base_url=fake.url, sender=SENDER, max_per_second=0)
+
+
+def dinstar_provider(make: Any, fake: Any) -> Any:
+    return make.provider("dinstar", credentials={"username": DINSTAR_USER, "password": DINSTAR_PASSWORD},
+                         base_url=fake.url, sender="+59829000000", max_per_second=0)
+
+
+def queue(db: Any, dialer: Any, numbers: list[str], priority: int = 0, body: str = "Hola", **kw: Any) -> list[int]:
+    from webapp.models import SpoolMessage, SpoolState
+
+    rows = [SpoolMessage(dialer_id=dialer.id, destination=n, body=body, priority=priority,
+                         state=kw.get("state", SpoolState.TO_PROCESS), attempts=0, needs_review=False)
+            for n in numbers]
+    db.session.add_all(rows)
+    db.session.commit()
+    return [r.id for r in rows]
+
+
+def numbers(n: int, start: int = 0) -> list[str]:
+    return [f"+5989910{i:04d}" for i in range(start, start + n)]
+
+
+def rows(db: Any, dialer_id: int) -> dict[int, Any]:
+    from webapp.models import SpoolMessage
+
+    t = SpoolMessage.__table__
+    db.session.commit()
+    return {r.id: r for r in db.session.execute(sa.select(t).where(t.c.dialer_id == dialer_id).order_by(t.c.id))}
+
+
+def run(dialer: Any, slot: int = 0) -> dict[str, Any]:
+    from workers.dialer import run_dialer
+
+    return run_dialer(dialer.id, slot)
+
+
+def dialer_for(make: Any, provider: Any, **kw: Any) -> Any:
+    kw.setdefault("running", True)
+    kw.setdefault("interval_ms", 0)
+    return make.dialer(make.group(), provider, **kw)
+
+
+@pytest.fixture
+def quick(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No backoff sleeps in the adapters' own retries."""
+    monkeypatch.setitem(app.config, "PROVIDER_BACKOFF", 0.0)
+
+
+# -- claims -----------------------------------------------------------------------
+def test_claim_order_is_priority_then_entry(db: Any, make: Any) -> None:
+    """Higher priority first, then entry order; a second claimant gets the rest."""
+    from webapp.services.dialer_engine import claim_batch
+
+    d = dialer_for(make, make.provider())
+    low1, = queue(db, d, ["+59899100001"], priority=0)
+    mid1, = queue(db, d, ["+59899100002"], priority=5)
+    low2, = queue(db, d, ["+59899100003"], priority=0)
+    top, = queue(db, d, ["+59899100004"], priority=9)
+    mid2, = queue(db, d, ["+59899100005"], priority=5)
+    assert claim_batch(d.id, "w1", limit=3) == [top, mid1, mid2]
+    assert claim_batch(d.id, "w2", limit=3) == [low1, low2]
+    assert claim_batch(d.id, "w3", limit=3) == []
+    held = rows(db, d.id)
+    assert [held[i].lease_owner for i in (top, mid1, mid2, low1, low2)] == ["w1", "w1", "w1", "w2", "w2"]
+
+
+def test_claims_never_overlap(app: Any, db: Any, make: Any) -> None:
+    """Four threads claiming at once, each with its own connection: every row claimed exactly once."""
+    from webapp.services.dialer_engine import claim_batch
+
+    d = dialer_for(make, make.provider())
+    ids = queue(db, d, numbers(200))
+    got: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def claimant(name: str) -> None:
+        try:
+            with app.app_context():
+                mine: list[int] = []
+                while batch := claim_batch(d.id, name, limit=7):
+                    mine.extend(batch)
+                got[name] = mine
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimant, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    claimed = [i for mine in got.values() for i in mine]
+    assert sorted(claimed) == ids
+    assert len(set(claimed)) == 200
+    held = rows(db, d.id)
+    assert all(held[i].lease_owner == name for name, mine in got.items() for i in mine)
+
+
+def test_expired_claim_goes_back_to_the_pool(db: Any, make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim whose lease passed is released by reconcile and claimable again; a live one is not."""
+    from webapp.services import dialer_engine
+    from webapp.services import time as clock
+
+    d = dialer_for(make, make.provider())
+    ids = queue(db, d, numbers(3))
+    assert dialer_engine.claim_batch(d.id, "dead", limit=3, lease_seconds=30) == ids
+    assert dialer_engine.claim_batch(d.id, "other", limit=3) == []
+    assert dialer_engine.reconcile_expired()["released"] == 0
+    later = clock.now() + timedelta(seconds=31)
+    assert dialer_engine.reconcile_expired(now=later)["released"] == 3
+    assert {r.lease_owner for r in rows(db, d.id).values()} == {None}
+    assert dialer_engine.claim_batch(d.id, "other", limit=3) == ids
+
+
+# -- sending ------------------------------------------------------------------------
+def test_sends_everything_once_in_order(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """A run drains the dialer: each message once, SENT with the gateway's sid, in priority order."""
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    ids = queue(db, d, numbers(60))
+    first, = queue(db, d, ["+59899199999"], priority=3)
+    report = run(d)
+    assert report["sent"] == 61 and report["stopped"] == "empty"
+    sent = fake_twilio.sent()
+    assert [m["to"] for m in sent] == ["+59899199999", *numbers(60)]
+    state = rows(db, d.id)
+    assert {r.state for r in state.values()} == {2}
+    assert {r.in_flight_at for r in state.values()} == {None}
+    assert {r.lease_owner for r in state.values()} == {None}
+    assert {r.attempts for r in state.values()} == {1}
+    assert sorted(r.provider_message_id for r in state.values()) == sorted(m["sid"] for m in sent)
+    assert state[first].provider_message_id == sent[0]["sid"]
+    assert all(state[i].sent_at is not None for i in ids)
+
+
+@pytest.mark.parametrize("interval_ms", [0, 1], ids=["batched", "paced"])
+def test_ports_in_turn_at_the_dinstar_gateway(db: Any, make: Any, fake_dinstar: Any,  # noqa: F811
+                                              interval_ms: int) -> None:
+    """Dial string (0.3): ports 0,1,2,3,0,1,… in spool order, as the gateway records them."""
+    d = dialer_for(make, dinstar_provider(make, fake_dinstar), dial_string="(0.3)", ports=[0, 1, 2, 3],
+                   interval_ms=interval_ms)
+    ids = queue(db, d, numbers(10))
+    run(d)
+    results = sorted(fake_dinstar.sent(), key=lambda r: r["user_id"])
+    assert [r["user_id"] for r in results] == ids
+    assert [r["port"] for r in results] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    state = rows(db, d.id)
+    assert [state[i].port for i in ids] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    assert {r.state for r in state.values()} == {2}
+    requests = fake_dinstar.send_requests()
+    assert len(requests) == (4 if interval_ms == 0 else 10)  # one per port when batched
+
+
+def test_outside_the_schedule_nothing_is_sent(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Monday to Friday 09:00-18:00: on Sunday nothing goes out; on Monday at ten it does."""
+    from webapp.models import ScheduleEntry
+    from webapp.services import time as clock
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    d.schedule.append(ScheduleEntry(days=0b0011111, start_time=dtime(9, 0), end_time=dtime(18, 0)))
+    db.session.commit()
+    queue(db, d, numbers(5))
+    monkeypatch.setattr(clock, "center_now", lambda: datetime(2026, 5, 17, 10, 0))  # a Sunday
+    assert run(d)["stopped"] == "out_of_schedule"
+    assert fake_twilio.sent_count() == 0
+    assert {r.state for r in rows(db, d.id).values()} == {1}
+    monkeypatch.setattr(clock, "center_now", lambda: datetime(2026, 5, 18, 8, 59))  # Monday, too early
+    assert run(d)["stopped"] == "out_of_schedule"
+    assert fake_twilio.sent_count() == 0
+    monkeypatch.setattr(clock, "center_now", lambda: datetime(2026, 5, 18, 10, 0))
+    assert run(d)["sent"] == 5
+    assert fake_twilio.sent_count() == 5
+
+
+@pytest.mark.parametrize("dncr", [True, False], ids=["dncr-on", "dncr-off"])
+def test_do_not_contact(db: Any, make: Any, fake_twilio: Any, dncr: bool) -> None:  # noqa: F811
+    """DNCR on: listed numbers end BLOCKED and are not sent; off: they are sent."""
+    from webapp.models import DoNotContact
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio), dncr=dncr)
+    listed, free, other_dialer = "+59899100001", "+59899100002", "+59899100003"
+    db.session.add_all([DoNotContact(phone=listed, dialer_id=d.id, source="upload"),
+                        DoNotContact(phone=other_dialer, dialer_id=dialer_for(make, make.provider()).id,
+                                     source="upload")])
+    db.session.commit()
+    ids = queue(db, d, [listed, free, other_dialer])
+    run(d)
+    state = rows(db, d.id)
+    if dncr:
+        assert [state[i].state for i in ids] == [3, 2, 2]
+        assert sorted(m["to"] for m in fake_twilio.sent()) == [free, other_dialer]
+    else:
+        assert [state[i].state for i in ids] == [2, 2, 2]
+        assert sorted(m["to"] for m in fake_twilio.sent()) == [listed, free, other_dialer]
+
+
+def _listen(app: Any, *topics: str) -> Any:
+    pubsub = app.extensions["conversa_redis"].pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(*[f"conversa:live:{t}" for t in topics])
+    return pubsub
+
+
+def _events(pubsub: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """Everything published so far (already in the socket buffer: publishes happened before this)."""
+    out = []
+    misses = 0
+    while misses < 3:
+        msg = pubsub.get_message(timeout=0.2)
+        if msg is None:
+            misses += 1
+            continue
+        ev = json.loads(msg["data"])
+        out.append((ev["topic"], ev["kind"], ev["data"]))
+    pubsub.close()
+    return out
+
+
+def test_stop_and_start(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """Stopped: nothing sent. Start is refused while disabled; once started it sends and says so live."""
+    from webapp.models import AuditEntry
+    from webapp.services import dialer_engine
+
+    supervisor = make.user("sup", role="supervisor")
+    d = dialer_for(make, twilio_provider(make, fake_twilio), running=False, enabled=False)
+    queue(db, d, numbers(3))
+    assert run(d)["stopped"] == "disabled"
+    with pytest.raises(dialer_engine.DialerError) as refused:
+        dialer_engine.start(d, supervisor.id)
+    with app.test_request_context(), force_locale("en"):
+        assert str(refused.value) == "Enable the dialer before starting it."
+    with app.test_request_context(), force_locale("es"):
+        assert str(refused.value) == "Habilite el marcador antes de ponerlo en marcha."
+    d.enabled = True
+    db.session.commit()
+    assert run(d)["stopped"] == "stopped"
+    assert fake_twilio.sent_count() == 0
+    listener = _listen(app, f"dialer:{d.id}", f"dialers:{d.security_group_id}")
+    dialer_engine.start(d, supervisor.id)
+    db.session.commit()
+    assert d.running is True
+    assert run(d)["sent"] == 3
+    dialer_engine.stop(d, supervisor.id)
+    db.session.commit()
+    events = _events(listener)
+    assert (f"dialer:{d.id}", "dialer.state", {"dialer_id": d.id}) in events
+    assert (f"dialers:{d.security_group_id}", "dialer.state", {"dialer_id": d.id}) in events
+    assert (f"dialer:{d.id}", "dialer.counts", {"dialer_id": d.id}) in events
+    assert [e[1] for e in events if e[0].startswith("dialers:")] == ["dialer.state", "dialer.state"]
+    actions = db.session.scalars(sa.select(AuditEntry.action).where(AuditEntry.target_id == d.id)
+                                 .order_by(AuditEntry.id)).all()
+    assert actions == ["dialer.start", "dialer.stop"]
+    queue(db, d, numbers(2, start=50))
+    assert run(d)["stopped"] == "stopped"
+    assert fake_twilio.sent_count() == 3
+
+
+def test_delete_cancels_everything_not_processed(db: Any, make: Any) -> None:
+    """S4 Delete: NONE, TO PROCESS, BLOCKED, INVALID, FAILED → CANCELLED; in flight, sent, delivered stay."""
+    from webapp.models import SpoolMessage
+    from webapp.services import dialer_engine
+    from webapp.services import time as clock
+
+    d = dialer_for(make, make.provider())
+    ids = {s: queue(db, d, [f"+5989920000{s}"], state=s)[0] for s in range(8)}
+    flying, = queue(db, d, ["+59899200009"])
+    db.session.execute(sa.update(SpoolMessage).where(SpoolMessage.id == flying).values(in_flight_at=clock.now()))
+    db.session.commit()
+    assert dialer_engine.cancel_pending(d) == 5
+    db.session.commit()
+    state = rows(db, d.id)
+    assert {s: state[i].state for s, i in ids.items()} == {0: 6, 1: 6, 2: 2, 3: 6, 4: 6, 5: 6, 6: 6, 7: 7}
+    assert state[flying].state == 1 and state[flying].in_flight_at is not None
+    assert dialer_engine.cancel_pending(d) == 0
+
+
+def test_opted_out_is_blocked_and_listed(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """Twilio 21610: BLOCKED, and the number joins the do-not-contact list (source provider)."""
+    from webapp.models import DoNotContact
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio), dncr=False)
+    opted, ok = queue(db, d, ["+15005550004", "+59899100002"])
+    run(d)
+    state = rows(db, d.id)
+    assert (state[opted].state, state[ok].state) == (3, 2)
+    assert "21610" in state[opted].last_error
+    listed = db.session.execute(sa.select(DoNotContact.phone, DoNotContact.source)).all()
+    assert [tuple(r) for r in listed] == [("+15005550004", "provider")]
+
+
+def test_permanent_refusal_fails(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """Twilio 21211 (invalid To): FAILED with the code, tried once."""
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    bad, = queue(db, d, ["+15005550001"])
+    run(d)
+    row = rows(db, d.id)[bad]
+    assert (row.state, row.attempts, row.in_flight_at, row.lease_owner) == (5, 1, None, None)
+    assert row.last_error.startswith("21211")
+    assert len(fake_twilio.api_requests("Messages.json", "POST")) == 1
+
+
+def test_temporary_failure_is_retried_later_then_sent(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+                                                      quick: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """5xx beyond the adapter's own retries: back to TO PROCESS, held until its retry time, then sent once."""
+    from webapp.services import time as clock
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    msg, = queue(db, d, ["+59899100001"])
+    fake_twilio.fail_next(3, "500")
+    report = run(d)
+    assert report["retry"] == 1 and report["sent"] == 0
+    row = rows(db, d.id)[msg]
+    assert (row.state, row.attempts, row.in_flight_at, row.lease_owner) == (1, 1, None, None)
+    assert row.last_error.startswith("20500")
+    assert row.lease_until > clock.now()
+    assert run(d)["claimed"] == 0  # still waiting for its retry time
+    assert len(fake_twilio.api_requests("Messages.json", "POST")) == 3
+    later = clock.now() + timedelta(hours=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert run(d)["sent"] == 1
+    row = rows(db, d.id)[msg]
+    assert (row.state, row.attempts) == (2, 2)
+    assert fake_twilio.sent_count() == 1
+    assert len(fake_twilio.api_requests("Messages.json", "POST")) == 4
+
+
+def test_temporary_failures_end_failed_after_max_attempts(app: Any, db: Any, make: Any, quick: None,
+                                                          fake_twilio: Any,  # noqa: F811
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """After DIALER_MAX_ATTEMPTS tries the message is FAILED, not retried forever."""
+    from webapp.services import time as clock
+
+    monkeypatch.setitem(app.config, "DIALER_MAX_ATTEMPTS", 2)
+    monkeypatch.setitem(app.config, "DIALER_SEND_ATTEMPTS", 1)
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    msg, = queue(db, d, ["+59899100001"])
+    fake_twilio.set_mode("500")
+    run(d)
+    later = clock.now() + timedelta(hours=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    run(d)
+    row = rows(db, d.id)[msg]
+    assert (row.state, row.attempts) == (5, 2)
+    assert len(fake_twilio.api_requests("Messages.json", "POST")) == 2
+
+
+# -- delivery receipts ----------------------------------------------------------------
+def test_delivery_callbacks_only_move_forward(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """Out of order: delivered stays delivered; failed stays failed; unknown sids are not ours."""
+    from webapp.providers.base import StatusUpdate
+    from webapp.services.dialer_engine import apply_delivery
+
+    provider = twilio_provider(make, fake_twilio)
+    d = dialer_for(make, provider)
+    a, b = queue(db, d, numbers(2))
+    run(d)
+    state = rows(db, d.id)
+    sid_a, sid_b = state[a].provider_message_id, state[b].provider_message_id
+    for status in ("delivered", "sent", "failed", "undelivered", "delivered"):
+        assert apply_delivery(provider.id, StatusUpdate(status, sid_a)) is True
+        db.session.commit()
+        assert rows(db, d.id)[a].state == 7
+    for status in ("undelivered", "delivered", "sent"):
+        assert apply_delivery(provider.id, StatusUpdate(status, sid_b, error_code="30003")) is True
+        db.session.commit()
+        assert rows(db, d.id)[b].state == 5
+    assert rows(db, d.id)[b].last_error == "undelivered 30003"
+    assert rows(db, d.id)[a].delivered_at is not None
+    assert apply_delivery(provider.id, StatusUpdate("delivered", "SMnotours")) is False
+    assert apply_delivery(make.provider().id, StatusUpdate("delivered", sid_a)) is False
+
+
+def test_dinstar_results_then_delivery_reports(db: Any, make: Any, fake_dinstar: Any) -> None:  # noqa: F811
+    """Dinstar: the result (user_id = spool id) gives "port:ref_id", the key its delivery report carries."""
+    from webapp.providers.base import StatusUpdate
+    from webapp.services.dialer_engine import apply_delivery
+
+    provider = dinstar_provider(make, fake_dinstar)
+    d = dialer_for(make, provider, dial_string="(0.3)", ports=[0, 1, 2, 3])
+    msg, = queue(db, d, ["+59899100001"])
+    run(d)
+    assert apply_delivery(provider.id, StatusUpdate("sent", "0:1", ref=msg)) is True
+    db.session.commit()
+    assert (rows(db, d.id)[msg].state, rows(db, d.id)[msg].provider_message_id) == (2, "0:1")
+    assert apply_delivery(provider.id, StatusUpdate("delivered", "0:1")) is True
+    db.session.commit()
+    assert rows(db, d.id)[msg].state == 7
+    assert apply_delivery(make.provider().id, StatusUpdate("failed", None, ref=msg)) is False
+
+
+# -- reconciliation -----------------------------------------------------------------------
+def _in_flight(db: Any, msg: int, seconds_ago: float = 120) -> datetime:
+    from webapp.models import SpoolMessage
+    from webapp.services import time as clock
+
+    then = clock.now() - timedelta(seconds=seconds_ago)
+    db.session.execute(sa.update(SpoolMessage).where(SpoolMessage.id == msg).values(
+        in_flight_at=then, lease_owner="crashed-worker", lease_until=then + timedelta(seconds=5), attempts=1))
+    db.session.commit()
+    return then
+
+
+def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """The request went out but its answer was lost: the gateway's log has it, so it is SENT, not resent."""
+    from webapp.services import dialer_engine
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    msg, = queue(db, d, ["+59899100001"], body="Tu turno es mañana")
+    then = _in_flight(db, msg)
+    sid = fake_twilio.add_message("+59899100001", "Tu turno es mañana", SENDER,
+                                  (then + timedelta(seconds=1)).replace(tzinfo=UTC))
+    assert run(d)["claimed"] == 0  # in flight: no worker may claim it
+    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 1, "not_found": 0, "unknown": 0}
+    row = rows(db, d.id)[msg]
+    assert (row.state, row.provider_message_id, row.in_flight_at, row.needs_review) == (2, sid, None, False)
+    run(d)
+    assert len(fake_twilio.sends_for("+59899100001")) == 1
+
+
+def test_reconcile_not_found_is_sent_once(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """The gateway never got it: back to the pool, and sent exactly once."""
+    from webapp.services import dialer_engine
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    msg, = queue(db, d, ["+59899100001"])
+    _in_flight(db, msg)
+    assert dialer_engine.reconcile_expired()["not_found"] == 1
+    row = rows(db, d.id)[msg]
+    assert (row.state, row.in_flight_at, row.lease_owner) == (1, None, None)
+    run(d)
+    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 0, "not_found": 0, "unknown": 0}
+    run(d)
+    assert len(fake_twilio.sends_for("+59899100001")) == 1
+    assert rows(db, d.id)[msg].state == 2
+
+
+def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+                                                  quick: None) -> None:
+    """The gateway cannot tell: needs_review, never resent by itself; a supervisor's resend sends it once."""
+    from webapp.models import AuditEntry
+    from webapp.services import dialer_engine
+
+    supervisor = make.user("sup", role="supervisor")
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    msg, other = queue(db, d, numbers(2))
+    _in_flight(db, msg)
+    fake_twilio.set_mode("500")
+    assert dialer_engine.reconcile_expired()["unknown"] == 1
+    fake_twilio.set_mode(None)
+    assert dialer_engine.reconcile_expired()["unknown"] == 0  # decided once, not asked again
+    run(d)
+    assert [m["to"] for m in fake_twilio.sent()] == [numbers(2)[1]]
+    row = rows(db, d.id)[msg]
+    assert (row.state, row.needs_review) == (1, True)
+    c = dialer_engine.counts(d.id)
+    assert (c.needs_review, c.in_flight, c.processed, c.not_processed) == (1, 0, 1, 1)
+    assert dialer_engine.cancel_pending(d) == 0  # in flight: Delete leaves it for the decision
+    with pytest.raises(dialer_engine.DialerError):
+        dialer_engine.resolve_review(other, "resend", supervisor.id)
+    dialer_engine.resolve_review(msg, "resend", supervisor.id)
+    db.session.commit()
+    run(d)
+    assert len(fake_twilio.sends_for(numbers(2)[0])) == 1
+    assert rows(db, d.id)[msg].state == 2
+    assert db.session.scalars(sa.select(AuditEntry.action).where(AuditEntry.target_id == d.id)
+                              .order_by(AuditEntry.id)).all() == ["dialer.cancel_pending", "dialer.review_resend"]
+
+
+def test_review_cancel(db: Any, make: Any, fake_twilio: Any, quick: None) -> None:  # noqa: F811
+    """A supervisor's cancel ends the message CANCELLED, never sent."""
+    from webapp.services import dialer_engine
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    msg, = queue(db, d, ["+59899100001"])
+    _in_flight(db, msg)
+    fake_twilio.set_mode("500")
+    dialer_engine.reconcile_expired()
+    fake_twilio.set_mode(None)
+    dialer_engine.resolve_review(msg, "cancel", None)
+    db.session.commit()
+    run(d)
+    assert fake_twilio.sent_count() == 0
+    assert (rows(db, d.id)[msg].state, rows(db, d.id)[msg].needs_review) == (6, False)
+
+
+# -- S4 single message, counts, status ----------------------------------------------------------
+def test_single_message_goes_next(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single message is normalised to E.164 and sent before the queued bulk; a bad number queues nothing."""
+    from webapp.services import dialer_engine
+
+    monkeypatch.setitem(app.config, "DEFAULT_REGION", "UY")
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    queue(db, d, numbers(3), priority=9999)
+    with pytest.raises(dialer_engine.DialerError) as bad:
+        dialer_engine.queue_single(d, "12", "Hola")
+    with app.test_request_context(), force_locale("es"):
+        assert str(bad.value) == "12 no es un número de teléfono válido."
+    with pytest.raises(dialer_engine.DialerError):
+        dialer_engine.queue_single(d, "098 344 384", "   ")
+    single = dialer_engine.queue_single(d, "098 344 384", "Hola Ana")
+    db.session.commit()
+    assert (single.destination, single.priority) == ("+59898344384", 10000)
+    run(d)
+    assert [m["to"] for m in fake_twilio.sent()] == ["+59898344384", *numbers(3)]
+
+
+def test_counts_and_status(db: Any, make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One figure per dashboard box: processed = sent + delivered + failed; other = invalid."""
+    from webapp.models import ScheduleEntry
+    from webapp.services import dialer_engine
+    from webapp.services import time as clock
+
+    d = dialer_for(make, make.provider())
+    for state, n in ((0, 1), (1, 4), (2, 3), (3, 2), (4, 5), (5, 1), (6, 2), (7, 6)):
+        queue(db, d, numbers(n), state=state)
+    c = dialer_engine.counts(d.id)
+    assert (c.processed, c.not_processed, c.other, c.blocked) == (10, 5, 5, 2)
+    assert (c.sent, c.delivered, c.failed, c.cancelled, c.in_flight, c.needs_review, c.total) == \
+        (3, 6, 1, 2, 0, 0, 24)
+    d.schedule.append(ScheduleEntry(days=0b0011111, start_time=dtime(9, 0), end_time=dtime(18, 0)))
+    db.session.commit()
+    monkeypatch.setattr(clock, "center_now", lambda: datetime(2026, 5, 17, 10, 0))  # Sunday
+    s = dialer_engine.status(d)
+    assert (s.active, s.in_schedule, s.counts) == (True, False, c)
+    monkeypatch.setattr(clock, "center_now", lambda: datetime(2026, 5, 18, 10, 0))
+    assert dialer_engine.status(d).in_schedule is True
+
+
+def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """The periodic task enqueues one job per free slot, collapses duplicates, and the jobs drain the dialer."""
+    from tests.conftest import run_jobs
+    from workers.dialer import schedule_dialers, slot_key
+
+    app.config["DIALER_WORKERS_PER_DIALER"] = 2
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    idle = dialer_for(make, twilio_provider(make, fake_twilio), running=False)
+    queue(db, d, numbers(30))
+    queue(db, idle, numbers(3, start=100))
+    assert schedule_dialers() == {d.id: [0, 1]}
+    assert schedule_dialers() == {d.id: []}  # already queued
+    app.extensions["conversa_redis"].set(slot_key(d.id, 0), "someone", ex=5)
+    assert run_jobs(app) == 2
+    assert fake_twilio.sent_count() == 30
+    assert schedule_dialers() == {}
