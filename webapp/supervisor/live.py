@@ -131,7 +131,8 @@ def render_screen(event: dict[str, Any], user: Any) -> str | None:
         return None
     state = supervision.screen_state(agent, event.get("data") or {})
     messages = supervision.recent_messages(state.interaction, limit=20) if state.interaction else []
-    return render_template("supervisor/_screen_body.html", agent=agent, screen=state, messages=messages, oob=True)
+    return render_template("supervisor/_screen_body.html", agent=agent, screen=state, messages=messages,
+                           names=supervision.sender_names(messages), oob=True)
 
 
 @renderer("chat", "chat.message")

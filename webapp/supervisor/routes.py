@@ -38,7 +38,7 @@ from .forms import ChatForm, MonitorCampaignsForm, PauseForm, TranscriptSearchFo
 MONITOR_KEY = "monitor_campaigns"
 
 
-@bp.app_template_filter("epoch")
+@bp.app_template_filter("epoch_seconds")
 def epoch_filter(moment: Any) -> float:
     return stats.since_epoch(moment)
 
@@ -111,7 +111,7 @@ def monitor_waiting() -> Any:
 
 # -- S2 actions on an agent -------------------------------------------------------------
 def _panel(agent: User, fragment: str, status: int = 200, **context: Any) -> Any:
-    return render_page("supervisor/panel_page.html", fragment, status=status, agent=agent, fragment=fragment,
+    return render_page("supervisor/panel_page.html", fragment, status=status, agent=agent, panel_fragment=fragment,
                        **context)
 
 
@@ -138,7 +138,8 @@ def agent_spy(agent_id: int) -> Any:
     conversations = [(i, supervision.recent_messages(i)) for i in supervision.open_interactions(agent)]
     supervision.record_view(current_user, agent, "spy", interactions=[i.id for i, _m in conversations])
     db.session.commit()
-    return _panel(agent, "supervisor/_spy.html", conversations=conversations)
+    names = supervision.sender_names([m for _i, messages in conversations for m in messages])
+    return _panel(agent, "supervisor/_spy.html", conversations=conversations, names=names)
 
 
 @bp.get("/monitor/agents/<int:agent_id>/spy/<int:interaction_id>")
@@ -149,8 +150,9 @@ def spy_messages(agent_id: int, interaction_id: int) -> Any:
     interaction = get_interaction_or_404(interaction_id)
     if interaction.agent_id != agent.id:
         abort(404)
-    return render_template("supervisor/_spy_messages.html", interaction=interaction,
-                           messages=supervision.recent_messages(interaction))
+    messages = supervision.recent_messages(interaction)
+    return render_template("supervisor/_spy_messages.html", interaction=interaction, messages=messages,
+                           names=supervision.sender_names(messages))
 
 
 @bp.get("/monitor/agents/<int:agent_id>/screen")
@@ -165,11 +167,9 @@ def agent_screen(agent_id: int) -> Any:
         supervision.record_view(current_user, agent, "screen")
         db.session.commit()
     state = supervision.screen_state(agent)
-    return _panel(agent, "supervisor/_screen.html", screen=state, messages=_screen_messages(state))
-
-
-def _screen_messages(state: supervision.ScreenState) -> list[Any]:
-    return supervision.recent_messages(state.interaction, limit=20) if state.interaction else []
+    messages = supervision.recent_messages(state.interaction, limit=20) if state.interaction else []
+    return _panel(agent, "supervisor/_screen.html", screen=state, messages=messages,
+                  names=supervision.sender_names(messages))
 
 
 @bp.get("/monitor/agents/<int:agent_id>/info")
