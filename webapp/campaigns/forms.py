@@ -179,10 +179,28 @@ def _find_field(form: Any, key: str) -> Any:
 
 
 # -- campaign -----------------------------------------------------------------------------------------
-def _int(label: Any, low: int, high: int, default: int, description: Any = None) -> IntegerField:
-    return IntegerField(label, default=default, description=description, validators=[
-        InputRequired(_l("Write a whole number.")),
-        NumberRange(low, high, message=_l("Between %(min)s and %(max)s."))])
+class WholeNumberField(IntegerField):
+    """An integer with one clear message when the text is not a whole number."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        text = str(valuelist[0]).strip() if valuelist else ""
+        if text and not re.fullmatch(r"-?\d+", text):
+            self.data = None
+            raise ValueError(_l("Write a whole number."))
+        super().process_formdata(valuelist)
+
+
+class InRange(NumberRange):
+    """NumberRange that stays quiet when the value could not be read (that error is already shown)."""
+
+    def __call__(self, form: Any, field: Any) -> None:
+        if field.data is not None:
+            super().__call__(form, field)
+
+
+def _int(label: Any, low: int, high: int, default: int, description: Any = None) -> WholeNumberField:
+    return WholeNumberField(label, default=default, description=description, validators=[
+        InputRequired(_l("Write a whole number.")), InRange(low, high, message=_l("Between %(min)s and %(max)s."))])
 
 
 class CampaignForm(FlaskForm):
@@ -265,5 +283,5 @@ def dialer_data(dialer: Dialer) -> dict[str, Any]:
 
 # -- members ----------------------------------------------------------------------------------------------
 class MembershipForm(FlaskForm):
-    position = IntegerField(_l("Order"), validators=[InputRequired(_l("Write a whole number."))])
-    penalty = IntegerField(_l("Penalty"), validators=[InputRequired(_l("Write a whole number."))])
+    position = WholeNumberField(_l("Order"), validators=[InputRequired(_l("Write a whole number."))])
+    penalty = WholeNumberField(_l("Penalty"), validators=[InputRequired(_l("Write a whole number."))])
