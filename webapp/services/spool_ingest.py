@@ -490,8 +490,8 @@ def load_dnc(stream: IO[bytes], filename: str, *, user_id: int | None = None,
     lines = _Lines(stream)
     region = dnc.default_region()
     try:
-        dialers = dict(session.execute(sa.select(Dialer.name, Dialer.id)).tuples())
-        campaigns = dict(session.execute(sa.select(Campaign.name, Campaign.id)).tuples())
+        dialers = {name: id_ for name, id_ in session.execute(sa.select(Dialer.name, Dialer.id))}
+        campaigns = {name: id_ for name, id_ in session.execute(sa.select(Campaign.name, Campaign.id))}
 
         def scope_for(name: str) -> tuple[int | None, int | None, str] | None:
             if name in dialers:
@@ -535,9 +535,9 @@ def load_dnc(stream: IO[bytes], filename: str, *, user_id: int | None = None,
                 yield phone, scope[0], scope[1], scope[2]
 
         for chunk in _chunks(rows()):  # type: ignore[arg-type]
-            existing = set(session.execute(sa.select(
+            existing = {tuple(row) for row in session.execute(sa.select(
                 DoNotContact.phone, DoNotContact.dialer_id, DoNotContact.campaign_id).where(
-                DoNotContact.phone.in_({row[0] for row in chunk}))).tuples())
+                DoNotContact.phone.in_({row[0] for row in chunk})))}
             values = []
             for phone, dialer_id, campaign_id, name in chunk:
                 key = (phone, dialer_id, campaign_id)

@@ -1,0 +1,71 @@
+"""`flask dialer import` / `import-dnc` as real subprocesses on the test database."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.conftest import ROOT, process_env
+from webapp.models import DoNotContact, SpoolMessage, SpoolState
+
+
+def flask(app: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flask", *args], env=process_env(app), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def spool(db: Any) -> list[tuple[str, int, int]]:
+    db.session.expire_all()
+    return [tuple(r) for r in db.session.execute(sa.select(
+        SpoolMessage.destination, SpoolMessage.state, SpoolMessage.priority).order_by(SpoolMessage.id))]
+
+
+def test_import_good_file(app: Any, db: Any, make: Any, tmp_path: Path) -> None:
+    """Exit 0, a JSON summary on stdout, the rows in the spool."""
+    make.dialer(make.group(), name="campsms", dncr=True)
+    path = tmp_path / "DISCTEST29042014.csv"
+    path.write_text("1campsms;098344384;Hola Mundo!;9999;\n2campsms;12345;Hola Mundo!;9999;\n")
+    result = flask(app, "dialer", "import", str(path))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["loaded"], summary["invalid"], summary["blocked"], summary["to_process"]) == (2, 1, 0, 1)
+    assert summary["per_dialer"] == {"campsms": {"loaded": 2, "to_process": 1, "invalid": 1, "blocked": 0}}
+    assert isinstance(summary["upload_id"], int)
+    assert spool(db) == [("+59898344384", SpoolState.TO_PROCESS, 9999), ("12345", SpoolState.INVALID, 9999)]
+
+
+def test_import_refused_file(app: Any, db: Any, make: Any, tmp_path: Path) -> None:
+    """Exit 1, the error (line, field, message) as JSON on stderr, the spool unchanged."""
+    make.dialer(make.group(), name="campsms")
+    good = tmp_path / "good.csv"
+    good.write_text("campsms;098344384;Hola;1;\n")
+    assert flask(app, "dialer", "import", str(good)).returncode == 0
+    before = spool(db)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("campsms;098344385;Hola;1;\ncampsms;098344386;Hola;1;\ncampsms;098344387;Hola;alta;\n")
+    result = flask(app, "dialer", "import", str(bad))
+    assert result.returncode == 1
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert (error["line"], error["field"]) == (3, "priority")
+    assert error["error"].startswith("línea 3, campo prioridad:")
+    assert result.stdout == ""
+    assert spool(db) == before
+
+
+def test_import_dnc(app: Any, db: Any, make: Any, tmp_path: Path) -> None:
+    """The DNC file loads; a second run adds nothing."""
+    dialer = make.dialer(make.group(), name="marcadortest")
+    path = tmp_path / "DNCR.csv"
+    path.write_text("123578408;marcadortest;\n223113758;marcadortest;\n")
+    first = flask(app, "dialer", "import-dnc", str(path))
+    assert first.returncode == 0, first.stderr
+    assert (json.loads(first.stdout)["added"], json.loads(first.stdout)["already"]) == (2, 0)
+    second = flask(app, "dialer", "import-dnc", str(path))
+    assert (json.loads(second.stdout)["added"], json.loads(second.stdout)["already"]) == (0, 2)
+    db.session.expire_all()
+    assert sorted(db.session.scalars(sa.select(DoNotContact.phone).where(
+        DoNotContact.dialer_id == dialer.id))) == ["+59823113758", "+59823578408"]
