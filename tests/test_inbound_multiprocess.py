@@ -1,0 +1,133 @@
+"""Across processes: a webhook posted to web process B reaches, through the worker and Redis, the agent's
+websocket on web process A."""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import PASSWORD, process_env
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TOKEN = "twilio-token-multiprocess"
+DID = "+59829001000"
+TEXT = "Hola, escribo desde otro proceso"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode}")
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@pytest.fixture
+def processes(app: Any, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two gunicorn web processes and one worker, on this session's database and Redis."""
+    env = process_env(app)
+    started: list[subprocess.Popen[bytes]] = []
+    logs: list[Any] = []
+    urls = []
+    try:
+        for name in ("a", "b"):
+            port = free_port()
+            log = (tmp_path / f"web-{name}.log").open("wb")
+            logs.append(log)
+            started.append(subprocess.Popen(
+                [str(BIN / "gunicorn"), "--worker-class", "gthread", "--threads", "8", "--workers", "1",
+                 "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "wsgi:app"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+            urls.append(f"http://127.0.0.1:{port}")
+        log = (tmp_path / "worker.log").open("wb")
+        logs.append(log)
+        started.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env, stdout=log,
+                                        stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 60
+        for url, proc in zip(urls, started, strict=False):
+            wait_healthy(url, proc, deadline)
+        yield urls[0], urls[1]
+    finally:
+        for proc in started:
+            proc.terminate()
+        for proc in started:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for log in logs:
+            log.close()
+
+
+def login(session: requests.Session, base: str, username: str) -> None:
+    page = session.get(f"{base}/login", timeout=10)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    assert token, "no CSRF token on the login page"
+    answer = session.post(f"{base}/login", data={"username": username, "password": PASSWORD,
+                                                 "csrf_token": token.group(1)}, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302
+
+
+def test_webhook_on_one_process_reaches_the_agents_socket_on_another(app: Any, make: Any, db: Any,
+                                                                     processes: tuple[str, str]) -> None:
+    import websocket
+
+    web_a, web_b = processes
+    group = make.group()
+    provider = make.provider("twilio", sender=DID, credentials={"account_sid": "AC" + "2" * 32,
+                                                                "auth_token": TOKEN})
+    campaign = make.campaign(group, provider, did=DID, strategy="linear_nopause")
+    agent = make.user("ana", groups=[group])
+    make.member(campaign, agent)
+
+    http = requests.Session()
+    login(http, web_a, "ana")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    ws = websocket.create_connection(web_a.replace("http", "ws") + f"/ws?topics=offers:{campaign.id}",
+                                     cookie=cookie, timeout=30)
+    try:
+        assert 'id="live-status"' in ws.recv()
+        path = f"/webhooks/{provider.id}/inbound"
+        params = {"MessageSid": "SM" + "e" * 32, "AccountSid": "AC" + "2" * 32, "From": "+59899123456",
+                  "To": DID, "Body": TEXT, "NumMedia": "0"}
+        signature = RequestValidator(TOKEN).compute_signature(f"{app.config['PUBLIC_BASE_URL']}{path}", params)
+        answer = requests.post(web_b + path, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
+        assert answer.status_code == 200 and "<Response/>" in answer.text
+        frames = []
+        deadline = time.monotonic() + 60  # a generous bound for a slow machine, not a timing assertion
+        while time.monotonic() < deadline and not any(TEXT in f for f in frames):
+            try:
+                frames.append(ws.recv())
+            except websocket.WebSocketTimeoutException:
+                break
+    finally:
+        ws.close()
+    from webapp.models import Interaction
+
+    db.session.expire_all()
+    interaction = db.session.query(Interaction).one()
+    assert interaction.agent_id == agent.id
+    assert any(f'id="interaction-{interaction.id}"' in f and TEXT in f for f in frames), frames
