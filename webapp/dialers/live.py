@@ -1,0 +1,102 @@
+"""S4 live: who may follow a dialer's topics, and how its events become out-of-band fragments.
+
+The renderers return the same fragment templates the pages include, with `oob=True`, so a pushed
+block and a polled one are the same HTML.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import render_template
+
+from ..extensions import db
+from ..live.registry import renderer, topic_check
+from ..models import Dialer
+from ..security import visible_dialers
+
+
+def _engine() -> Any:
+    # Imported at call time: the engine module is written alongside this area.
+    from ..services import dialer_engine
+
+    return dialer_engine
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) < 12 else None
+
+
+def _is_supervisor(user: Any) -> bool:
+    return bool(user.is_admin or user.is_supervisor)
+
+
+@topic_check("dialers")
+def may_follow_group(user: Any, rest: str) -> bool:
+    """`dialers:<security group>`: the group's dialer list; admins any group, supervisors their own."""
+    group_id = _int(rest)
+    if group_id is None or not _is_supervisor(user):
+        return False
+    return bool(user.is_admin or group_id in user.security_group_ids)
+
+
+@topic_check("dialer")
+def may_follow_dialer(user: Any, rest: str) -> bool:
+    """`dialer:<id>`: one dialer's dashboard, when the user may see that dialer."""
+    dialer_id = _int(rest)
+    if dialer_id is None or not _is_supervisor(user):
+        return False
+    return db.session.scalar(visible_dialers(user).where(Dialer.id == dialer_id).with_only_columns(
+        Dialer.id)) is not None
+
+
+def counts_block(dialer: Dialer, *, oob: bool = False) -> str:
+    return render_template("dialers/_counts.html", dialer=dialer, counts=_engine().counts(dialer.id), oob=oob)
+
+
+def state_block(dialer: Dialer, *, oob: bool = False) -> str:
+    return render_template("dialers/_state.html", dialer=dialer, status=_engine().status(dialer), oob=oob)
+
+
+def list_row(dialer: Dialer, *, oob: bool = False) -> str:
+    return render_template("dialers/_row.html", dialer=dialer, status=_engine().status(dialer), oob=oob)
+
+
+def _dialer(event: dict[str, Any]) -> Dialer | None:
+    dialer_id = event.get("data", {}).get("dialer_id")
+    return db.session.get(Dialer, int(dialer_id)) if dialer_id is not None else None
+
+
+@renderer("dialer", "dialer.counts")
+def render_counts(event: dict[str, Any], user: Any) -> str | None:
+    dialer = _dialer(event)
+    return counts_block(dialer, oob=True) if dialer else None
+
+
+@renderer("dialer", "dialer.state", per_viewer=True)
+def render_state(event: dict[str, Any], user: Any) -> str | None:
+    """Per viewer: the block carries the Start/Stop form, whose CSRF token is the viewer's own."""
+    dialer = _dialer(event)
+    return state_block(dialer, oob=True) if dialer else None
+
+
+@renderer("dialers", "dialer.state")
+def render_row(event: dict[str, Any], user: Any) -> str | None:
+    dialer = _dialer(event)
+    group = str(event.get("topic", "")).partition(":")[2]
+    if dialer is None or str(dialer.security_group_id) != group:
+        # Deleted, or moved to another group: the row leaves this group's list.
+        dialer_id = int(event.get("data", {}).get("dialer_id") or 0)
+        return f'<tr id="dialer-{dialer_id}-row" hx-swap-oob="delete"></tr>'
+    return list_row(dialer, oob=True)
+
+
+def list_topics(user: Any) -> list[str]:
+    """The list page follows each group the user sees (admins: every group)."""
+    from ..models import SecurityGroup
+
+    if user.is_admin:
+        ids = db.session.scalars(sa.select(SecurityGroup.id).order_by(SecurityGroup.id)).all()
+    else:
+        ids = sorted(user.security_group_ids)
+    return [f"dialers:{gid}" for gid in ids]
