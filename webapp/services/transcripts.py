@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import pgettext
 from sqlalchemy.orm import aliased, joinedload
 
 from ..extensions import db
@@ -133,8 +134,8 @@ def conversation_text(interaction: Interaction) -> str:
         f"{_('Campaign')}: {interaction.campaign.name}",
         f"{_('Customer')}: {interaction.customer_number} {interaction.customer_name or ''}".rstrip(),
         f"{_('Agent')}: {interaction.agent.display_name if interaction.agent else ''}",
-        f"{_('Start')}: {_utc_text(interaction.created_at)}",
-        f"{_('End')}: {_utc_text(interaction.closed_at)}",
+        f"{pgettext('transcript', 'Start')}: {_utc_text(interaction.created_at)}",
+        f"{pgettext('transcript', 'End')}: {_utc_text(interaction.closed_at)}",
         f"{_('Status')}: {interaction.status}",
         f"{_('Disposition')}: {interaction.disposition or ''}",
         "",
@@ -171,7 +172,7 @@ def export_csv(user: User, flt: TranscriptFilter, batch: int = 500) -> Iterator[
     Reads in keyset batches, so a long export neither loads everything nor holds a cursor open
     across the response.
     """
-    yield _csv_line([_("Interaction"), _("Start"), _("End"), _("Campaign"), _("Origin"), _("Customer name"),
+    yield _csv_line([_("Interaction"), pgettext("transcript", "Start"), pgettext("transcript", "End"), _("Campaign"), _("Origin"), _("Customer name"),
                      _("Agent"), _("Channel"), _("Status"), _("Disposition"), _("Messages")])
     base = search_query(user, flt)
     last: tuple[datetime, int] | None = None

@@ -3,9 +3,11 @@
   "use strict";
   var body = function () { return document.body; };
   // Live state: polling fallbacks check `document.body.dataset.live` before they fire.
-  document.addEventListener("htmx:wsOpen", function () { body().dataset.live = "on"; });
-  document.addEventListener("htmx:wsClose", function () { body().dataset.live = "off"; });
-  document.addEventListener("htmx:wsError", function () { body().dataset.live = "off"; });
+  // A secondary socket (data-live-aux: a panel's own topics) does not speak for the page's main one.
+  function main(e) { return !(e.target && e.target.closest && e.target.closest("[data-live-aux]")); }
+  document.addEventListener("htmx:wsOpen", function (e) { if (main(e)) { body().dataset.live = "on"; } });
+  document.addEventListener("htmx:wsClose", function (e) { if (main(e)) { body().dataset.live = "off"; } });
+  document.addEventListener("htmx:wsError", function (e) { if (main(e)) { body().dataset.live = "off"; } });
   // The server ends a session (supervisor "log out agent"): go to sign-in.
   document.addEventListener("htmx:oobAfterSwap", function (e) {
     var t = e.detail && e.detail.target;
