@@ -1,0 +1,52 @@
+"""The agent workspace's forms; choices are filled per request from what the agent may see."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional
+
+DISPOSITIONS = (
+    ("resolved", _l("Resolved")),
+    ("info_given", _l("Information given")),
+    ("follow_up", _l("Needs follow-up")),
+    ("sale", _l("Sale")),
+    ("no_answer", _l("Customer did not answer")),
+    ("wrong_number", _l("Wrong number")),
+    ("spam", _l("Spam")),
+)
+
+
+def choices(pairs: object) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]  # type: ignore[attr-defined]
+
+
+class SendForm(FlaskForm):
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1600)])
+    # A WhatsApp template chosen from the canned responses (outside the 24 h window).
+    canned_id = HiddenField()
+
+
+class CloseForm(FlaskForm):
+    disposition = SelectField(_l("Disposition"), choices=choices(DISPOSITIONS), validators=[Optional()])
+    note = StringField(_l("Other"), validators=[Optional(), Length(max=80)])
+
+
+class TransferForm(FlaskForm):
+    agent_id = SelectField(_l("To an agent"), coerce=int, choices=[], validate_choice=False,
+                           validators=[Optional()])
+    campaign_id = SelectField(_l("To a campaign"), coerce=int, choices=[], validate_choice=False,
+                              validators=[Optional()])
+
+
+class OutboundForm(FlaskForm):
+    campaign_id = SelectField(_l("Campaign"), coerce=int, choices=[], validate_choice=False)
+    number = StringField(_l("Number"), validators=[DataRequired(), Length(max=32)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1600)])
+
+
+class BreakForm(FlaskForm):
+    break_type_id = IntegerField(_l("Break"), validators=[DataRequired()])
+
+
+class ChatForm(FlaskForm):
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1000)])
