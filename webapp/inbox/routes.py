@@ -14,7 +14,16 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..live.events import publish
-from ..models import RINGALL_MODES, AgentChatMessage, BreakType, Campaign, CannedResponse, Interaction, User, utcnow
+from ..models import (
+    RINGALL_MODES,
+    AgentChatMessage,
+    BreakType,
+    Campaign,
+    CannedResponse,
+    Interaction,
+    User,
+    utcnow,
+)
 from ..security import agent_required, can_see_interaction, get_interaction_or_404
 from ..services import agents
 from ..services import interactions as conversations
