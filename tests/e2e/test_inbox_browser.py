@@ -1,0 +1,120 @@
+"""The agent workspace in a real Chromium: a signed Twilio webhook reaches the open inbox without reload,
+and the canned response the agent clicks is exactly what the Twilio fake receives."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import browser_login, run_jobs
+from twilio.request_validator import RequestValidator
+
+from tests.fakes import fake_twilio  # noqa: F401
+
+pytestmark = pytest.mark.browser
+SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")  # a directory: save screenshots there to look at them
+CUSTOMER = "+59899123456"
+DID = "+15005550006"
+CANNED = "¡Hola! Soy Ana de Ventas. ¿En qué te puedo ayudar?"
+
+
+def _shot(page: Any, name: str) -> None:
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"))
+
+
+def post_signed_webhook(url: str, body: str, sid: str) -> int:
+    """What Twilio sends when a customer writes: form fields signed with the account's auth token."""
+    import requests
+
+    from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+
+    params = {"MessageSid": sid, "SmsMessageSid": sid, "AccountSid": ACCOUNT_SID, "From": CUSTOMER, "To": DID,
+              "Body": body, "NumMedia": "0", "NumSegments": "1", "ApiVersion": "2010-04-01"}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+    return requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10).status_code
+
+
+def run_jobs_until(app: Any, page: Any, selector: str, text: str) -> None:
+    """Work the queue (webhook job, routing, sends) until the page shows what the jobs caused."""
+    for _ in range(100):
+        run_jobs(app)
+        if page.locator(selector, has_text=text).count():
+            return
+        page.wait_for_timeout(100)
+
+
+def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
+        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_twilio: Any,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from playwright.sync_api import expect
+
+    from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+    from webapp.models import BreakType, CannedResponse, Interaction
+
+    # Twilio signs the public URL: the webhook route rebuilds it from PUBLIC_BASE_URL.
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", live_server)
+    group = make.group("ventas")
+    provider = make.provider("twilio", sender=DID, base_url=fake_twilio.url, max_per_second=0,
+                             credentials={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN})
+    campaign = make.campaign(group, provider, name="Ventas", did=DID, strategy="linear_nopause")
+    ana = make.user("ana", name="Ana Pérez", groups=[group])
+    make.member(campaign, ana)
+    db.session.add_all([CannedResponse(campaign_id=campaign.id, title="Saludo", body=CANNED, position=0),
+                        CannedResponse(campaign_id=campaign.id, title="Horario",
+                                       body="Atendemos de lunes a viernes de 9 a 18.", position=1),
+                        BreakType(name="Almuerzo", icon="🍽"), BreakType(name="Capacitación", icon="📚")])
+    db.session.commit()
+    webhook = f"{live_server}/webhooks/{provider.id}/inbound"
+
+    page = new_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    browser_login(page, "ana")
+    page.goto("/inbox")
+    page.wait_for_selector("body[data-live=on]")  # the socket is up
+
+    # A customer writes: the conversation appears in the list without reload.
+    assert post_signed_webhook(webhook, "Hola, necesito ayuda con mi factura <b>urgente</b>", "SM" + "1" * 32) == 200
+    run_jobs_until(app, page, "#inbox-list .item", "necesito ayuda")
+    item = page.locator("#inbox-list .item", has_text="necesito ayuda")
+    expect(item).to_have_count(1)
+    interaction = db.session.scalar(sa.select(Interaction))
+    assert interaction.agent_id == ana.id
+    page.evaluate("window.__noReload = true")
+
+    item.click()
+    messages = page.locator(f"#messages-{interaction.id}")
+    expect(messages).to_contain_text("necesito ayuda con mi factura <b>urgente</b>")  # as text, not markup
+    expect(page.locator(".conv-head h1")).to_contain_text("Ventas")
+    expect(page.locator(".conv-head h1")).to_contain_text(CUSTOMER)
+
+    # The customer writes again while the conversation is open: it lands in it, live.
+    assert post_signed_webhook(webhook, "¿Siguen ahí?", "SM" + "2" * 32) == 200
+    run_jobs_until(app, page, f"#messages-{interaction.id} .msg.customer", "¿Siguen ahí?")
+    expect(messages.locator(".msg.customer")).to_have_count(2)
+    _shot(page, "inbox-1280")
+
+    # Insert the canned response at the cursor and send it.
+    textarea = page.locator(f"#composer-body-{interaction.id}")
+    page.locator("details[data-pop=canned] summary").click()
+    page.locator("button.canned", has_text="Saludo").click()
+    expect(textarea).to_have_value(CANNED)
+    expect(page.locator(f"#seg-{interaction.id}")).to_contain_text("1 SMS · GSM-7")  # ¡ ¿ é are GSM-7
+    page.locator(f"#composer-{interaction.id} button.send").click()
+    expect(messages.locator(".msg.agent")).to_have_count(1)
+    expect(textarea).to_have_value("")
+    for _ in range(100):
+        run_jobs(app)
+        if fake_twilio.sends_for(CUSTOMER):
+            break
+        page.wait_for_timeout(50)
+    assert [m["body"] for m in fake_twilio.sends_for(CUSTOMER)] == [CANNED]
+    expect(messages.locator(".msg.agent .tick.sent")).to_have_count(1)  # the status came back live
+    assert page.evaluate("window.__noReload") is True  # the whole exchange happened without a reload
+
+    page.set_viewport_size({"width": 1024, "height": 700})
+    page.locator("details[data-pop=emoji] summary").click()
+    _shot(page, "inbox-1024-emoji")
+    page.keyboard.press("Escape")
+    expect(page.locator("details[data-pop=emoji]")).not_to_have_attribute("open", "")
