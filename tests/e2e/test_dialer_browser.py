@@ -1,0 +1,83 @@
+"""S4 in a real browser: a supervisor uploads a bulk file on the dashboard, previews it, confirms, and
+watches the "processed" counter reach the number loaded without reloading, while a real worker sends."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, browser_login, process_env
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "instance" / "screenshots"))
+ROWS = 12
+
+
+@pytest.fixture
+def worker(app: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m workers` on this session's database and Redis; stopped at the end."""
+    log = (tmp_path / "worker.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=process_env(app), stdout=log,
+                            stderr=subprocess.STDOUT)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    log.close()
+    if proc.returncode not in (0, -15):
+        print((tmp_path / "worker.log").read_text(errors="replace")[-4000:])
+
+
+def bulk_file(dialer: str, rows: int) -> bytes:
+    lines = [f"{n}{dialer};0983{n:05d};Hola Mundo! Mensaje {n};{100 - n};" for n in range(1, rows + 1)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_bulk_upload_then_processed_counter_moves_live(make, new_page, worker, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    group = make.group("norte")
+    make.user("sup", role="supervisor", groups=[group])
+    provider = make.provider("sandbox", name="sandbox-demo")
+    dialer = make.dialer(group, provider, name="campsms", interval_ms=10, enabled=True, running=True)
+    d = dialer.id
+
+    page = new_page()
+    browser_login(page, "sup")
+    page.goto(f"/dialers/{d}")
+    page.wait_for_function("document.body.dataset.live === 'on'")  # the socket is up: pushes, not polls
+    counter = page.locator(f"#dialer-{d}-counts [data-count=processed] b")
+    assert counter.inner_text() == "0"
+    page.screenshot(path=str(SHOTS / "dialer-dashboard-empty.png"), full_page=True)
+
+    page.set_input_files("#bulk-file", files=[{"name": "DISCTEST29042014.csv", "mimeType": "text/csv",
+                                               "buffer": bulk_file("campsms", ROWS)}])
+    page.click(f"#dialer-{d}-bulk button[type=submit]")
+    preview = page.locator("#bulk-preview")
+    preview.wait_for()
+    assert preview.locator("[data-count=total] b").inner_text() == str(ROWS)
+    assert preview.locator("[data-count=invalid] b").inner_text() == "0"
+    assert preview.locator("tbody tr").count() == 10
+    assert "+59898300001" in preview.inner_text()
+    page.screenshot(path=str(SHOTS / "dialer-bulk-preview.png"), full_page=True)
+
+    page.click("#confirm-upload")
+    page.wait_for_url(f"**/dialers/{d}")
+    assert f"Cargados {ROWS} mensajes" in page.locator(".flash").inner_text()
+    page.wait_for_function("document.body.dataset.live === 'on'")
+    page.evaluate("window.__samePage = 'yes'")  # gone if anything reloads the page
+
+    page.wait_for_function(
+        "([sel, n]) => document.querySelector(sel).textContent.trim() === n",
+        arg=[f"#dialer-{d}-counts [data-count=processed] b", str(ROWS)], timeout=60_000)
+    assert page.evaluate("window.__samePage") == "yes"
+    assert page.locator(f"#dialer-{d}-counts [data-count=not_processed] b").inner_text() == "0"
+    page.screenshot(path=str(SHOTS / "dialer-dashboard-processed.png"), full_page=True)
+    assert worker.poll() is None, "the worker died"
