@@ -47,7 +47,7 @@ def job_id(dialer_id: int, slot: int) -> str:
 
 
 def _budget() -> float:
-    return float(current_app.config.get("DIALER_JOB_SECONDS", 30))
+    return float(dialer_engine._cfg("DIALER_JOB_SECONDS", 30.0))
 
 
 def _slot_ttl() -> int:

@@ -17,7 +17,7 @@ Grouping (2 and 4) keeps commits at two per group instead of two per message. Wh
 worker killed between 2 and 4 leaves its group in flight; once the in-flight lease expires,
 `reconcile_expired` asks the provider about each one (`adapter.lookup`): FOUND → SENT, NOT_FOUND → sent
 again, UNKNOWN → a supervisor decides. So a group is only as big as the provider can reconcile: up to
-20 (or the gateway's batch) when the adapter can look messages up, one message when it cannot.
+50 (or the gateway's batch) when the adapter can look messages up, one message when it cannot.
 The in-flight lease covers the time a live worker may still be sending: it starts no request later
 than `DIALER_LEASE_SECONDS` after the mark, and each request (with the adapter's own retries) ends
 within the send budget; so reconcile never looks up a message whose request may still be on its way.
@@ -28,6 +28,7 @@ Ports (`dialer.ports`, from the dial string) are taken in turn across all worker
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from flask_babel import lazy_gettext as _
 
 from ..extensions import db
 from ..live.events import publish, publish_now
-from ..models import Dialer, DoNotContact, Provider, SpoolMessage, SpoolState, User
+from ..models import Dialer, DoNotContact, Provider, ScheduleEntry, SpoolMessage, SpoolState, User
 from ..providers import get_adapter
 from ..providers.base import (
     LookupOutcome,
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 T = SpoolMessage.__table__
 S = SpoolState
-GROUP_MAX = 20  # messages marked in flight per commit when the provider can reconcile them
+GROUP_MAX = 50  # messages marked in flight per commit when the provider can reconcile them
 GROUP_WINDOW = 0.25  # seconds of paced sending a group covers
 COUNTS_THROTTLE_MS = 300
 
@@ -122,7 +123,10 @@ class DrainReport:
 
 # -- configuration --------------------------------------------------------------
 def _cfg(name: str, default: Any) -> Any:
-    return current_app.config.get(name, default)
+    """App config first, then the environment (worker processes), then the default."""
+    if name in current_app.config:
+        return current_app.config[name]
+    return type(default)(os.environ.get(name, default)) if default is not None else os.environ.get(name)
 
 
 def configured_lease() -> float:
@@ -335,18 +339,28 @@ class _Sender:
         return [self.ports[(last - n + i) % len(self.ports)] for i in range(n)]
 
 
-def _dialer_can_send(dialer_id: int) -> str:
-    """'' when the dialer may send now, else the reason it may not."""
-    dialer = db.session.get(Dialer, dialer_id, populate_existing=True)
-    if dialer is None:
+def _dialer_can_send(dialer_id: int, schedule: list[ScheduleEntry] | None = None) -> str:
+    """'' when the dialer may send now, else the reason it may not. `schedule`: entries already loaded."""
+    d = Dialer.__table__
+    row = db.session.execute(sa.select(d.c.enabled, d.c.running).where(d.c.id == dialer_id)).first()
+    if row is None:
         return "deleted"
-    if not dialer.enabled:
+    if not row.enabled:
         return "disabled"
-    if not dialer.running:
+    if not row.running:
         return "stopped"
-    if not in_schedule(dialer.schedule, clock.center_now()):
+    if schedule is None:
+        schedule = _schedule(dialer_id)
+    if not in_schedule(schedule, clock.center_now()):
         return "out_of_schedule"
     return ""
+
+
+def _schedule(dialer_id: int) -> list[ScheduleEntry]:
+    entries = list(db.session.scalars(sa.select(ScheduleEntry).where(ScheduleEntry.dialer_id == dialer_id)))
+    for entry in entries:
+        db.session.expunge(entry)
+    return entries
 
 
 def _mark_group(sender: _Sender, rows: list[Any], report: DrainReport) -> tuple[list[Any], datetime]:
@@ -510,7 +524,8 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
     db.session.commit()  # end the read transaction; nothing is held while sending
     try:
         while not report.stopped:
-            reason = _dialer_can_send(dialer_id)
+            schedule = _schedule(dialer_id)
+            reason = _dialer_can_send(dialer_id, schedule)
             db.session.commit()
             if reason:
                 report.stopped = reason
@@ -522,7 +537,7 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
                 break
             for start in range(0, len(rows), sender.group):
                 if start:
-                    reason = _dialer_can_send(dialer_id)
+                    reason = _dialer_can_send(dialer_id, schedule)
                     if reason:
                         report.stopped = reason
                         break
