@@ -21,7 +21,10 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 def _folder() -> Path:
-    folder = Path(current_app.instance_path) / "dialer-uploads"
+    # Several web machines: point UPLOAD_STAGING_DIR at storage they share, since the preview and the
+    # confirm may land on different machines.
+    configured = current_app.config.get("UPLOAD_STAGING_DIR")
+    folder = Path(configured) if configured else Path(current_app.instance_path) / "dialer-uploads"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
