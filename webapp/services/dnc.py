@@ -103,6 +103,11 @@ def blocked_among(phones_: Iterable[str], *, dialer_id: int | None) -> set[str]:
         number = phone if _E164_SHAPE.fullmatch(phone) else normalise(phone)
         if number is not None:
             numbers.add(number)
+    return listed_among(numbers, dialer_id=dialer_id)
+
+
+def listed_among(numbers: set[str], *, dialer_id: int | None) -> set[str]:
+    """blocked_among for numbers already normalised (the bulk load's E.164 destinations)."""
     if not numbers:
         return set()
     rows = db.session.scalars(sa.select(DoNotContact.phone).where(

