@@ -63,6 +63,8 @@ class TestConfig(Config):
     REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     RQ_QUEUE = "conversa-test"
     LOGIN_LOCK_SECONDS = 60
+    # Tests create hundreds of users: a cheap hash keeps them fast (production keeps scrypt).
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
     SANDBOX_CUSTOMERS = False
     PUBLIC_BASE_URL = "http://localhost"
     VOICE_API_TOKEN = "voice-test-token"
