@@ -237,7 +237,10 @@ def _claimable(dialer_id: int, now: datetime) -> sa.ColumnElement[bool]:
                    T.c.needs_review.is_(False), sa.or_(T.c.lease_until.is_(None), T.c.lease_until < now))
 
 
-def _claim_rows(dialer_id: int, owner: str, limit: int, lease: float) -> list[Any]:
+def _claim_rows(dialer_id: int, owner: str, limit: int, lease: float,
+                in_flight_seconds: float | None = None) -> list[Any]:
+    """The claim. With `in_flight_seconds`, the claimed rows are also marked in flight in the same
+    statement (unpaced sending, where the whole claim is one group): one commit instead of two."""
     now = clock.now()
     pick = (sa.select(T.c.id).where(_claimable(dialer_id, now))
             .order_by(T.c.priority.desc(), T.c.id).limit(limit))
@@ -251,9 +254,14 @@ def _claim_rows(dialer_id: int, owner: str, limit: int, lease: float) -> list[An
         target: Any = T.c.id.in_(ids)
     else:
         target = T.c.id.in_(pick.scalar_subquery())  # one statement: SQLite runs one writer at a time
-    stmt = (T.update().where(target, _claimable(dialer_id, now))
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease))
-            .returning(T.c.id, T.c.priority, T.c.destination, T.c.body, T.c.attempts))
+    values: dict[str, Any] = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease)}
+    attempts: Any = T.c.attempts
+    if in_flight_seconds is not None:
+        values.update(in_flight_at=now, attempts=T.c.attempts + 1,
+                      lease_until=now + timedelta(seconds=in_flight_seconds))
+        attempts = (T.c.attempts - 1).label("attempts")  # RETURNING sees the new row: report the old count
+    stmt = (T.update().where(target, _claimable(dialer_id, now)).values(**values)
+            .returning(T.c.id, T.c.priority, T.c.destination, T.c.body, attempts, T.c.in_flight_at))
     try:
         rows = list(db.session.execute(stmt))
         db.session.commit()
@@ -306,6 +314,7 @@ class _Sender:
         self.inflight = inflight_seconds()
         self.max_attempts = int(_cfg("DIALER_MAX_ATTEMPTS", 5))
         pace = max(self.interval, self.provider_interval)
+        self.claim_size = int(_cfg("DIALER_BATCH", 50))
         if self.batch:
             self.group = adapter.batch_size
         elif not _can_reconcile(adapter):
@@ -314,6 +323,8 @@ class _Sender:
             self.group = max(1, min(GROUP_MAX, int(GROUP_WINDOW / pace)))
         else:
             self.group = GROUP_MAX
+        # Unpaced and reconcilable: the claim itself marks the rows in flight (one group per claim).
+        self.mark_on_claim = pace == 0 and _can_reconcile(adapter) and self.group >= self.claim_size
 
     # pacing: False when the slot is further away than the job may wait
     def _slot_wait(self, key: str, interval: float, deadline: float) -> bool:
@@ -363,7 +374,8 @@ def _schedule(dialer_id: int) -> list[ScheduleEntry]:
     return entries
 
 
-def _mark_group(sender: _Sender, rows: list[Any], report: DrainReport) -> tuple[list[Any], datetime]:
+def _mark_group(sender: _Sender, rows: list[Any], report: DrainReport,
+                renew: bool = True) -> tuple[list[Any], datetime]:
     """DNC check, then mark the rest in flight; one commit. Also renews the owner's other claims."""
     now = clock.now()
     ids = [r.id for r in rows]
@@ -385,10 +397,10 @@ def _mark_group(sender: _Sender, rows: list[Any], report: DrainReport) -> tuple[
             T.c.in_flight_at.is_(None)).values(
                 in_flight_at=now, attempts=T.c.attempts + 1,
                 lease_until=now + timedelta(seconds=sender.inflight)).returning(T.c.id)))
-    # Renew the rest of this worker's claims so a long paced batch keeps them.
-    db.session.execute(T.update().where(
-        T.c.lease_owner == sender.owner, T.c.state == S.TO_PROCESS, T.c.in_flight_at.is_(None))
-        .values(lease_until=now + timedelta(seconds=sender.lease)))
+    if renew:  # the rest of this worker's claims, so a long paced batch keeps them
+        db.session.execute(T.update().where(
+            T.c.lease_owner == sender.owner, T.c.state == S.TO_PROCESS, T.c.in_flight_at.is_(None))
+            .values(lease_until=now + timedelta(seconds=sender.lease)))
     db.session.commit()
     report.skipped += len(todo) - len(marked)
     return [r for r in rows if r.id in marked], now
@@ -457,9 +469,10 @@ def _record(sender: _Sender, values: list[dict[str, Any]], unsent: list[int]) ->
 
 
 def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline: float,
-                report: DrainReport) -> bool:
-    """Send the marked rows; always records what was requested. False when the job should stop."""
-    values: list[dict[str, Any]] = []
+                report: DrainReport, settled: list[dict[str, Any]] | None = None) -> bool:
+    """Send the marked rows; always records what was requested (and `settled`, rows already decided).
+    False when the job should stop."""
+    values: list[dict[str, Any]] = list(settled or [])
     requested: set[int] = set()
     keep_going = True
     start = time.monotonic()
@@ -497,7 +510,7 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
         # Whatever happened (Redis gone, a timeout signal), record what went out and free the rest.
         done = {v["b_id"] for v in values}
         unknown = requested - done  # requested but no answer recorded: leave in flight for reconcile
-        unsent = [r.id for r in rows if r.id not in requested]
+        unsent = [r.id for r in rows if r.id not in requested and r.id not in done]
         try:
             _record(sender, values, unsent)
         except Exception:
@@ -507,6 +520,28 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
         if unknown:
             log.warning("dialer %s: %d requests without an answer stay in flight", sender.dialer_id, len(unknown))
     return keep_going
+
+
+def _claim_and_send(sender: _Sender, deadline: float, report: DrainReport) -> None:
+    """Unpaced: claim a batch already marked in flight, settle the do-not-contact ones, send the rest."""
+    rows = _claim_rows(sender.dialer_id, sender.owner, sender.claim_size, sender.lease, sender.inflight)
+    report.claimed += len(rows)
+    if not rows:
+        report.stopped = "empty"
+        return
+    settled: list[dict[str, Any]] = []
+    if sender.dncr:
+        blocked = _blocked_among([r.destination for r in rows], sender.dialer_id)
+        for row in (r for r in rows if r.destination in blocked):
+            settled.append({"b_id": row.id, "b_state": S.BLOCKED, "b_pmid": None, "b_sent_at": None,
+                            "b_error": "do-not-contact", "b_lease_owner": None, "b_lease_until": None,
+                            "b_in_flight": None, "b_port": None})
+        report.blocked += len(settled)
+        db.session.commit()
+    skip = {v["b_id"] for v in settled}
+    if not _send_group(sender, [r for r in rows if r.id not in skip], rows[0].in_flight_at, deadline, report,
+                       settled):
+        report.stopped = "budget" if time.monotonic() > deadline else "paused"
 
 
 def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
@@ -522,15 +557,26 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
     adapter = make_adapter(dialer.provider)
     sender = _Sender(dialer, owner, adapter, _redis())
     db.session.commit()  # end the read transaction; nothing is held while sending
+    schedule = _schedule(dialer_id)
+    schedule_at = time.monotonic()
     try:
         while not report.stopped:
-            schedule = _schedule(dialer_id)
+            if time.monotonic() - schedule_at > 10:  # schedules change rarely: reread now and then
+                schedule, schedule_at = _schedule(dialer_id), time.monotonic()
             reason = _dialer_can_send(dialer_id, schedule)
-            db.session.commit()
             if reason:
                 report.stopped = reason
                 break
-            rows = _claim_rows(dialer_id, owner, int(_cfg("DIALER_BATCH", 50)), sender.lease)
+            if time.monotonic() > deadline:
+                report.stopped = "budget"
+                break
+            if keep_alive is not None and not keep_alive():
+                report.stopped = "slot_lost"
+                break
+            if sender.mark_on_claim:
+                _claim_and_send(sender, deadline, report)
+                continue
+            rows = _claim_rows(dialer_id, owner, sender.claim_size, sender.lease)
             report.claimed += len(rows)
             if not rows:
                 report.stopped = "empty"
@@ -541,13 +587,14 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
                     if reason:
                         report.stopped = reason
                         break
-                if time.monotonic() > deadline:
-                    report.stopped = "budget"
-                    break
-                if keep_alive is not None and not keep_alive():
-                    report.stopped = "slot_lost"
-                    break
-                group, marked_at = _mark_group(sender, rows[start:start + sender.group], report)
+                    if time.monotonic() > deadline:
+                        report.stopped = "budget"
+                        break
+                    if keep_alive is not None and not keep_alive():
+                        report.stopped = "slot_lost"
+                        break
+                last = start + sender.group >= len(rows)
+                group, marked_at = _mark_group(sender, rows[start:start + sender.group], report, renew=not last)
                 if group and not _send_group(sender, group, marked_at, deadline, report):
                     report.stopped = report.stopped or ("budget" if time.monotonic() > deadline else "paused")
                     break
