@@ -91,6 +91,22 @@ def test_states_invalid_blocked_and_dncr_off(db: Any, dialers: dict[str, Any]) -
         "nodnc": {"loaded": 3, "to_process": 2, "invalid": 1, "blocked": 0}}
 
 
+@pytest.mark.parametrize("preload_max", [0, 200_000])
+def test_blocked_with_long_and_short_lists(app: Any, db: Any, dialers: dict[str, Any], preload_max: int) -> None:
+    """Same states whether the list is read once (short) or asked chunk by chunk (long)."""
+    dnc.add("099000001", source="manual")
+    dnc.add("099000002", dialer_id=dialers["campsms"].id, source="manual")
+    db.session.commit()
+    app.config["DNC_PRELOAD_MAX"] = preload_max
+    try:
+        load_bulk(csv("campsms;099000001;a;1;", "campsms;099000002;b;1;", "2go;099000002;c;1;",
+                      "2go;099000001;d;1;"), "f.csv", region=REGION)
+    finally:
+        app.config.pop("DNC_PRELOAD_MAX")
+    assert [r.state for r in spool_rows(db)] == [SpoolState.BLOCKED, SpoolState.BLOCKED,
+                                                 SpoolState.TO_PROCESS, SpoolState.BLOCKED]
+
+
 def test_e164_forms_priority_and_variables(db: Any, dialers: dict[str, Any]) -> None:
     """Every way of writing a number ends in E.164; extra columns fill {1}, {2}…"""
     load_bulk(csv("campsms;+598 98 344 384;Hola {1}, tu turno es el {2}.;0;Ana;lunes;",

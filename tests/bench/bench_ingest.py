@@ -27,11 +27,19 @@ TARGET_RATIO = 2.5
 TARGET_RSS_MB = 150
 
 
+ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "2"))
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
-def write_file(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def write_file(path: Path, rows: int, seed: int = 7) -> dict[str, Any]:
     """Realistic UY numbers (national, +598, landlines, ~2% invalid), some lines with template variables."""
     rng = random.Random(seed)
     names = ["Ana", "Bruno", "Carla", "Diego", "Elena", "Fabián", "Gabriela", "Hugo"]
@@ -60,7 +68,7 @@ def write_file(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
                 buf = []
         if buf:
             out.write("\n".join(buf) + "\n")
-    return {"invalid_written": invalid}
+    return {"invalid_looking_written": invalid, "file_mb": round(path.stat().st_size / 2**20, 1)}
 
 
 def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -129,10 +137,10 @@ def child_ours(db_path: Path, redis_url: str, csv_path: Path) -> dict[str, Any]:
         from webapp.services.spool_ingest import load_bulk
 
         with csv_path.open("rb") as stream:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu()
             summary = load_bulk(stream, csv_path.name, region="UY")
-            seconds = time.perf_counter() - t0
-    return {"seconds": round(seconds, 3), "rows": summary.loaded, "invalid": summary.invalid,
+            seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "rows": summary.loaded, "invalid": summary.invalid,
             "blocked": summary.blocked, "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -141,7 +149,7 @@ def child_plain(db_path: Path, csv_path: Path, dialers: dict[str, int]) -> dict[
     import csv
     import sqlite3
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     conn = sqlite3.connect(db_path)
     now = time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime())
     sql = ("INSERT INTO sms_spool (dialer_id, destination, body, priority, state, attempts, needs_review, "
@@ -160,7 +168,8 @@ def child_plain(db_path: Path, csv_path: Path, dialers: dict[str, int]) -> dict[
             rows += len(batch)
     conn.commit()
     conn.close()
-    return {"seconds": round(time.perf_counter() - t0, 3), "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+    return {"seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(_cpu() - c0, 3), "rows": rows,
+            "peak_rss_mb": _peak_rss_mb()}
 
 
 def _child(*args: str) -> dict[str, Any]:
@@ -180,19 +189,28 @@ def run() -> dict[str, Any]:
             written = write_file(csv_path, ROWS)
             template = tmp / "template.db"
             dialers = _child("template", str(template), redis_url)["dialers"]
-            shutil.copy(template, tmp / "ours.db")
-            shutil.copy(template, tmp / "plain.db")
-            plain = _child("plain", str(tmp / "plain.db"), str(csv_path), json.dumps(dialers))
-            ours = _child("ours", str(tmp / "ours.db"), redis_url, str(csv_path))
+            # Alternate the two loads and keep each one's best round: the machine may be shared.
+            plains, ours_runs = [], []
+            for _round in range(max(1, ROUNDS)):
+                for name in ("ours.db", "plain.db"):
+                    shutil.copy(template, tmp / name)
+                plains.append(_child("plain", str(tmp / "plain.db"), str(csv_path), json.dumps(dialers)))
+                ours_runs.append(_child("ours", str(tmp / "ours.db"), redis_url, str(csv_path)))
         finally:
             redis_proc.terminate()
             redis_proc.wait(10)
+    plain = min(plains, key=lambda r: r["seconds"])
+    ours = min(ours_runs, key=lambda r: r["seconds"])
+    ours["peak_rss_mb"] = max(r["peak_rss_mb"] for r in ours_runs)
     ratio = round(ours["seconds"] / plain["seconds"], 2)
     return {
-        "rows": ROWS, **written,
-        "ours": {**ours, "rows_per_s": round(ours["rows"] / ours["seconds"])},
-        "plain_csv_sqlite3": {**plain, "rows_per_s": round(plain["rows"] / plain["seconds"])},
-        "ratio": ratio, "target_ratio": TARGET_RATIO, "target_peak_rss_mb": TARGET_RSS_MB,
+        "rows": ROWS, "rounds": len(plains), **written,
+        "ours": {**ours, "rows_per_s": round(ours["rows"] / ours["seconds"]),
+                 "all_seconds": [r["seconds"] for r in ours_runs]},
+        "plain_csv_sqlite3": {**plain, "rows_per_s": round(plain["rows"] / plain["seconds"]),
+                              "all_seconds": [r["seconds"] for r in plains]},
+        "ratio": ratio, "cpu_ratio": round(ours["cpu_seconds"] / plain["cpu_seconds"], 2),
+        "target_ratio": TARGET_RATIO, "target_peak_rss_mb": TARGET_RSS_MB,
         "ok": ratio <= TARGET_RATIO and ours["peak_rss_mb"] <= TARGET_RSS_MB,
     }
 
