@@ -38,6 +38,8 @@ class Interaction(db.Model):
         sa.Index("ix_interactions_customer", "campaign_id", "customer_number", "status"),
         sa.Index("ix_interactions_agent_status", "agent_id", "status", "last_message_at"),
         sa.Index("ix_interactions_status_created", "status", "created_at"),
+        # S1: the monitor counts what closed today.
+        sa.Index("ix_interactions_status_closed", "status", "closed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -132,8 +132,12 @@ def campaign_stats(campaign_ids: list[int], now: datetime | None = None) -> list
                   _count(in_sl).label("answered_in_sl"),
                   _count(sa.and_(i.status.in_(WITH_AGENT), age > c.chat_time_threshold_seconds)).label("long_chats"))
         .join(c, c.id == i.campaign_id)
+        # Every row a figure counts is open, or closed/abandoned today (one that arrived today and is
+        # over was closed today too): two index ranges, never the whole history.
         .where(i.campaign_id.in_(campaign_ids),
-               sa.or_(i.status.in_(InteractionStatus.OPEN), i.created_at >= start, i.closed_at >= start))
+               sa.or_(i.status.in_(InteractionStatus.OPEN),
+                      sa.and_(i.status.in_((InteractionStatus.CLOSED, InteractionStatus.ABANDONED)),
+                              i.closed_at >= start)))
         .group_by(i.campaign_id)
         .subquery())
     rows = db.session.execute(
@@ -167,6 +171,14 @@ class AgentRow:
         return State(self.state).in_break
 
     @property
+    def since_epoch(self) -> float:
+        return since_epoch(self.state_changed_at)
+
+    @property
+    def since_text(self) -> str:
+        return elapsed_text(self.state_changed_at)
+
+    @property
     def connected(self) -> bool:
         return State(self.state).connected
 
@@ -185,7 +197,8 @@ def agent_rows(*, viewer_agents: sa.Select | None = None, campaign_ids: list[int
                   _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
                   *[_count(sa.and_(with_agent, i.channel == ch)).label(f"ch_{ch}") for ch in CHANNELS],
                   _count(sa.and_(with_agent, i.channel.not_in(CHANNELS))).label("ch_other"))
-        .where(i.agent_id.is_not(None), sa.or_(with_agent, i.closed_at >= start))
+        .where(i.agent_id.is_not(None), sa.or_(with_agent, sa.and_(i.status == InteractionStatus.CLOSED,
+                                                                   i.closed_at >= start)))
         .group_by(i.agent_id))
     if agent_ids is not None:
         per_agent = per_agent.where(i.agent_id.in_(agent_ids))
@@ -226,9 +239,23 @@ class WaitingRow:
     campaign_name: str
     queued_at: datetime
 
+    @property
+    def since_epoch(self) -> float:
+        return since_epoch(self.queued_at)
 
-def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[int] | None = None) -> list[WaitingRow]:
-    """Customers waiting for an agent, longest wait first, one query."""
+    @property
+    def since_text(self) -> str:
+        return elapsed_text(self.queued_at)
+
+    @property
+    def order(self) -> int:
+        """CSS order keeping rows inserted live in waiting order (seconds since 2023-11-14)."""
+        return int(since_epoch(self.queued_at)) - 1_700_000_000
+
+
+def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[int] | None = None,
+                 limit: int | None = None) -> list[WaitingRow]:
+    """Customers waiting for an agent, longest wait first (the first `limit`), one query."""
     i, c = Interaction, Campaign
     query = (sa.select(i.id, i.customer_number, i.customer_name, i.channel, i.campaign_id, c.name, i.queued_at)
              .join(c, c.id == i.campaign_id)
@@ -238,6 +265,8 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
         query = query.where(i.campaign_id.in_(campaign_ids or [-1]))
     if interaction_ids is not None:
         query = query.where(i.id.in_(interaction_ids or [-1]))
+    if limit is not None:
+        query = query.limit(limit)
     return [WaitingRow(id=r[0], customer_number=r[1], customer_name=r[2] or "", channel=r[3], campaign_id=r[4],
                        campaign_name=r[5], queued_at=r[6]) for r in db.session.execute(query)]
 
@@ -266,3 +295,11 @@ def since_epoch(moment: datetime | None) -> float:
         return 0.0
     return moment.replace(tzinfo=UTC).timestamp()
 
+
+
+def elapsed_text(moment: datetime | None) -> str:
+    """"m:ss" (or "h:mm:ss") since a stored time, as the ticking timers show it."""
+    seconds = 0 if moment is None else max(0, int((clock.now() - moment).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"

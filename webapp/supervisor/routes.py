@@ -36,6 +36,8 @@ from . import live as _live  # noqa: F401 - registers topic checks and renderers
 from .forms import ChatForm, MonitorCampaignsForm, PauseForm, TranscriptSearchForm
 
 MONITOR_KEY = "monitor_campaigns"
+# A wallboard lists the longest waits; the campaign blocks count every waiting customer.
+WAITING_SHOWN = 300
 
 
 @bp.app_template_filter("epoch_seconds")
@@ -53,10 +55,18 @@ def _monitor_campaigns() -> tuple[list[int], list[Any]]:
     return chosen, visible
 
 
+def _waiting_context(ids: list[int], campaign_stats: list[stats.CampaignStats] | None = None) -> dict[str, Any]:
+    total = sum(s.waiting for s in campaign_stats) if campaign_stats is not None else None
+    waiting = stats.waiting_rows(ids, limit=WAITING_SHOWN)
+    return {"waiting": waiting, "waiting_total": total if total is not None else len(waiting),
+            "waiting_limit": WAITING_SHOWN}
+
+
 def _monitor_context(ids: list[int]) -> dict[str, Any]:
-    return {"campaign_stats": stats.campaign_stats(ids),
+    campaign_stats = stats.campaign_stats(ids)
+    return {"campaign_stats": campaign_stats,
             "agents": stats.agent_rows(viewer_agents=visible_agents(), campaign_ids=ids),
-            "waiting": stats.waiting_rows(ids)}
+            **_waiting_context(ids, campaign_stats)}
 
 
 def _group_topics() -> list[str]:
@@ -106,7 +116,10 @@ def monitor_agents() -> Any:
 @supervisor_required
 def monitor_waiting() -> Any:
     ids, _visible = _monitor_campaigns()
-    return render_template("supervisor/_waiting.html", waiting=stats.waiting_rows(ids))
+    context = _waiting_context(ids)
+    if len(context["waiting"]) >= WAITING_SHOWN:
+        context["waiting_total"] = sum(s.waiting for s in stats.campaign_stats(ids))
+    return render_template("supervisor/_waiting.html", **context)
 
 
 # -- S2 actions on an agent -------------------------------------------------------------
