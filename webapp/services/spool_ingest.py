@@ -29,7 +29,7 @@ do-not-contact list loads as BLOCKED when its dialer has DNCR on (the engine che
 sending); the rest as TO PROCESS.
 
 All or nothing: `load_bulk` and `load_dnc` run in one database transaction on `db.session`. Rows
-go in by chunks of CHUNK with Core executemany while the file streams past (never the whole file
+go in by chunks of CHUNK (executemany on the session's Core connection) while the file streams past (never the whole file
 in memory); any refusal or error rolls the whole transaction back, chunks already inserted
 included, and a success commits. Call them with no other pending work in the session.
 """
