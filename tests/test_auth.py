@@ -110,3 +110,11 @@ def test_healthz_is_503_when_redis_is_down(app, ctx):
         app.extensions["conversa_redis"] = real
     assert response.status_code == 503
     assert response.json["redis"].startswith("error") and response.json["database"] == "ok"
+
+
+def test_translations_work_in_jobs_without_a_request(app):
+    """Workers and CLI commands have an app context but no request: Spanish, the default, and no crash."""
+    from flask_babel import gettext
+
+    with app.app_context():
+        assert gettext("Sign in") == "Ingresar"
