@@ -66,6 +66,12 @@ def dialer_for(make: Any, provider: Any, **kw: Any) -> Any:
 
 
 @pytest.fixture
+def ordered(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One request at a time even unpaced, so the gateway sees the spool order."""
+    monkeypatch.setitem(app.config, "DIALER_SEND_CONCURRENCY", 1)
+
+
+@pytest.fixture
 def quick(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """No backoff sleeps in the adapters' own retries."""
     monkeypatch.setitem(app.config, "PROVIDER_BACKOFF", 0.0)
@@ -138,7 +144,7 @@ def test_expired_claim_goes_back_to_the_pool(db: Any, make: Any, monkeypatch: py
 
 
 # -- sending ------------------------------------------------------------------------
-def test_sends_everything_once_in_order(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_sends_everything_once_in_order(db: Any, make: Any, ordered: None, fake_twilio: Any) -> None:  # noqa: F811
     """A run drains the dialer: each message once, SENT with the gateway's sid, in priority order."""
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     ids = queue(db, d, numbers(60))
@@ -508,7 +514,7 @@ def test_review_cancel(db: Any, make: Any, fake_twilio: Any, quick: None) -> Non
 
 
 # -- S4 single message, counts, status ----------------------------------------------------------
-def test_single_message_goes_next(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_single_message_goes_next(app: Any, db: Any, make: Any, ordered: None, fake_twilio: Any,  # noqa: F811
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A single message is normalised to E.164 and sent before the queued bulk; a bad number queues nothing."""
     from webapp.services import dialer_engine
@@ -567,3 +573,15 @@ def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twili
     assert run_jobs(app) == 2
     assert fake_twilio.sent_count() == 30
     assert schedule_dialers() == {}
+
+
+def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+    """Unpaced, several requests at once: 230 messages, each sent once, all SENT with their own sid."""
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    ids = queue(db, d, numbers(230))
+    report = run(d)
+    assert (report["sent"], report["claimed"]) == (230, 230)
+    assert sorted(m["to"] for m in fake_twilio.sent()) == numbers(230)
+    state = rows(db, d.id)
+    assert {state[i].state for i in ids} == {2}
+    assert len({state[i].provider_message_id for i in ids}) == 230

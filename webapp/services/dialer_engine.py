@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -325,6 +328,22 @@ class _Sender:
             self.group = GROUP_MAX
         # Unpaced and reconcilable: the claim itself marks the rows in flight (one group per claim).
         self.mark_on_claim = pace == 0 and _can_reconcile(adapter) and self.group >= self.claim_size
+        # ...and a few requests go out at once (order within a group is then not kept).
+        self.concurrency = int(_cfg("DIALER_SEND_CONCURRENCY", 4)) if self.mark_on_claim and not self.batch else 1
+        self.adapters: queue.Queue[ProviderAdapter] = queue.Queue()
+        self.executor: ThreadPoolExecutor | None = None
+        if self.concurrency > 1:
+            self.adapters.put(adapter)
+            for _i in range(self.concurrency - 1):
+                self.adapters.put(make_adapter(dialer.provider))
+            self.executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"dialer-{dialer.id}")
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        while not self.adapters.empty():
+            self.adapters.get_nowait().close()
+        self.adapter.close()
 
     # pacing: False when the slot is further away than the job may wait
     def _slot_wait(self, key: str, interval: float, deadline: float) -> bool:
@@ -475,10 +494,10 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
     values: list[dict[str, Any]] = list(settled or [])
     requested: set[int] = set()
     keep_going = True
-    start = time.monotonic()
+    window_end = marked_at + timedelta(seconds=sender.lease)
     try:
         if sender.batch:
-            if sender.pace(deadline, len(rows)):
+            if clock.now() <= window_end and sender.pace(deadline, len(rows)):
                 ports = sender.next_ports(len(rows))
                 messages = [OutboundMessage(ref=r.id, to=r.destination, body=r.body, port=p)
                             for r, p in zip(rows, ports, strict=True)]
@@ -489,10 +508,12 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
                           for r, p, res in zip(rows, ports, results, strict=True)]
             else:
                 keep_going = False
+        elif sender.concurrency > 1:
+            keep_going = _send_concurrently(sender, rows, marked_at, deadline, requested, values, report)
         else:
             for row in rows:
                 # Never start a request after the in-flight window: reconcile relies on it.
-                if time.monotonic() - start > sender.lease or time.monotonic() > deadline:
+                if clock.now() > window_end or time.monotonic() > deadline:
                     keep_going = False
                     break
                 if not sender.pace(deadline):
@@ -520,6 +541,49 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
         if unknown:
             log.warning("dialer %s: %d requests without an answer stay in flight", sender.dialer_id, len(unknown))
     return keep_going
+
+
+def _send_concurrently(sender: _Sender, rows: list[Any], marked_at: datetime, deadline: float,
+                       requested: set[int], values: list[dict[str, Any]], report: DrainReport) -> bool:
+    """Unpaced: a few requests at once, each thread with its own adapter (own pooled session).
+
+    A row counts as requested the moment a thread commits to sending it, under the lock that also
+    stops the group, so a row is either requested (stays in flight until answered or reconciled) or
+    never sent (given back): never both.
+    """
+    lock = threading.Lock()
+    stopped = False
+    window_end = marked_at + timedelta(seconds=sender.lease)
+
+    def one(row: Any) -> tuple[Any, SendResult] | None:
+        nonlocal stopped
+        with lock:
+            if stopped or clock.now() > window_end or time.monotonic() > deadline:
+                return None
+            requested.add(row.id)
+        adapter = sender.adapters.get()
+        try:
+            result = adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body))
+        finally:
+            sender.adapters.put(adapter)
+        if result.outcome in (Outcome.TEMPORARY, Outcome.RATE_LIMITED) and not result.ambiguous:
+            with lock:
+                stopped = True  # the gateway is struggling: the rest go back, later
+        return row, result
+
+    futures = [sender.executor.submit(one, row) for row in rows]
+    try:
+        for future in futures:
+            out = future.result()
+            if out is not None:
+                values.append(_result_values(sender, out[0], None, out[1], marked_at, clock.now(), report))
+    except BaseException:
+        with lock:
+            stopped = True
+        for future in futures:
+            future.cancel()
+        raise
+    return not stopped
 
 
 def _claim_and_send(sender: _Sender, deadline: float, report: DrainReport) -> None:
@@ -599,7 +663,7 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
                     report.stopped = report.stopped or ("budget" if time.monotonic() > deadline else "paused")
                     break
     finally:
-        adapter.close()
+        sender.close()
         try:
             release_claims(owner)
         except Exception:  # noqa: BLE001 - the leases expire by themselves
