@@ -55,9 +55,14 @@ def extract_messages(root: Path | None = None) -> set[str]:
 
     root = root or Path(__file__).resolve().parent.parent
     method_map = [("webapp/**.py", "python"), ("webapp/templates/**.html", "jinja2")]
+    from babel.messages.extract import DEFAULT_KEYWORDS
+
+    keywords = dict(DEFAULT_KEYWORDS, _l=None, lazy_gettext=None, lazy_pgettext=((1, "c"), 2),
+                    lazy_ngettext=(1, 2))
     found: set[str] = set()
     for _filename, _lineno, message, _comments, _context in extract_from_dir(
-            str(root), method_map=method_map, options_map={"webapp/templates/**.html": {}}):
+            str(root), method_map=method_map, keywords=keywords,
+            options_map={"webapp/templates/**.html": {}}):
         if isinstance(message, tuple):
             found.update(m for m in message if m)
         elif message:
