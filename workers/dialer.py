@@ -76,7 +76,7 @@ def run_dialer(dialer_id: int, slot: int) -> dict[str, Any]:
             redis.eval(_RELEASE, 1, key, owner)
         except Exception as exc:  # noqa: BLE001 - Redis gone: the key expires by itself
             log.warning("dialer %s slot %s not released: %s", dialer_id, slot, exc)
-    log.info("dialer %s slot %s: %s", dialer_id, slot, report)
+    (log.info if report.claimed else log.debug)("dialer %s slot %s: %s", dialer_id, slot, report)
     return asdict(report)
 
 

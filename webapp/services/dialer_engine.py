@@ -517,6 +517,7 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
                     keep_going = False
                     break
                 if not sender.pace(deadline):
+                    report.stopped = "budget"  # the next slot is beyond this job's time
                     keep_going = False
                     break
                 port = sender.next_ports(1)[0]
