@@ -150,15 +150,15 @@ def run() -> dict[str, Any]:
         from webapp.live.events import make_event
         from webapp.supervisor import live
 
-        for name, fn, event in (
-                ("render_interaction_changed", live.render_interaction_changed,
-                 make_event(f"campaign:{ids['campaign_id']}", "interaction.changed",
-                            {"interaction_id": ids["interaction_id"]})),
-                ("render_agent_state", live.render_agent_state,
-                 make_event(f"group:{ids['group_id']}", "agent.state", {"agent_id": ids["agent_id"]}))):
+        for name, fn, topic, kind, data in (
+                ("render_interaction_changed", live.render_interaction_changed, f"campaign:{ids['campaign_id']}",
+                 "interaction.changed", {"interaction_id": ids["interaction_id"]}),
+                ("render_agent_state", live.render_agent_state, f"group:{ids['group_id']}", "agent.state",
+                 {"agent_id": ids["agent_id"]})):
             samples = []
             with app.test_request_context("/ws"):
                 for _ in range(ROUNDS):
+                    event = make_event(topic, kind, data)  # a fresh event: no rendering to reuse
                     counter.count = 0
                     started = time.perf_counter()
                     html = fn(event, None)
