@@ -315,6 +315,7 @@ class _Sender:
         self.batch = adapter.batch_size > 1 and self.interval == 0 and self.provider_interval == 0
         self.lease = configured_lease()
         self.inflight = inflight_seconds()
+        self.reserved: float | None = None  # a pacing slot taken ahead (time.time())
         self.max_attempts = int(_cfg("DIALER_MAX_ATTEMPTS", 5))
         pace = max(self.interval, self.provider_interval)
         self.claim_size = int(_cfg("DIALER_BATCH", 50))
@@ -353,8 +354,27 @@ class _Sender:
         self.pacer.wait(key, interval)
         return True
 
+    def reserve_ahead(self) -> None:
+        """Take the next slot now, before the database work between groups, so that work overlaps the
+        wait instead of pushing every later slot back."""
+        if self.reserved is not None or (self.interval <= 0 and self.provider_interval <= 0):
+            return
+        at = time.time()
+        if self.interval > 0:
+            at = max(at, time.time() + self.pacer.reserve(dialer_key(self.dialer_id), self.interval))
+        if self.provider_interval > 0:
+            at = max(at, time.time() + self.pacer.reserve(provider_key(self.provider_id), self.provider_interval))
+        self.reserved = at
+
     def pace(self, deadline: float, n: int = 1) -> bool:
         for _i in range(n):
+            if self.reserved is not None:
+                delay, self.reserved = self.reserved - time.time(), None
+                if delay > deadline - time.monotonic():
+                    return False
+                if delay > 0:
+                    time.sleep(delay)
+                continue
             if self.interval > 0 and not self._slot_wait(dialer_key(self.dialer_id), self.interval, deadline):
                 return False
             if self.provider_interval > 0 and not self._slot_wait(provider_key(self.provider_id),
@@ -528,6 +548,8 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
                 if result.outcome in (Outcome.TEMPORARY, Outcome.RATE_LIMITED) and not result.ambiguous:
                     keep_going = False  # the gateway is struggling: give the rest back, try later
                     break
+            else:
+                sender.reserve_ahead()
     finally:
         # Whatever happened (Redis gone, a timeout signal), record what went out and free the rest.
         done = {v["b_id"] for v in values}
