@@ -1,10 +1,12 @@
 """What the agent workspace reads: each query starts from an indexed column (agent, interaction, status)."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import (
@@ -43,50 +45,71 @@ class InboxItem:
         return None
 
 
-def _last_message(column: sa.ColumnElement) -> sa.ScalarSelect:
-    return (sa.select(column).where(Message.interaction_id == Interaction.id)
-            .order_by(Message.created_at.desc(), Message.id.desc()).limit(1).scalar_subquery())
-
-
-def _search(query: sa.Select, q: str) -> sa.Select:
-    """Campaign name, customer name or number. The agent filter comes first, so only their rows are scanned."""
-    like = f"%{q.lower()}%"
-    digits = "".join(ch for ch in q if ch.isdigit())
-    conditions = [sa.func.lower(Campaign.name).like(like), sa.func.lower(Interaction.customer_name).like(like)]
-    if digits:
-        conditions.append(Interaction.customer_number.like(f"%{digits}%"))
-    return query.where(sa.or_(*conditions))
-
-
-def inbox_items(agent_id: int, q: str = "", ids: list[int] | None = None) -> list[InboxItem]:
-    """The agent's open conversations (newest activity first), then their latest closed ones."""
-    base = (sa.select(Interaction, Campaign.name, _last_message(Message.body), _last_message(Message.sender_kind))
+def _with_last_message(chosen_rows: sa.Select | sa.CompoundSelect) -> sa.Select:
+    """Items of the chosen rows (interaction id, last_message_at, part) in list order, each with its newest
+    message: one index lookup per listed row, after the limits."""
+    chosen = chosen_rows.subquery()
+    last = aliased(Message)
+    last_id = sa.select(Message.id).where(Message.interaction_id == chosen.c.id).order_by(
+        Message.created_at.desc(), Message.id.desc()).limit(1).scalar_subquery()
+    return (sa.select(Interaction, Campaign.name, last.body, last.sender_kind)
+            .join(chosen, chosen.c.id == Interaction.id)
             .join(Campaign, Campaign.id == Interaction.campaign_id)
-            .where(Interaction.agent_id == agent_id))
-    if ids is not None:
-        rows = db.session.execute(base.where(Interaction.id.in_(ids))).all()
-        return [InboxItem(*row) for row in rows]
+            .outerjoin(last, last.id == last_id)
+            .order_by(chosen.c.part, chosen.c.last_message_at.desc(), chosen.c.id.desc()))
+
+
+def _part(n: int, statuses: tuple[str, ...], limit: int, search: bool) -> sa.Subquery:
+    query = (sa.select(Interaction.id, Interaction.last_message_at, sa.literal(n).label("part"))
+             .where(Interaction.agent_id == sa.bindparam("agent_id"), Interaction.status.in_(statuses)))
+    if search:
+        # Campaign name, customer name or number; the agent filter comes first, so only their rows are
+        # scanned. Without digits in the search `digits` is NULL and the number matches nothing.
+        query = query.join(Campaign, Campaign.id == Interaction.campaign_id).where(sa.or_(
+            sa.func.lower(Campaign.name).like(sa.bindparam("like")),
+            sa.func.lower(Interaction.customer_name).like(sa.bindparam("like")),
+            Interaction.customer_number.like(sa.bindparam("digits", type_=sa.String))))
+    # Each part keeps its own order and limit inside a subquery (SQLite refuses them on union members).
+    return query.order_by(Interaction.last_message_at.desc(), Interaction.id.desc()).limit(limit).subquery()
+
+
+@functools.cache
+def _inbox_statement(search: bool) -> sa.Select:
+    """Built once: the list's statement is the same for every agent and search but for its parameters."""
+    open_part = _part(0, ACTIVE, LIST_OPEN_LIMIT, search)
+    closed_part = _part(1, (InteractionStatus.CLOSED, InteractionStatus.ABANDONED), LIST_CLOSED_LIMIT, search)
+    return _with_last_message(sa.union_all(sa.select(open_part), sa.select(closed_part)))
+
+
+def inbox_items(agent_id: int, q: str = "") -> list[InboxItem]:
+    """The agent's open conversations (newest activity first), then their latest closed ones: one query."""
     q = q.strip()
+    params: dict[str, object] = {"agent_id": agent_id}
     if q:
-        base = _search(base, q)
-    order = (Interaction.last_message_at.desc(), Interaction.id.desc())
-    open_rows = db.session.execute(
-        base.where(Interaction.status.in_(ACTIVE)).order_by(*order).limit(LIST_OPEN_LIMIT)).all()
-    closed_rows = db.session.execute(
-        base.where(Interaction.status.in_((InteractionStatus.CLOSED, InteractionStatus.ABANDONED)))
-        .order_by(*order).limit(LIST_CLOSED_LIMIT)).all()
-    return [InboxItem(*row) for row in (*open_rows, *closed_rows)]
+        digits = "".join(ch for ch in q if ch.isdigit())
+        params.update(like=f"%{q.lower()}%", digits=f"%{digits}%" if digits else None)
+    return [InboxItem(*row) for row in db.session.execute(_inbox_statement(bool(q)), params).all()]
 
 
 def inbox_item(interaction_id: int) -> InboxItem | None:
-    row = db.session.execute(
-        sa.select(Interaction, Campaign.name, _last_message(Message.body), _last_message(Message.sender_kind))
-        .join(Campaign, Campaign.id == Interaction.campaign_id).where(Interaction.id == interaction_id)).first()
+    """One list item, whoever's it is (the live renderer checks the owner)."""
+    row = db.session.execute(_item_statement(), {"interaction_id": interaction_id}).first()
     return InboxItem(*row) if row else None
 
 
-def offers(agent_id: int) -> list[tuple[Interaction, str]]:
-    """Ringall interactions waiting in the agent's campaigns (C1.1): any member may take one."""
+@functools.cache
+def _item_statement() -> sa.Select:
+    return _with_last_message(sa.select(Interaction.id, Interaction.last_message_at, sa.literal(0).label("part"))
+                              .where(Interaction.id == sa.bindparam("interaction_id")))
+
+
+def offers(agent_id: int, campaigns: list[Campaign] | None = None) -> list[tuple[Interaction, str]]:
+    """Ringall interactions waiting in the agent's campaigns (C1.1): any member may take one.
+    Given the agent's campaigns (the workspace has them), no query runs when none of them rings all."""
+    if campaigns is not None:
+        ringall = [c.id for c in campaigns if c.strategy in RINGALL_MODES and c.enabled]
+        if not ringall:
+            return []
     return [tuple(r) for r in db.session.execute(
         sa.select(Interaction, Campaign.name)
         .join(Campaign, Campaign.id == Interaction.campaign_id)
@@ -108,6 +131,16 @@ def messages(interaction_id: int, limit: int = MESSAGES_LIMIT) -> list[Message]:
         sa.select(Message).where(Message.interaction_id == interaction_id)
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
     return list(reversed(latest))
+
+
+def messages_with_names(interaction_id: int, limit: int = MESSAGES_LIMIT) -> tuple[list[Message], dict[int, str]]:
+    """`messages()` and `sender_names()` of them in one query."""
+    rows = db.session.execute(
+        sa.select(Message, User.name, User.username).outerjoin(User, User.id == Message.sender_user_id)
+        .where(Message.interaction_id == interaction_id)
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
+    names = {m.sender_user_id: name or username for m, name, username in rows if m.sender_user_id and username}
+    return [m for m, _, _ in reversed(rows)], names
 
 
 def sender_names(items: list[Message]) -> dict[int, str]:
@@ -150,11 +183,24 @@ def chat_lines(agent_id: int, limit: int = 50) -> list[AgentChatMessage]:
     return list(reversed(latest))
 
 
+def _chat_unread_count(agent_id: int) -> sa.Select:
+    return sa.select(sa.func.count(AgentChatMessage.id)).where(
+        AgentChatMessage.agent_id == agent_id, AgentChatMessage.read_at.is_(None),
+        sa.or_(AgentChatMessage.author_id.is_(None), AgentChatMessage.author_id != agent_id))
+
+
 def chat_unread(agent_id: int) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count(AgentChatMessage.id)).where(
-            AgentChatMessage.agent_id == agent_id, AgentChatMessage.read_at.is_(None),
-            sa.or_(AgentChatMessage.author_id.is_(None), AgentChatMessage.author_id != agent_id))) or 0
+    return db.session.scalar(_chat_unread_count(agent_id)) or 0
+
+
+def chat_lines_and_unread(agent_id: int, limit: int = 50) -> tuple[list[AgentChatMessage], int]:
+    """`chat_lines()` and `chat_unread()` in one query: unread lines are some of the agent's lines,
+    so with no line at all there is nothing unread either."""
+    rows = db.session.execute(
+        sa.select(AgentChatMessage, _chat_unread_count(agent_id).correlate(None).scalar_subquery())
+        .where(AgentChatMessage.agent_id == agent_id)
+        .order_by(AgentChatMessage.created_at.desc(), AgentChatMessage.id.desc()).limit(limit)).all()
+    return [line for line, _ in reversed(rows)], (rows[0][1] or 0) if rows else 0
 
 
 def unread_total(agent_id: int) -> int:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..live.events import publish
@@ -58,6 +59,13 @@ def clock(moment: datetime | None, full: bool = False) -> str:
     return local.strftime("%H:%M" if local.date() == today else "%d/%m")
 
 
+@bp.app_template_global("item_labels")
+def item_labels() -> dict[str, str]:
+    """A list item's words, translated once per list (gettext per item was a third of a list's time)."""
+    return {"waiting": _("Waiting for your answer"), "unread": _("Unread messages"), "closed": _("Closed"),
+            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:")}
+
+
 @bp.app_template_global("now_epoch")
 def now_epoch() -> float:
     return epoch(utcnow())
@@ -65,20 +73,25 @@ def now_epoch() -> float:
 
 # -- contexts --------------------------------------------------------------------
 def conversation_context(interaction: Interaction, send_form: SendForm | None = None) -> dict[str, Any]:
-    items = queries.messages(interaction.id)
+    """What the conversation pane shows; the transfer choices load when their menu opens (transfer_form)."""
+    items, names = queries.messages_with_names(interaction.id)
     mine = interaction.agent_id == current_user.id
     window_open = interaction.channel != "whatsapp" or conversations.whatsapp_window_open(interaction)
     canned = queries.canned_responses(interaction.campaign_id)
+    return dict(interaction=interaction, messages=items, names=names, mine=mine,
+                window_open=window_open, canned=canned, templates=[c for c in canned if c.template_ref],
+                send_form=send_form or SendForm(formdata=None), close_form=CloseForm(formdata=None),
+                campaign=interaction.campaign)
+
+
+def transfer_context(interaction: Interaction, campaigns: list[Campaign] | None = None) -> dict[str, Any]:
     transfer = TransferForm(formdata=None)
     transfer.agent_id.choices = choices([(0, "—")] + [(u.id, u.display_name) for u in
                                                       queries.transfer_agents(interaction, current_user.id)])
-    transfer.campaign_id.choices = choices([(0, "—")] + [(c.id, c.name) for c in
-                                                         queries.agent_campaigns(current_user.id)
+    campaigns = queries.agent_campaigns(current_user.id) if campaigns is None else campaigns
+    transfer.campaign_id.choices = choices([(0, "—")] + [(c.id, c.name) for c in campaigns
                                                          if c.id != interaction.campaign_id])
-    return dict(interaction=interaction, messages=items, names=queries.sender_names(items), mine=mine,
-                window_open=window_open, canned=canned, templates=[c for c in canned if c.template_ref],
-                send_form=send_form or SendForm(formdata=None), close_form=CloseForm(formdata=None),
-                transfer_form=transfer, campaign=db.session.get(Campaign, interaction.campaign_id))
+    return dict(interaction=interaction, transfer_form=transfer)
 
 
 def workspace_context(interaction: Interaction | None = None, q: str = "") -> dict[str, Any]:
@@ -89,26 +102,40 @@ def workspace_context(interaction: Interaction | None = None, q: str = "") -> di
         topics.append(f"interaction:{interaction.id}")
     outbound = OutboundForm(formdata=None)
     outbound.campaign_id.choices = choices((c.id, c.name) for c in campaigns)
-    ctx = dict(items=queries.inbox_items(agent_id, q), q=q, offers=queries.offers(agent_id),
+    ctx = dict(items=queries.inbox_items(agent_id, q), q=q, offers=queries.offers(agent_id, campaigns),
                ws_topics=",".join(topics), outbound_form=outbound, **state_context(current_user),
                **chat_context(agent_id))
     if interaction is not None:
         ctx.update(conversation_context(interaction))
+        if ctx["mine"] and interaction.is_open:  # a full page works without JavaScript: the menu is inline
+            ctx.update(transfer_context(interaction, campaigns))
     ctx["current"] = interaction
     return ctx
 
 
 def state_context(user: User) -> dict[str, Any]:
-    return dict(agent=user, break_types=queries.break_types(),
-                current_break=db.session.get(BreakType, user.break_type_id) if user.break_type_id else None)
+    types = queries.break_types()
+    current_break = None
+    if user.break_type_id:
+        current_break = next((b for b in types if b.id == user.break_type_id), None) or db.session.get(
+            BreakType, user.break_type_id)
+    return dict(agent=user, break_types=types, current_break=current_break)
 
 
 def chat_context(agent_id: int) -> dict[str, Any]:
-    lines = queries.chat_lines(agent_id)
-    authors = {u.id: u.display_name for u in db.session.query(User).filter(
-        User.id.in_({c.author_id for c in lines if c.author_id}))} if lines else {}
-    return dict(chat_lines=lines, chat_authors=authors, chat_unread=queries.chat_unread(agent_id),
-                chat_form=ChatForm(formdata=None))
+    lines, unread = queries.chat_lines_and_unread(agent_id)
+    others = {c.author_id for c in lines if c.author_id and c.author_id != agent_id}  # own lines say "You"
+    authors = {u.id: u.display_name for u in db.session.query(User).filter(User.id.in_(others))} if others else {}
+    return dict(chat_lines=lines, chat_authors=authors, chat_unread=unread, chat_form=ChatForm(formdata=None))
+
+
+def viewed_interaction(interaction_id: int) -> Interaction:
+    """get_interaction_or_404's rule, with the interaction's campaign read in the same query."""
+    interaction = db.session.scalar(sa.select(Interaction).options(joinedload(Interaction.campaign))
+                                    .where(Interaction.id == interaction_id))
+    if interaction is None or not can_see_interaction(current_user, interaction):
+        abort(404)
+    return interaction
 
 
 def own_interaction(interaction_id: int) -> Interaction:
@@ -157,7 +184,7 @@ def offers() -> Any:
 @bp.get("/inbox/<int:interaction_id>")
 @agent_required
 def conversation(interaction_id: int) -> Any:
-    interaction = get_interaction_or_404(interaction_id)
+    interaction = viewed_interaction(interaction_id)
     if is_htmx():
         return render_template("inbox/_conversation.html", **conversation_context(interaction))
     return render_template("inbox/page.html", **workspace_context(interaction))
@@ -167,9 +194,8 @@ def conversation(interaction_id: int) -> Any:
 @agent_required
 def messages(interaction_id: int) -> Any:
     interaction = get_interaction_or_404(interaction_id)
-    items = queries.messages(interaction.id)
-    return render_template("inbox/_messages.html", interaction=interaction, messages=items,
-                           names=queries.sender_names(items))
+    items, names = queries.messages_with_names(interaction.id)
+    return render_template("inbox/_messages.html", interaction=interaction, messages=items, names=names)
 
 
 @bp.post("/inbox/<int:interaction_id>/open")
@@ -245,6 +271,14 @@ def close(interaction_id: int) -> Any:
         flash(str(exc), "error")
         return back_to(interaction)
     return left_conversation(interaction, _("Conversation closed."))
+
+
+@bp.get("/inbox/<int:interaction_id>/transfer")
+@agent_required
+def transfer_form(interaction_id: int) -> Any:
+    """The transfer menu's form, loaded when the menu opens (a full page has it inline)."""
+    interaction = own_interaction(interaction_id)
+    return render_template("inbox/_transfer.html", iid=interaction.id, **transfer_context(interaction))
 
 
 @bp.post("/inbox/<int:interaction_id>/transfer")
