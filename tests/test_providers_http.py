@@ -178,3 +178,20 @@ def test_registry_metadata() -> None:
     assert all(ADAPTERS[k].uses_ports == t.uses_ports for k, t in TYPES.items())
     with pytest.raises(ValueError):
         get_adapter(ProviderConfig(id=1, type="carrier-pigeon"))
+
+
+def test_environment_proxies_are_read_once_and_still_honoured(monkeypatch):
+    """The client reads HTTP_PROXY/NO_PROXY once per host (not per request) and still applies them."""
+    from webapp.providers.http import HttpClient
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    client = HttpClient(timeout=1)
+    try:
+        assert client._proxies_for("http://gateway.example/api")["http"] == "http://proxy.invalid:3128"
+        assert "http" not in client._proxies_for("http://127.0.0.1:9/api")
+        monkeypatch.setenv("HTTP_PROXY", "http://other.invalid:1")
+        assert client._proxies_for("http://gateway.example/x")["http"] == "http://proxy.invalid:3128"
+        assert client.session.trust_env is False
+    finally:
+        client.close()

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import os
 import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
@@ -120,6 +122,12 @@ class HttpClient:
         self.sleep = sleep
         self.rng = rng
         self.session = requests.Session()
+        # requests re-reads proxy variables and ~/.netrc on every call when trust_env is on (about 1 ms a
+        # request, a third of a bulk send's CPU). Read the environment once per host instead: the same
+        # proxies and CA bundle apply; credentials always come from the provider, never from netrc.
+        self.session.trust_env = False
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._proxies: dict[str, dict[str, str]] = {}
         pool = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", pool)
         self.session.mount("https://", pool)
@@ -131,6 +139,15 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """The environment's proxies for this URL's scheme and host (HTTP_PROXY, NO_PROXY...), read once."""
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        proxies = self._proxies.get(key)
+        if proxies is None:
+            proxies = self._proxies[key] = requests.utils.get_environ_proxies(url)
+        return proxies
 
     # -- timing ----------------------------------------------------------
     def delay_before(self, attempt: int, result: SendResult) -> float | None:
@@ -146,7 +163,8 @@ class HttpClient:
     def attempt(self, method: str, url: str, classify: Classifier, **kwargs: Any) -> SendResult:
         """One request, classified; transport failures become TEMPORARY (ambiguous when they may have landed)."""
         try:
-            response = self.session.request(method, url, timeout=self.timeouts, **kwargs)
+            response = self.session.request(method, url, timeout=self.timeouts, proxies=self._proxies_for(url),
+                                            **kwargs)
         except requests.exceptions.ReadTimeout as exc:
             return SendResult(Outcome.TEMPORARY, error_code="timeout", error_message=str(exc), ambiguous=True)
         except requests.exceptions.ConnectionError as exc:
@@ -204,7 +222,8 @@ class HttpClient:
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
             try:
-                response = self.session.request(method, url, timeout=self.timeouts, **kwargs)
+                response = self.session.request(method, url, timeout=self.timeouts, proxies=self._proxies_for(url),
+                                            **kwargs)
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                     requests.exceptions.InvalidSchema) as exc:
                 raise GatewayError(str(exc)) from exc

@@ -44,7 +44,7 @@ from flask_babel import lazy_gettext as _
 
 from ..extensions import db
 from ..live.events import publish, publish_now
-from ..models import Dialer, DoNotContact, Provider, ScheduleEntry, SpoolMessage, SpoolState, User
+from ..models import Dialer, Provider, ScheduleEntry, SpoolMessage, SpoolState, User
 from ..providers import get_adapter
 from ..providers.base import (
     LookupOutcome,
@@ -54,6 +54,7 @@ from ..providers.base import (
     SendResult,
     StatusUpdate,
 )
+from . import dnc
 from . import time as clock
 from .pacing import Pacer, dialer_key, provider_key
 from .schedules import in_schedule
@@ -170,35 +171,14 @@ def _can_reconcile(adapter: ProviderAdapter) -> bool:
     return type(adapter).lookup is not ProviderAdapter.lookup
 
 
-# -- do-not-contact (services.dnc when present) ----------------------------------
+# -- do-not-contact ------------------------------------------------------------------
 def _blocked_among(phones: list[str], dialer_id: int) -> set[str]:
-    try:
-        from . import dnc
-    except ImportError:
-        dnc = None  # type: ignore[assignment]
-    if dnc is not None and hasattr(dnc, "blocked_among"):
-        return set(dnc.blocked_among(phones, dialer_id=dialer_id))
-    if not phones:
-        return set()
-    rows = db.session.scalars(sa.select(DoNotContact.phone).where(
-        DoNotContact.phone.in_(set(phones)),
-        sa.or_(DoNotContact.dialer_id == dialer_id,
-               sa.and_(DoNotContact.dialer_id.is_(None), DoNotContact.campaign_id.is_(None)))))
-    return set(rows)
+    """Spool destinations are stored in E.164 already: no re-normalising on the hot path."""
+    return dnc.listed_among(set(phones), dialer_id=dialer_id)
 
 
 def _add_dnc(phone: str, source: str) -> None:
-    try:
-        from . import dnc
-    except ImportError:
-        dnc = None  # type: ignore[assignment]
-    if dnc is not None and hasattr(dnc, "add"):
-        dnc.add(phone, source=source)
-        return
-    exists = db.session.scalar(sa.select(DoNotContact.id).where(
-        DoNotContact.phone == phone, DoNotContact.dialer_id.is_(None), DoNotContact.campaign_id.is_(None)))
-    if exists is None:
-        db.session.add(DoNotContact(phone=phone, source=source))
+    dnc.add(phone, source=source)
 
 
 # -- live counters ------------------------------------------------------------------
