@@ -44,6 +44,7 @@ class Hub:
         self.connected = threading.Event()
 
     def subscribe(self, topics: set[str]) -> Subscriber:
+        """A mailbox for the topics; `connected` tells when events published from now on will reach it."""
         sub = Subscriber(topics)
         with self._lock:
             for topic in sub.topics:
@@ -97,11 +98,13 @@ class Hub:
         while True:
             pubsub = None
             try:
-                pubsub = self._redis_factory().pubsub(ignore_subscribe_messages=True)
+                pubsub = self._redis_factory().pubsub()
                 pubsub.psubscribe(CHANNEL_PREFIX + "*")
-                self.connected.set()
                 delay = 0.2
                 for message in pubsub.listen():
+                    if message.get("type") == "psubscribe":
+                        # Redis confirmed the subscription: from now on no event is missed.
+                        self.connected.set()
                     if message.get("type") != "pmessage":
                         continue
                     try:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 _cache_lock = threading.Lock()
 _cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 _CACHE_SIZE = 512
+HUB_WAIT = 5.0  # seconds a new socket waits for the hub's subscription before saying "off"
 
 
 def render_event(event: dict[str, Any], user: Any, lang: str) -> str | None:
@@ -75,7 +76,10 @@ def live_socket(ws: Any) -> None:
     db.session.remove()  # the loop below may last hours: hold no connection
     last_check = time.monotonic()
     try:
-        ws.send('<div id="live-status" hx-swap-oob="true" data-live="on"></div>')
+        # The first socket of a process starts the hub: announce "on" once Redis has confirmed its
+        # subscription, so an event published after this frame cannot be lost.
+        live = "on" if hub.connected.wait(HUB_WAIT) else "off"
+        ws.send(f'<div id="live-status" hx-swap-oob="true" data-live="{live}"></div>')
         while True:
             try:
                 first = sub.queue.get(timeout=0.25)
