@@ -44,7 +44,8 @@ def _inbound(item: dict[str, Any]) -> InboundMessage:
 
 @with_app
 def process_inbound(provider_id: int, items: list[dict[str, Any]]) -> int:
-    """Store the customer messages a webhook (or a poll) brought; routing follows their commit."""
+    """Store the customer messages a webhook (or a poll) brought; routing follows each commit, here
+    rather than in a `route` job of its own (the customer is waiting for an agent meanwhile)."""
     provider = db.session.get(Provider, provider_id)
     if provider is None:
         return 0
@@ -52,7 +53,10 @@ def process_inbound(provider_id: int, items: list[dict[str, Any]]) -> int:
     for item in items:
         if interactions.receive_inbound(provider, _inbound(item)) is not None:
             stored += 1
+        requested = interactions.take_jobs_after_commit(routing.ROUTE_JOB)
         db.session.commit()
+        for args in dict.fromkeys(requested):
+            route(*args)
     return stored
 
 

@@ -100,6 +100,14 @@ def enqueue_after_commit(func: str, *args: Any, delay: float | None = None) -> N
     db.session.info.setdefault(_JOBS, []).append((func, args, delay))
 
 
+def take_jobs_after_commit(func: str) -> list[tuple[Any, ...]]:
+    """Withdraw the queued-for-commit jobs of `func` (the caller runs that work itself); their args."""
+    jobs = db.session.info.get(_JOBS) or []
+    taken = [args for f, args, delay in jobs if f == func and not delay]
+    jobs[:] = [job for job in jobs if not (job[0] == func and not job[2])]
+    return taken
+
+
 @event.listens_for(Session, "after_commit")
 def _enqueue_jobs(session: Session) -> None:
     jobs = session.info.pop(_JOBS, None)
@@ -111,11 +119,11 @@ def _enqueue_jobs(session: Session) -> None:
         if (func, args, delay) in seen:
             continue
         seen.add((func, args, delay))
-        try:
+        try:  # fire and forget: nobody reads a result, so RQ keeps none (fewer writes per job)
             if delay:
-                queue.enqueue_in(timedelta(seconds=delay), func, *args)
+                queue.enqueue_in(timedelta(seconds=delay), func, *args, result_ttl=0)
             else:
-                queue.enqueue(func, *args)
+                queue.enqueue(func, *args, result_ttl=0)
         except Exception as exc:  # Redis down: the periodic tasks catch up on routing
             log.warning("job %s%r not queued: %s", func, args, exc)
 

@@ -44,6 +44,7 @@ from ..models import (
     InteractionStatus,
     Membership,
     User,
+    split_strategy,
     voice_campaign_members_table,
 )
 from . import agents
@@ -51,6 +52,7 @@ from .time import now
 
 ROUTING_LOCK_KEY = 0x436F6E76  # "Conv"
 OFFER_REMINDER_SECONDS = 60
+ROUTE_JOB = "workers.inbound.route"  # the job request_routing queues
 _rng = random.Random()
 
 
@@ -77,7 +79,7 @@ def request_routing(campaign_id: int | None = None) -> None:
     """Run routing (a job) once the current transaction commits."""
     from .interactions import enqueue_after_commit
 
-    enqueue_after_commit("workers.inbound.route", campaign_id)
+    enqueue_after_commit(ROUTE_JOB, campaign_id)
 
 
 # -- who may take work -----------------------------------------------------------------
@@ -96,7 +98,9 @@ def exclusive_agents(user_ids: Sequence[int]) -> set[int]:
     """Agents holding an open interaction of an `incall` campaign: they take nothing else meanwhile."""
     if not user_ids:
         return set()
-    incall = [c.id for c in db.session.scalars(sa.select(Campaign)) if c.mode == "incall"]
+    # Ids and strategies only: loading every campaign as an object cost more than the rest of this check.
+    incall = [cid for cid, strategy in db.session.execute(sa.select(Campaign.id, Campaign.strategy))
+              if split_strategy(strategy)[1] == "incall"]
     if not incall:
         return set()
     return set(db.session.scalars(

@@ -63,10 +63,11 @@ def _handle(provider_id: int, kind: str) -> Response:
         statuses = [_plain(s) for s in adapter.parse_status(hook)]
     queue = current_app.extensions["conversa_queue"]
     try:
+        # Fire and forget: nobody reads a job's result, so RQ keeps none (fewer writes per job).
         if inbound:
-            queue.enqueue("workers.inbound.process_inbound", provider.id, inbound)
+            queue.enqueue("workers.inbound.process_inbound", provider.id, inbound, result_ttl=0)
         if statuses:
-            queue.enqueue("workers.inbound.process_status", provider.id, statuses)
+            queue.enqueue("workers.inbound.process_status", provider.id, statuses, result_ttl=0)
     except Exception as exc:  # Redis down: say so, so the gateway retries
         log.error("webhook %s for provider %s not queued: %s", kind, provider_id, exc)
         abort(503)
