@@ -165,6 +165,15 @@ def transfer_agents(interaction: Interaction, agent_id: int) -> list[User]:
         .order_by((User.state == "disconnected"), User.name, User.username)))
 
 
+def transfer_choices(interaction: Interaction, agent_id: int) -> list[tuple[int, str]]:
+    """transfer_agents() as (id, display name) pairs, without loading the users."""
+    return [(uid, name or username) for uid, name, username in db.session.execute(
+        sa.select(User.id, User.name, User.username).join(Membership, Membership.user_id == User.id)
+        .where(Membership.campaign_id == interaction.campaign_id, User.id != agent_id,
+               User.role == Role.AGENT, User.active.is_(True))
+        .order_by((User.state == "disconnected"), User.name, User.username))]
+
+
 def agent_campaigns(agent_id: int) -> list[Campaign]:
     return list(db.session.scalars(
         sa.select(Campaign).join(Membership, Membership.campaign_id == Campaign.id)

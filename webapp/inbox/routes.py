@@ -86,8 +86,7 @@ def conversation_context(interaction: Interaction, send_form: SendForm | None = 
 
 def transfer_context(interaction: Interaction, campaigns: list[Campaign] | None = None) -> dict[str, Any]:
     transfer = TransferForm(formdata=None)
-    transfer.agent_id.choices = choices([(0, "—")] + [(u.id, u.display_name) for u in
-                                                      queries.transfer_agents(interaction, current_user.id)])
+    transfer.agent_id.choices = choices([(0, "—")] + queries.transfer_choices(interaction, current_user.id))
     campaigns = queries.agent_campaigns(current_user.id) if campaigns is None else campaigns
     transfer.campaign_id.choices = choices([(0, "—")] + [(c.id, c.name) for c in campaigns
                                                          if c.id != interaction.campaign_id])
