@@ -47,7 +47,7 @@ def test_create_dinstar_dialer_parses_ports(client, setup, db):
 
 @pytest.mark.parametrize("provider, dial_string, ok, message", [
     ("dinstar", "", False, "Un proveedor por puertos necesita cadena de marcado"),
-    ("dinstar", "0.3", False, "Escribí los puertos entre paréntesis"),
+    ("dinstar", "0.3", False, "Escriba los puertos entre paréntesis"),
     ("dinstar", "(3.0)", False, "está al revés"),
     ("dinstar", "(0.1,5)", True, None),
     ("twilio", "(0.3)", False, "Un proveedor twilio no lleva cadena de marcado"),

@@ -169,3 +169,13 @@ def test_session_ended_event_redirects_and_closes(live_server, make, db):
     db.session.commit()
     assert 'data-redirect="/login"' in ws.recv()
     assert_closed(ws)
+
+
+def test_every_app_the_factory_makes_has_the_socket_route(app):
+    """The route is on the live blueprint, so a second app (another process's, a benchmark's) has it too."""
+    from webapp import create_app
+
+    other = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "REDIS_URL": app.config["REDIS_URL"]})
+    for application in (app, other):
+        rules = {r.rule: r for r in application.url_map.iter_rules()}
+        assert rules["/ws"].websocket is True

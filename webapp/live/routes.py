@@ -15,6 +15,7 @@ from flask_login import current_user
 
 from ..extensions import db, sock
 from ..models import User
+from . import bp
 from .registry import CLIENT_HANDLERS, allowed, find_renderer
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def requested_topics(user: Any) -> set[str]:
 LOGOUT_FRAGMENT = '<div id="live-control" hx-swap-oob="true" data-redirect="{url}"></div>'
 
 
-@sock.route("/ws", bp=None)
+@sock.route("/ws", bp=bp)
 def live_socket(ws: Any) -> None:
     if not current_user.is_authenticated or not _same_origin():
         ws.close(reason=1008, message="sign in first")
