@@ -21,32 +21,49 @@ from .registry import CLIENT_HANDLERS, allowed, find_renderer
 log = logging.getLogger(__name__)
 
 _cache_lock = threading.Lock()
-_cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+_cache: OrderedDict[tuple[str, str], tuple[threading.Event, list[str | None]]] = OrderedDict()
 _CACHE_SIZE = 512
 HUB_WAIT = 5.0  # seconds a new socket waits for the hub's subscription before saying "off"
+CHECK_EVERY = 30.0  # seconds between checks that the session is still valid
+CLIENT = "_client"  # queue items the socket's reader thread adds: what the page sent
+CLOSED = "_closed"
 
 
 def render_event(event: dict[str, Any], user: Any, lang: str) -> str | None:
+    """Event → HTML. Unless the renderer is per viewer, the first socket thread to ask renders and
+    every other socket of the same language waits for that one result (an event reaching 200
+    supervisors at once is rendered once, not 200 times in parallel)."""
     entry = find_renderer(event)
     if entry is None:
         return None
     fn, per_viewer = entry
+    if per_viewer:
+        return _render(fn, event, user, lang)
     key = (event["id"], lang)  # an event id names one topic, so one rendering per language
-    if not per_viewer:
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key]
-    try:
-        with force_locale(lang):
-            html = fn(event, user)
-    finally:
-        db.session.remove()  # never hold a connection between events
-    if not per_viewer:
-        with _cache_lock:
-            _cache[key] = html
+    with _cache_lock:
+        slot = _cache.get(key)
+        owner = slot is None
+        if owner:
+            slot = _cache[key] = (threading.Event(), [])
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
-    return html
+    done, result = slot
+    if not owner:
+        done.wait(10)
+        return result[0] if result else None
+    try:
+        result.append(_render(fn, event, user, lang))
+    finally:
+        done.set()
+    return result[0]
+
+
+def _render(fn: Any, event: dict[str, Any], user: Any, lang: str) -> str | None:
+    try:
+        with force_locale(lang):
+            return fn(event, user)
+    finally:
+        db.session.remove()  # never hold a connection between events
 
 
 def requested_topics(user: Any) -> set[str]:
@@ -63,18 +80,21 @@ LOGOUT_FRAGMENT = '<div id="live-control" hx-swap-oob="true" data-redirect="{url
 
 @sock.route("/ws", bp=bp)
 def live_socket(ws: Any) -> None:
+    """One browser's live channel. The thread sleeps until an event or a message from the page
+    arrives (a reader thread turns what the page sends into queue items), so a thousand idle
+    sockets cost no CPU."""
     if not current_user.is_authenticated or not _same_origin():
         ws.close(reason=1008, message="sign in first")
         return
     user = current_user._get_current_object()
     user_id, version = user.id, user.session_version
     lang = _current_lang()
-    topics = requested_topics(user)
     hub = current_app.extensions["conversa_hub"]
-    sub = hub.subscribe(topics)
+    sub = hub.subscribe(requested_topics(user))
     g.live_subscriber = sub  # client handlers may follow more topics on this socket (hub.add_topics)
     db.session.expunge_all()
     db.session.remove()  # the loop below may last hours: hold no connection
+    threading.Thread(target=_read_client, args=(ws, sub), name=f"live-read-{user_id}", daemon=True).start()
     last_check = time.monotonic()
     try:
         # The first socket of a process starts the hub: announce "on" once Redis has confirmed its
@@ -83,42 +103,57 @@ def live_socket(ws: Any) -> None:
         ws.send(f'<div id="live-status" hx-swap-oob="true" data-live="{live}"></div>')
         while True:
             try:
-                first = sub.queue.get(timeout=0.25)
+                item = sub.queue.get(timeout=CHECK_EVERY)
             except queue.Empty:
-                first = None
-            batch = [first] if first else []
-            while first is not None and len(batch) < 50:
-                try:
-                    batch.append(sub.queue.get_nowait())
-                except queue.Empty:
-                    break
-            for event in batch:
-                if event["kind"] == "session.ended":
-                    ws.send(LOGOUT_FRAGMENT.format(url="/login"))
-                    ws.close(reason=1000, message="session ended")
+                item = None
+            if item is not None:
+                kind = item["kind"]
+                if kind == CLOSED:
                     return
-                html = render_event(event, user, lang)
-                if html:
-                    ws.send(html)
-            message = ws.receive(timeout=0)
-            if message:
-                _handle_client_message(user, message)
-            if not ws.connected:
-                return
-            if time.monotonic() - last_check > 30:
+                if kind == CLIENT:
+                    _handle_client_message(user, item["data"])
+                elif kind == "session.ended":
+                    _end_session(ws)
+                    return
+                else:
+                    html = render_event(item, user, lang)
+                    if html:
+                        ws.send(html)
+            if time.monotonic() - last_check > CHECK_EVERY:
                 last_check = time.monotonic()
-                fresh = db.session.get(User, user_id)
-                still_valid = fresh is not None and fresh.active and fresh.session_version == version
-                db.session.remove()
-                if not still_valid:
-                    ws.send(LOGOUT_FRAGMENT.format(url="/login"))
-                    ws.close(reason=1000, message="session ended")
+                if not _session_still_valid(user_id, version):
+                    _end_session(ws)
                     return
     except Exception as exc:  # the client went away mid-send
         if ws.connected:
             log.warning("live socket for user %s ended: %s", user_id, exc)
     finally:
         hub.unsubscribe(sub)
+
+
+def _read_client(ws: Any, sub: Any) -> None:
+    """Blocks on the socket; hands what the page sends (and the close) to the socket's thread."""
+    try:
+        while True:
+            message = ws.receive()
+            if message is None:
+                break
+            sub.deliver({"kind": CLIENT, "data": message})
+    except Exception:  # noqa: BLE001 - closed or broken: either way the socket is done
+        pass
+    sub.deliver({"kind": CLOSED})
+
+
+def _session_still_valid(user_id: int, version: int) -> bool:
+    fresh = db.session.get(User, user_id)
+    valid = fresh is not None and fresh.active and fresh.session_version == version
+    db.session.remove()
+    return valid
+
+
+def _end_session(ws: Any) -> None:
+    ws.send(LOGOUT_FRAGMENT.format(url="/login"))
+    ws.close(reason=1000, message="session ended")
 
 
 def _same_origin() -> bool:

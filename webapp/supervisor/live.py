@@ -7,15 +7,10 @@ the event and the database, never on who watches; the topic check already decide
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 import sqlalchemy as sa
 from flask import render_template
-from flask_babel import get_locale
 
 from ..extensions import db
 from ..live.registry import renderer, topic_check
@@ -29,35 +24,6 @@ from ..models import (
 )
 from ..security import visible_agents, visible_campaigns
 from ..services import stats, supervision
-
-_flight_lock = threading.Lock()
-_flights: OrderedDict[tuple[str, str], tuple[threading.Lock, list[str | None]]] = OrderedDict()
-_FLIGHTS_KEPT = 256
-
-
-def single_flight(fn: Callable[[dict[str, Any], Any], str | None]) -> Callable[[dict[str, Any], Any], str | None]:
-    """One rendering per event and language even when hundreds of socket threads ask at the same instant.
-
-    The socket layer caches a rendering once it exists, but every thread that asks before the first one
-    finishes would render (and query) again: with 200 monitors on a group that is 200 renderings of the
-    same row. Here the first thread renders while the others wait for its result.
-    """
-    @wraps(fn)
-    def wrapper(event: dict[str, Any], user: Any) -> str | None:
-        key = (str(event.get("id")), str(get_locale()))
-        with _flight_lock:
-            flight = _flights.get(key)
-            if flight is None:
-                flight = (threading.Lock(), [])
-                _flights[key] = flight
-                while len(_flights) > _FLIGHTS_KEPT:
-                    _flights.popitem(last=False)
-        lock, result = flight
-        with lock:
-            if not result:
-                result.append(fn(event, user))
-            return result[0]
-    return wrapper
 
 
 def _is_supervisor(user: Any) -> bool:
@@ -121,7 +87,6 @@ def agent_row_html(agent_ids: list[int]) -> str:
 
 
 @renderer("campaign", "interaction.changed")
-@single_flight
 def render_interaction_changed(event: dict[str, Any], user: Any) -> str | None:
     """A conversation of the campaign changed: its stats block, its waiting row, its agent's row."""
     campaign_id = _topic_id(event)
@@ -149,7 +114,6 @@ def render_interaction_changed(event: dict[str, Any], user: Any) -> str | None:
 
 
 @renderer("group", "agent.state")
-@single_flight
 def render_agent_state(event: dict[str, Any], user: Any) -> str | None:
     """An agent of the group changed state (or break, or on-call): their monitor row."""
     agent_id = _int(str((event.get("data") or {}).get("agent_id", "")))
@@ -160,7 +124,6 @@ def render_agent_state(event: dict[str, Any], user: Any) -> str | None:
 
 
 @renderer("screen", "screen.state")
-@single_flight
 def render_screen(event: dict[str, Any], user: Any) -> str | None:
     """The mirror of an agent's workspace: open conversation and draft."""
     agent = db.session.get(User, _topic_id(event) or 0)
@@ -173,7 +136,6 @@ def render_screen(event: dict[str, Any], user: Any) -> str | None:
 
 
 @renderer("chat", "chat.message")
-@single_flight
 def render_chat(event: dict[str, Any], user: Any) -> str | None:
     """A chat line (from a supervisor or from the agent) appended to every open chat with that agent."""
     chat_id = _int(str((event.get("data") or {}).get("chat_id", "")))
