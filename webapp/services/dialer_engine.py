@@ -310,7 +310,9 @@ class _Sender:
         # Unpaced and reconcilable: the claim itself marks the rows in flight (one group per claim).
         self.mark_on_claim = pace == 0 and _can_reconcile(adapter) and self.group >= self.claim_size
         # ...and a few requests go out at once (order within a group is then not kept).
-        self.concurrency = int(_cfg("DIALER_SEND_CONCURRENCY", 4)) if self.mark_on_claim and not self.batch else 1
+        # Two in flight overlap one request's wait with the next one's work; more only add GIL contention
+        # (measured: 4 gave 0.72x two plain loops with two workers, 2 gave 0.88x).
+        self.concurrency = int(_cfg("DIALER_SEND_CONCURRENCY", 2)) if self.mark_on_claim and not self.batch else 1
         self.adapters: queue.Queue[ProviderAdapter] = queue.Queue()
         self.executor: ThreadPoolExecutor | None = None
         if self.concurrency > 1:
