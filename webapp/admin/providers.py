@@ -20,6 +20,7 @@ from ..providers import TYPES
 from ..security import admin_required
 from ..services import admin as admin_service
 from ..templating import render_page
+from ..views import confirm_and_delete
 from . import bp
 from .forms import ProviderForm, provider_data
 
@@ -127,15 +128,6 @@ def provider_fields() -> Any:
 @admin_required
 def provider_delete(provider_id: int) -> Any:
     provider = db.get_or_404(Provider, provider_id)
-    if request.method == "POST":
-        try:
-            admin_service.delete_provider(provider, current_user)
-            db.session.commit()
-            flash(_("Deleted."), "ok")
-            return redirect(url_for("admin.providers"))
-        except admin_service.Refused as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return redirect(url_for("admin.provider_edit", provider_id=provider.id))
-    return render_template("admin/confirm.html", obj=provider, label=provider.name,
-                           cancel=url_for("admin.provider_edit", provider_id=provider.id))
+    return confirm_and_delete(provider, label=provider.name, delete=admin_service.delete_provider,
+                              done_url=url_for("admin.providers"),
+                              back_url=url_for("admin.provider_edit", provider_id=provider.id))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -22,6 +22,7 @@ from ..models import AuditEntry, BreakType, Role, SecurityGroup, User, VoiceCamp
 from ..security import admin_required
 from ..services import admin as admin_service
 from ..templating import render_page
+from ..views import confirm_and_delete
 from . import bp, forms, providers  # noqa: F401 (providers registers its routes)
 
 
@@ -99,19 +100,10 @@ def edit_page(section: Section, obj: Any) -> Any:
 
 def delete_page(section: Section, obj: Any) -> Any:
     """GET asks; POST deletes (or says why it cannot) and goes back to the list."""
-    if request.method == "POST":
-        try:
-            section.delete(obj, current_user)
-            db.session.commit()
-            flash(_("Deleted."), "ok")
-            return redirect(url_for(f"admin.{_list_endpoint(section)}"))
-        except admin_service.Refused as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return redirect(url_for(f"admin.{section.key}_edit", object_id=obj.id))
-    return render_template("admin/confirm.html", section=section, obj=obj,
-                           label=getattr(obj, "name", None) or getattr(obj, "username", ""),
-                           cancel=url_for(f"admin.{section.key}_edit", object_id=obj.id))
+    return confirm_and_delete(obj, label=getattr(obj, "name", None) or getattr(obj, "username", ""),
+                              delete=section.delete, section=section,
+                              done_url=url_for(f"admin.{_list_endpoint(section)}"),
+                              back_url=url_for(f"admin.{section.key}_edit", object_id=obj.id))
 
 
 LIST_ENDPOINTS = {"user": "users", "group": "groups", "break_type": "break_types",

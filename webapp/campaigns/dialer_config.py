@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +14,7 @@ from ..security import get_dialer_or_404, supervisor_required
 from ..services import admin as admin_service
 from ..services import campaign_config
 from ..templating import render_page
+from ..views import confirm_and_delete
 from . import bp, forms
 from .routes import build_form, choose_groups_and_providers
 
@@ -56,15 +57,6 @@ def dialer_edit(dialer_id: int) -> Any:
 @supervisor_required
 def dialer_delete(dialer_id: int) -> Any:
     dialer = get_dialer_or_404(dialer_id)
-    if request.method == "GET":
-        return render_template("admin/confirm.html", obj=dialer, label=dialer.name,
-                               cancel=url_for("campaigns.dialer_edit", dialer_id=dialer.id))
-    try:
-        campaign_config.delete_dialer(dialer, current_user)
-        db.session.commit()
-        flash(_("Deleted."), "ok")
-        return redirect(url_for("dialers.index"))
-    except admin_service.Refused as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("campaigns.dialer_edit", dialer_id=dialer.id))
+    return confirm_and_delete(dialer, label=dialer.name, delete=campaign_config.delete_dialer,
+                              done_url=url_for("dialers.index"),
+                              back_url=url_for("campaigns.dialer_edit", dialer_id=dialer.id))

@@ -15,6 +15,7 @@ from ..security import get_campaign_or_404, supervisor_required, visible_campaig
 from ..services import admin as admin_service
 from ..services import campaign_config
 from ..templating import render_page
+from ..views import confirm_and_delete
 from . import bp, forms
 from .forms import choices
 
@@ -79,18 +80,9 @@ def edit(campaign_id: int) -> Any:
 def delete(campaign_id: int) -> Any:
     """GET asks for confirmation; POST deletes, or says why not (open interactions)."""
     campaign = get_campaign_or_404(campaign_id)
-    if request.method == "GET":
-        return render_template("admin/confirm.html", obj=campaign, label=campaign.name,
-                               cancel=url_for("campaigns.edit", campaign_id=campaign.id))
-    try:
-        campaign_config.delete_campaign(campaign, current_user)
-        db.session.commit()
-        flash(_("Deleted."), "ok")
-        return redirect(url_for("campaigns.index"))
-    except admin_service.Refused as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    return confirm_and_delete(campaign, label=campaign.name, delete=campaign_config.delete_campaign,
+                              done_url=url_for("campaigns.index"),
+                              back_url=url_for("campaigns.edit", campaign_id=campaign.id))
 
 
 @bp.post("/forms/rows")
