@@ -30,8 +30,12 @@ Each function runs one query, however many campaigns or agents it covers.
 """
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -62,12 +66,23 @@ def day_start(now: datetime) -> datetime:
 
 
 def seconds_between(start: sa.ColumnElement, end: sa.ColumnElement | datetime) -> sa.ColumnElement:
-    """SQL for (end - start) in seconds, on SQLite and PostgreSQL."""
+    """SQL for (end - start) in seconds, on SQLite and PostgreSQL (the session's dialect)."""
     if isinstance(end, datetime):
         end = sa.literal(end, sa.DateTime)
     if db.session.get_bind().dialect.name == "postgresql":
         return sa.extract("epoch", end - start)
     return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+
+
+def age_compare(start: sa.ColumnElement, end: sa.ColumnElement | datetime, op: Callable[[Any, Any], Any],
+                seconds: sa.ColumnElement | int) -> sa.ColumnElement:
+    """SQL for `op(seconds_between(start, end), seconds)`. PostgreSQL compares intervals instead:
+    EXTRACT(epoch ...) yields numeric there, and per row that was most of the statistics query's time."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        if isinstance(end, datetime):
+            end = sa.literal(end, sa.DateTime)
+        return op(end - start, seconds * sa.literal_column("interval '1 second'"))
+    return op(seconds_between(start, end), seconds)
 
 
 @dataclass
@@ -104,7 +119,9 @@ class CampaignStats:
 
 
 def _count(condition: sa.ColumnElement) -> sa.ColumnElement:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+    """COUNT(*) FILTER (WHERE condition): a shorter statement with fewer parameters than SUM(CASE ...), so
+    psycopg caches its parsing and prepares it (at most 4096 characters and 50 parameters)."""
+    return sa.func.count().filter(condition)
 
 
 def campaign_stats(campaign_ids: list[int], now: datetime | None = None) -> list[CampaignStats]:
@@ -112,16 +129,30 @@ def campaign_stats(campaign_ids: list[int], now: datetime | None = None) -> list
     if not campaign_ids:
         return []
     now = now or clock.now()
-    start = day_start(now)
+    rows = db.session.execute(_campaign_stats_statement(db.session.get_bind().dialect.name),
+                              {"ids": list(campaign_ids), "now": now, "start": day_start(now)}).all()
+    figures = ("waiting", "active", "completed", "abandoned", "answered", "answered_in_sl", "long_chats")
+    return [CampaignStats(campaign_id=row.id, name=row.name, acd_max_waiting=row.acd_max_waiting,
+                          service_level_target=row.service_level_target,
+                          **{f: int(getattr(row, f) or 0) for f in figures})
+            for row in rows]
+
+
+@functools.cache
+def _campaign_stats_statement(dialect: str) -> sa.Select:
+    """Built once per dialect (building it cost as much as running it); parameters ids, now, start."""
     i, c = Interaction, Campaign
-    age = seconds_between(i.created_at, now)
+    campaign_ids = sa.bindparam("ids", expanding=True)
+    now = sa.bindparam("now", type_=sa.DateTime)
+    start = sa.bindparam("start", type_=sa.DateTime)
     arrived_today = i.created_at >= start
     unanswered = i.first_reply_at.is_(None)
     abandoned = sa.and_(arrived_today, unanswered, sa.or_(
         i.status == InteractionStatus.ABANDONED,
-        sa.and_(i.status.in_(InteractionStatus.OPEN), age >= c.abandon_threshold_seconds)))
+        sa.and_(i.status.in_(InteractionStatus.OPEN), age_compare(i.created_at, now, operator.ge,
+                                                                   c.abandon_threshold_seconds))))
     answered = sa.and_(arrived_today, i.first_reply_at.is_not(None))
-    in_sl = sa.and_(answered, seconds_between(i.created_at, i.first_reply_at) <= c.sl_threshold_seconds)
+    in_sl = sa.and_(answered, age_compare(i.created_at, i.first_reply_at, operator.le, c.sl_threshold_seconds))
     counts = (
         sa.select(i.campaign_id,
                   _count(i.status == InteractionStatus.WAITING).label("waiting"),
@@ -130,7 +161,9 @@ def campaign_stats(campaign_ids: list[int], now: datetime | None = None) -> list
                   _count(abandoned).label("abandoned"),
                   _count(answered).label("answered"),
                   _count(in_sl).label("answered_in_sl"),
-                  _count(sa.and_(i.status.in_(WITH_AGENT), age > c.chat_time_threshold_seconds)).label("long_chats"))
+                  _count(sa.and_(i.status.in_(WITH_AGENT), age_compare(i.created_at, now, operator.gt,
+                                                                       c.chat_time_threshold_seconds)))
+                  .label("long_chats"))
         .join(c, c.id == i.campaign_id)
         # Every row a figure counts is open, or closed/abandoned today (one that arrived today and is
         # over was closed today too): two index ranges, never the whole history.
@@ -140,15 +173,9 @@ def campaign_stats(campaign_ids: list[int], now: datetime | None = None) -> list
                               i.closed_at >= start)))
         .group_by(i.campaign_id)
         .subquery())
-    rows = db.session.execute(
-        sa.select(c.id, c.name, c.acd_max_waiting, c.service_level_target, counts)
-        .outerjoin(counts, counts.c.campaign_id == c.id)
-        .where(c.id.in_(campaign_ids)).order_by(c.name)).all()
-    figures = ("waiting", "active", "completed", "abandoned", "answered", "answered_in_sl", "long_chats")
-    return [CampaignStats(campaign_id=row.id, name=row.name, acd_max_waiting=row.acd_max_waiting,
-                          service_level_target=row.service_level_target,
-                          **{f: int(getattr(row, f) or 0) for f in figures})
-            for row in rows]
+    return (sa.select(c.id, c.name, c.acd_max_waiting, c.service_level_target, counts)
+            .outerjoin(counts, counts.c.campaign_id == c.id)
+            .where(c.id.in_(campaign_ids)).order_by(c.name))
 
 
 @dataclass
@@ -165,18 +192,13 @@ class AgentRow:
     active: int = 0
     completed: int = 0
     channels: dict[str, int] = field(default_factory=dict)
+    # The timer's figures, computed with the table's one `now` (not a clock read per row in the template).
+    since_epoch: float = 0.0
+    since_text: str = ""
 
     @property
     def in_break(self) -> bool:
         return State(self.state).in_break
-
-    @property
-    def since_epoch(self) -> float:
-        return since_epoch(self.state_changed_at)
-
-    @property
-    def since_text(self) -> str:
-        return elapsed_text(self.state_changed_at)
 
     @property
     def connected(self) -> bool:
@@ -188,21 +210,7 @@ def agent_rows(*, viewer_agents: sa.Select | None = None, campaign_ids: list[int
     """Monitor rows, one query: agents (from `viewer_agents`, e.g. security.visible_agents(), or
     all agents) who are members of `campaign_ids` and/or among `agent_ids`, by name."""
     now = now or clock.now()
-    start = day_start(now)
-    i = Interaction
-    with_agent = i.status.in_(WITH_AGENT)
-    per_agent = (
-        sa.select(i.agent_id.label("agent_id"),
-                  _count(with_agent).label("active"),
-                  _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
-                  *[_count(sa.and_(with_agent, i.channel == ch)).label(f"ch_{ch}") for ch in CHANNELS],
-                  _count(sa.and_(with_agent, i.channel.not_in(CHANNELS))).label("ch_other"))
-        .where(i.agent_id.is_not(None), sa.or_(with_agent, sa.and_(i.status == InteractionStatus.CLOSED,
-                                                                   i.closed_at >= start)))
-        .group_by(i.agent_id))
-    if agent_ids is not None:
-        per_agent = per_agent.where(i.agent_id.in_(agent_ids))
-    per_agent = per_agent.subquery()
+    per_agent = _per_agent_counts(agent_ids is not None)
     query = viewer_agents if viewer_agents is not None else sa.select(User).where(User.role == "agent")
     query = (query.with_only_columns(
         User.id, User.name, User.username, User.state, User.state_changed_at, User.on_call,
@@ -219,14 +227,37 @@ def agent_rows(*, viewer_agents: sa.Select | None = None, campaign_ids: list[int
     if agent_ids is not None:
         query = query.where(User.id.in_(agent_ids or [-1]))
     rows = []
-    for r in db.session.execute(query):
-        channels = {ch: int(getattr(r, f"ch_{ch}") or 0) for ch in (*CHANNELS, "other")}
+    channel_columns = [(ch, f"ch_{ch}") for ch in (*CHANNELS, "other")]
+    for r in db.session.execute(query, {"start": day_start(now), "agent_ids": agent_ids or []}):
+        channels = {ch: int(getattr(r, column) or 0) for ch, column in channel_columns}
         rows.append(AgentRow(id=r.id, name=r.name or r.username, username=r.username, state=r.state,
                              state_changed_at=r.state_changed_at, on_call=r.on_call,
                              monitor_screen_allowed=r.monitor_screen_allowed, break_name=r.break_name,
                              break_icon=r.break_icon, active=int(r.active or 0), completed=int(r.completed or 0),
-                             channels={k: v for k, v in channels.items() if v}))
+                             channels={k: v for k, v in channels.items() if v},
+                             since_epoch=since_epoch(r.state_changed_at),
+                             since_text=elapsed_text(r.state_changed_at, now)))
     return rows
+
+
+@functools.cache
+def _per_agent_counts(by_agent_ids: bool) -> sa.Subquery:
+    """agent_rows' figures per agent, built once (parameters start and, `by_agent_ids`, agent_ids)."""
+    i = Interaction
+    start = sa.bindparam("start", type_=sa.DateTime)
+    with_agent = i.status.in_(WITH_AGENT)
+    per_agent = (
+        sa.select(i.agent_id.label("agent_id"),
+                  _count(with_agent).label("active"),
+                  _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
+                  *[_count(sa.and_(with_agent, i.channel == ch)).label(f"ch_{ch}") for ch in CHANNELS],
+                  _count(sa.and_(with_agent, i.channel.not_in(CHANNELS))).label("ch_other"))
+        .where(i.agent_id.is_not(None), sa.or_(with_agent, sa.and_(i.status == InteractionStatus.CLOSED,
+                                                                   i.closed_at >= start)))
+        .group_by(i.agent_id))
+    if by_agent_ids:
+        per_agent = per_agent.where(i.agent_id.in_(sa.bindparam("agent_ids", expanding=True)))
+    return per_agent.subquery()
 
 
 @dataclass
@@ -238,19 +269,14 @@ class WaitingRow:
     campaign_id: int
     campaign_name: str
     queued_at: datetime
-
-    @property
-    def since_epoch(self) -> float:
-        return since_epoch(self.queued_at)
-
-    @property
-    def since_text(self) -> str:
-        return elapsed_text(self.queued_at)
+    # The timer's figures, computed with the list's one `now`.
+    since_epoch: float = 0.0
+    since_text: str = ""
 
     @property
     def order(self) -> int:
         """CSS order keeping rows inserted live in waiting order (seconds since 2023-11-14)."""
-        return int(since_epoch(self.queued_at)) - 1_700_000_000
+        return int(self.since_epoch) - 1_700_000_000
 
 
 def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[int] | None = None,
@@ -267,8 +293,10 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
         query = query.where(i.id.in_(interaction_ids or [-1]))
     if limit is not None:
         query = query.limit(limit)
+    now = clock.now()
     return [WaitingRow(id=r[0], customer_number=r[1], customer_name=r[2] or "", channel=r[3], campaign_id=r[4],
-                       campaign_name=r[5], queued_at=r[6]) for r in db.session.execute(query)]
+                       campaign_name=r[5], queued_at=r[6], since_epoch=since_epoch(r[6]),
+                       since_text=elapsed_text(r[6], now)) for r in db.session.execute(query)]
 
 
 def agent_today(agent_id: int, now: datetime | None = None) -> dict[str, float | int | None]:
@@ -297,9 +325,9 @@ def since_epoch(moment: datetime | None) -> float:
 
 
 
-def elapsed_text(moment: datetime | None) -> str:
-    """"m:ss" (or "h:mm:ss") since a stored time, as the ticking timers show it."""
-    seconds = 0 if moment is None else max(0, int((clock.now() - moment).total_seconds()))
+def elapsed_text(moment: datetime | None, now: datetime | None = None) -> str:
+    """"m:ss" (or "h:mm:ss") since a stored time (until `now`, default the clock), as the timers show it."""
+    seconds = 0 if moment is None else max(0, int(((now or clock.now()) - moment).total_seconds()))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
