@@ -135,12 +135,17 @@ def messages(interaction_id: int, limit: int = MESSAGES_LIMIT) -> list[Message]:
 
 def messages_with_names(interaction_id: int, limit: int = MESSAGES_LIMIT) -> tuple[list[Message], dict[int, str]]:
     """`messages()` and `sender_names()` of them in one query."""
-    rows = db.session.execute(
-        sa.select(Message, User.name, User.username).outerjoin(User, User.id == Message.sender_user_id)
-        .where(Message.interaction_id == interaction_id)
-        .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
+    rows = db.session.execute(_messages_statement(limit), {"interaction_id": interaction_id}).all()
     names = {m.sender_user_id: name or username for m, name, username in rows if m.sender_user_id and username}
     return [m for m, _, _ in reversed(rows)], names
+
+
+@functools.cache
+def _messages_statement(limit: int) -> sa.Select:
+    """Built once per limit (the workspace's statements are the same for every agent but for parameters)."""
+    return (sa.select(Message, User.name, User.username).outerjoin(User, User.id == Message.sender_user_id)
+            .where(Message.interaction_id == sa.bindparam("interaction_id"))
+            .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
 
 
 def sender_names(items: list[Message]) -> dict[int, str]:
@@ -151,9 +156,13 @@ def sender_names(items: list[Message]) -> dict[int, str]:
 
 
 def canned_responses(campaign_id: int) -> list[CannedResponse]:
-    return list(db.session.scalars(
-        sa.select(CannedResponse).where(CannedResponse.campaign_id == campaign_id)
-        .order_by(CannedResponse.position, CannedResponse.id)))
+    return list(db.session.scalars(_canned_statement(), {"campaign_id": campaign_id}))
+
+
+@functools.cache
+def _canned_statement() -> sa.Select:
+    return (sa.select(CannedResponse).where(CannedResponse.campaign_id == sa.bindparam("campaign_id"))
+            .order_by(CannedResponse.position, CannedResponse.id))
 
 
 def transfer_agents(interaction: Interaction, agent_id: int) -> list[User]:
@@ -168,21 +177,35 @@ def transfer_agents(interaction: Interaction, agent_id: int) -> list[User]:
 def transfer_choices(interaction: Interaction, agent_id: int) -> list[tuple[int, str]]:
     """transfer_agents() as (id, display name) pairs, without loading the users."""
     return [(uid, name or username) for uid, name, username in db.session.execute(
-        sa.select(User.id, User.name, User.username).join(Membership, Membership.user_id == User.id)
-        .where(Membership.campaign_id == interaction.campaign_id, User.id != agent_id,
-               User.role == Role.AGENT, User.active.is_(True))
-        .order_by((User.state == "disconnected"), User.name, User.username))]
+        _transfer_choices_statement(), {"campaign_id": interaction.campaign_id, "agent_id": agent_id})]
+
+
+@functools.cache
+def _transfer_choices_statement() -> sa.Select:
+    """Built once (building it cost several times running it); parameters campaign_id and agent_id."""
+    return (sa.select(User.id, User.name, User.username).join(Membership, Membership.user_id == User.id)
+            .where(Membership.campaign_id == sa.bindparam("campaign_id"), User.id != sa.bindparam("agent_id"),
+                   User.role == Role.AGENT, User.active.is_(True))
+            .order_by((User.state == "disconnected"), User.name, User.username))
 
 
 def agent_campaigns(agent_id: int) -> list[Campaign]:
-    return list(db.session.scalars(
-        sa.select(Campaign).join(Membership, Membership.campaign_id == Campaign.id)
-        .where(Membership.user_id == agent_id).order_by(Campaign.name)))
+    return list(db.session.scalars(_agent_campaigns_statement(), {"agent_id": agent_id}))
+
+
+@functools.cache
+def _agent_campaigns_statement() -> sa.Select:
+    return (sa.select(Campaign).join(Membership, Membership.campaign_id == Campaign.id)
+            .where(Membership.user_id == sa.bindparam("agent_id")).order_by(Campaign.name))
+
+
+@functools.cache
+def _break_types_statement() -> sa.Select:
+    return sa.select(BreakType).where(BreakType.enabled.is_(True)).order_by(BreakType.name)
 
 
 def break_types() -> list[BreakType]:
-    return list(db.session.scalars(sa.select(BreakType).where(BreakType.enabled.is_(True))
-                                   .order_by(BreakType.name)))
+    return list(db.session.scalars(_break_types_statement()))
 
 
 def chat_lines(agent_id: int, limit: int = 50) -> list[AgentChatMessage]:
@@ -192,7 +215,7 @@ def chat_lines(agent_id: int, limit: int = 50) -> list[AgentChatMessage]:
     return list(reversed(latest))
 
 
-def _chat_unread_count(agent_id: int) -> sa.Select:
+def _chat_unread_count(agent_id: int | sa.BindParameter[int]) -> sa.Select:
     return sa.select(sa.func.count(AgentChatMessage.id)).where(
         AgentChatMessage.agent_id == agent_id, AgentChatMessage.read_at.is_(None),
         sa.or_(AgentChatMessage.author_id.is_(None), AgentChatMessage.author_id != agent_id))
@@ -205,11 +228,16 @@ def chat_unread(agent_id: int) -> int:
 def chat_lines_and_unread(agent_id: int, limit: int = 50) -> tuple[list[AgentChatMessage], int]:
     """`chat_lines()` and `chat_unread()` in one query: unread lines are some of the agent's lines,
     so with no line at all there is nothing unread either."""
-    rows = db.session.execute(
-        sa.select(AgentChatMessage, _chat_unread_count(agent_id).correlate(None).scalar_subquery())
-        .where(AgentChatMessage.agent_id == agent_id)
-        .order_by(AgentChatMessage.created_at.desc(), AgentChatMessage.id.desc()).limit(limit)).all()
+    rows = db.session.execute(_chat_statement(limit), {"agent_id": agent_id}).all()
     return [line for line, _ in reversed(rows)], (rows[0][1] or 0) if rows else 0
+
+
+@functools.cache
+def _chat_statement(limit: int) -> sa.Select:
+    agent_id = sa.bindparam("agent_id")
+    return (sa.select(AgentChatMessage, _chat_unread_count(agent_id).correlate(None).scalar_subquery())
+            .where(AgentChatMessage.agent_id == agent_id)
+            .order_by(AgentChatMessage.created_at.desc(), AgentChatMessage.id.desc()).limit(limit))
 
 
 def unread_total(agent_id: int) -> int:

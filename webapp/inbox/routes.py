@@ -73,14 +73,15 @@ def now_epoch() -> float:
 
 # -- contexts --------------------------------------------------------------------
 def conversation_context(interaction: Interaction, send_form: SendForm | None = None) -> dict[str, Any]:
-    """What the conversation pane shows; the transfer choices load when their menu opens (transfer_form)."""
+    """What the conversation pane shows; the transfer choices load when their menu opens (transfer_form).
+    `send_form` is a rejected reply shown again; without one the composer starts empty (no form built)."""
     items, names = queries.messages_with_names(interaction.id)
     mine = interaction.agent_id == current_user.id
     window_open = interaction.channel != "whatsapp" or conversations.whatsapp_window_open(interaction)
     canned = queries.canned_responses(interaction.campaign_id)
     return dict(interaction=interaction, messages=items, names=names, mine=mine,
                 window_open=window_open, canned=canned, templates=[c for c in canned if c.template_ref],
-                send_form=send_form or SendForm(formdata=None), close_form=CloseForm(formdata=None),
+                send_form=send_form, close_form=CloseForm(formdata=None),
                 campaign=interaction.campaign)
 
 
@@ -130,11 +131,17 @@ def chat_context(agent_id: int) -> dict[str, Any]:
 
 def viewed_interaction(interaction_id: int) -> Interaction:
     """get_interaction_or_404's rule, with the interaction's campaign read in the same query."""
-    interaction = db.session.scalar(sa.select(Interaction).options(joinedload(Interaction.campaign))
-                                    .where(Interaction.id == interaction_id))
+    interaction = db.session.scalar(_viewed_statement(), {"interaction_id": interaction_id})
     if interaction is None or not can_see_interaction(current_user, interaction):
         abort(404)
     return interaction
+
+
+@functools.cache
+def _viewed_statement() -> sa.Select:
+    """Built once (every request opening a conversation runs it): parameter interaction_id."""
+    return (sa.select(Interaction).options(joinedload(Interaction.campaign))
+            .where(Interaction.id == sa.bindparam("interaction_id")))
 
 
 def own_interaction(interaction_id: int) -> Interaction:
