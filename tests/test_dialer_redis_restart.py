@@ -113,6 +113,10 @@ def test_redis_restart_mid_send(app: Any, make: Any, own_redis: OwnRedis, tmp_pa
             assert client.get("/healthz").status_code == 200
         finally:
             stop_worker(worker)
+        with web.app_context():  # this second app's pool holds connections of its own
+            from webapp.extensions import db
+
+            db.engine.dispose()
         per_destination = sends_per_destination(fake)
         assert sorted(per_destination) == sorted(numbers)
         assert set(per_destination.values()) == {1}
