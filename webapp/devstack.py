@@ -52,7 +52,12 @@ def prepare(env: dict[str, str], password: str) -> None:
         demo.queue_demo_messages()
 
 
+def _stop_on_term(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a process manager, `kill`) stops the children like Ctrl-C does
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_term)
     started = time.monotonic()
     INSTANCE.mkdir(exist_ok=True)
     env = dict(os.environ, FLASK_APP="wsgi:app", PYTHONUNBUFFERED="1")
