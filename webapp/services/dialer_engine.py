@@ -628,19 +628,25 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
     db.session.commit()  # end the read transaction; nothing is held while sending
     schedule = _schedule(dialer_id)
     schedule_at = time.monotonic()
+
+    def stop_reason(schedule: Any) -> str:
+        """Why to stop before the next claim or group ("" to go on): stopped/disabled/out of
+        schedule, the job's time budget spent, or the job's slot lost."""
+        reason = _dialer_can_send(dialer_id, schedule)
+        if reason:
+            return reason
+        if time.monotonic() > deadline:
+            return "budget"
+        if keep_alive is not None and not keep_alive():
+            return "slot_lost"
+        return ""
+
     try:
         while not report.stopped:
             if time.monotonic() - schedule_at > 10:  # schedules change rarely: reread now and then
                 schedule, schedule_at = _schedule(dialer_id), time.monotonic()
-            reason = _dialer_can_send(dialer_id, schedule)
-            if reason:
-                report.stopped = reason
-                break
-            if time.monotonic() > deadline:
-                report.stopped = "budget"
-                break
-            if keep_alive is not None and not keep_alive():
-                report.stopped = "slot_lost"
+            report.stopped = stop_reason(schedule)
+            if report.stopped:
                 break
             if sender.mark_on_claim:
                 _claim_and_send(sender, deadline, report)
@@ -652,15 +658,8 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
                 break
             for start in range(0, len(rows), sender.group):
                 if start:
-                    reason = _dialer_can_send(dialer_id, schedule)
-                    if reason:
-                        report.stopped = reason
-                        break
-                    if time.monotonic() > deadline:
-                        report.stopped = "budget"
-                        break
-                    if keep_alive is not None and not keep_alive():
-                        report.stopped = "slot_lost"
+                    report.stopped = stop_reason(schedule)
+                    if report.stopped:
                         break
                 last = start + sender.group >= len(rows)
                 group, marked_at = _mark_group(sender, rows[start:start + sender.group], report, renew=not last)
