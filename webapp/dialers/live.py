@@ -14,13 +14,7 @@ from ..extensions import db
 from ..live.registry import renderer, topic_check
 from ..models import Dialer
 from ..security import visible_dialers
-
-
-def _engine() -> Any:
-    # Imported at call time: the engine module is written alongside this area.
-    from ..services import dialer_engine
-
-    return dialer_engine
+from ..services import dialer_engine
 
 
 def _int(text: str) -> int | None:
@@ -51,15 +45,15 @@ def may_follow_dialer(user: Any, rest: str) -> bool:
 
 
 def counts_block(dialer: Dialer, *, oob: bool = False) -> str:
-    return render_template("dialers/_counts.html", dialer=dialer, counts=_engine().counts(dialer.id), oob=oob)
+    return render_template("dialers/_counts.html", dialer=dialer, counts=dialer_engine.counts(dialer.id), oob=oob)
 
 
 def state_block(dialer: Dialer, *, oob: bool = False) -> str:
-    return render_template("dialers/_state.html", dialer=dialer, status=_engine().status(dialer), oob=oob)
+    return render_template("dialers/_state.html", dialer=dialer, status=dialer_engine.status(dialer), oob=oob)
 
 
 def list_row(dialer: Dialer, *, oob: bool = False) -> str:
-    return render_template("dialers/_row.html", dialer=dialer, status=_engine().status(dialer), oob=oob)
+    return render_template("dialers/_row.html", dialer=dialer, status=dialer_engine.status(dialer), oob=oob)
 
 
 def _dialer(event: dict[str, Any]) -> Dialer | None:

@@ -17,23 +17,13 @@ from werkzeug.routing import BuildError
 from ..extensions import db
 from ..models import Dialer, SpoolMessage
 from ..security import get_dialer_or_404, supervisor_required, visible_dialers
+from ..services import dialer_engine as engine
+from ..services import spool_ingest as ingest
 from ..templating import render_page
 from . import bp, live, staging
 from .forms import ActionForm, SingleMessageForm, UploadForm
 
 REVIEW_LIMIT = 100
-
-
-def _engine() -> Any:
-    from ..services import dialer_engine
-
-    return dialer_engine
-
-
-def _ingest() -> Any:
-    from ..services import spool_ingest
-
-    return spool_ingest
 
 
 def optional_url(endpoint: str, **values: Any) -> str | None:
@@ -58,7 +48,7 @@ def rejected_message(exc: Exception) -> str:
 @supervisor_required
 def index() -> Any:
     dialers = db.session.scalars(visible_dialers()).all()
-    rows = [(d, _engine().status(d)) for d in dialers]
+    rows = [(d, engine.status(d)) for d in dialers]
     return render_page("dialers/index.html", "dialers/_list.html", rows=rows,
                        topics=",".join(live.list_topics(current_user)),
                        new_url=optional_url("campaigns.dialer_new"))
@@ -88,7 +78,7 @@ def cancellable(counts: Any) -> int:
 def dashboard_page(dialer: Dialer, status: int = 200, **context: Any) -> Any:
     context.setdefault("single_form", SingleMessageForm(formdata=None))
     context.setdefault("upload_form", UploadForm(formdata=None))
-    dialer_status = _engine().status(dialer)
+    dialer_status = engine.status(dialer)
     return render_template(
         "dialers/dashboard.html", dialer=dialer, status=dialer_status, cancellable=cancellable(dialer_status.counts),
         dialers=db.session.scalars(visible_dialers()).all(), review=review_messages(dialer),
@@ -133,7 +123,6 @@ def checked_action(dialer_id: int) -> Dialer:
 @supervisor_required
 def start(dialer_id: int) -> Any:
     dialer = checked_action(dialer_id)
-    engine = _engine()
     try:
         engine.start(dialer, user_id=current_user.id)
     except engine.DialerError as exc:
@@ -149,7 +138,7 @@ def start(dialer_id: int) -> Any:
 @supervisor_required
 def stop(dialer_id: int) -> Any:
     dialer = checked_action(dialer_id)
-    _engine().stop(dialer, user_id=current_user.id)
+    engine.stop(dialer, user_id=current_user.id)
     db.session.commit()
     flash(_("Dialer stopped."), "ok")
     return back(dialer)
@@ -160,7 +149,7 @@ def stop(dialer_id: int) -> Any:
 def cancel(dialer_id: int) -> Any:
     """Delete: cancels every message not yet processed, errored and blocked ones included."""
     dialer = checked_action(dialer_id)
-    cancelled = _engine().cancel_pending(dialer, user_id=current_user.id)
+    cancelled = engine.cancel_pending(dialer, user_id=current_user.id)
     db.session.commit()
     flash(_("%(count)s messages not yet processed were cancelled.", count=cancelled), "ok")
     return back(dialer)
@@ -176,7 +165,6 @@ def resolve(dialer_id: int, message_id: int) -> Any:
         abort(404)
     if action not in ("resend", "cancel"):
         abort(400)
-    engine = _engine()
     try:
         engine.resolve_review(message.id, action, current_user.id)
     except engine.DialerError as exc:
@@ -197,7 +185,6 @@ def single(dialer_id: int) -> Any:
     form = SingleMessageForm()
     if not form.validate_on_submit():
         return dashboard_page(dialer, 422, single_form=form)
-    engine = _engine()
     try:
         message = engine.queue_single(dialer, form.phone.data.strip(), form.text.data, user_id=current_user.id)
     except engine.DialerError as exc:
@@ -220,8 +207,8 @@ def uploaded_file(dialer: Dialer) -> Any:
         return None
     upload = form.file.data
     try:
-        _ingest().check_filename(upload.filename or "")
-    except _ingest().FileRejected as exc:
+        ingest.check_filename(upload.filename or "")
+    except ingest.FileRejected as exc:
         flash(rejected_message(exc), "error")
         return None
     return upload
@@ -234,7 +221,6 @@ def dnc(dialer_id: int) -> Any:
     upload = uploaded_file(dialer)
     if upload is None:
         return back(dialer)
-    ingest = _ingest()
     try:
         summary = ingest.load_dnc(upload.stream, upload.filename, user_id=current_user.id,
                                   only_dialer_id=dialer.id)
@@ -258,7 +244,6 @@ def bulk_preview(dialer_id: int) -> Any:
         return back(dialer)
     token = staging.stage(upload.stream, upload.filename, dialer.id)
     path, filename = staging.lookup(token, dialer.id)
-    ingest = _ingest()
     try:
         with path.open("rb") as stream:
             preview = ingest.preview_bulk(stream, filename, region=current_app.config["DEFAULT_REGION"],
@@ -283,7 +268,6 @@ def bulk_confirm(dialer_id: int, token: str) -> Any:
         flash(_("That upload has expired; upload the file again."), "error")
         return back(dialer)
     path, filename = staged
-    ingest = _ingest()
     try:
         with path.open("rb") as stream:
             summary = ingest.load_bulk(stream, filename, region=current_app.config["DEFAULT_REGION"],

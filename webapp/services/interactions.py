@@ -24,7 +24,6 @@ Decisions the manual leaves open, stated once here:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import re
 import unicodedata
@@ -45,7 +44,6 @@ from ..extensions import db
 from ..live.events import publish
 from ..models import (
     Campaign,
-    DoNotContact,
     Interaction,
     InteractionStatus,
     Membership,
@@ -55,7 +53,7 @@ from ..models import (
     User,
 )
 from ..providers.base import STATUS_ORDER, InboundMessage, StatusUpdate
-from . import agents
+from . import agents, dialer_engine, dnc, phones
 from . import time as clock
 from .schedules import in_schedule
 
@@ -134,30 +132,11 @@ def _drop_jobs(session: Session) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------
-def _optional(module: str, name: str) -> Any:
-    """A function another area provides, when it exists yet."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ModuleNotFoundError:
-        return None
-
-
 def normalise_number(raw: str, region: str | None = None) -> str | None:
     """E.164 for a number typed or reported in any usual form, or None when invalid."""
     raw = (raw or "").strip().removeprefix("whatsapp:")
     region = region or current_app.config.get("DEFAULT_REGION", "UY")
-    to_e164 = _optional("webapp.services.phones", "to_e164")
-    if to_e164 is not None:
-        return to_e164(raw, region)
-    import phonenumbers
-
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return phones.to_e164(raw, region)
 
 
 def _customer_number(raw: str) -> str:
@@ -210,27 +189,16 @@ def is_stop_keyword(body: str) -> bool:
     return _fold(body) in keywords
 
 
-def on_do_not_contact(number: str, campaign_id: int | None) -> bool:
+def on_do_not_contact(number: str, campaign_id: int) -> bool:
     """Listed for this campaign, or for everyone."""
-    return db.session.scalar(sa.select(DoNotContact.id).where(
-        DoNotContact.phone == number,
-        sa.or_(DoNotContact.campaign_id == campaign_id,
-               sa.and_(DoNotContact.campaign_id.is_(None), DoNotContact.dialer_id.is_(None)))).limit(1)) is not None
+    return dnc.is_blocked(number, campaign_id=campaign_id)
 
 
-def add_do_not_contact(number: str, campaign_id: int | None, source: str) -> bool:
+def add_do_not_contact(number: str, campaign_id: int, source: str) -> bool:
     """Put a number on the campaign's do-not-contact list; False when it was already there."""
     if on_do_not_contact(number, campaign_id):
         return False
-    add = _optional("webapp.services.dnc", "add")
-    if add is not None:
-        try:
-            add(number, campaign_id=campaign_id, source=source)
-            return True
-        except TypeError:  # another signature than expected: fall back to the row itself
-            pass
-    db.session.add(DoNotContact(phone=number, campaign_id=campaign_id, source=source))
-    return True
+    return dnc.add(number, campaign_id=campaign_id, source=source)
 
 
 def _lock_key(text: str) -> int:
@@ -343,10 +311,7 @@ def apply_status(provider: Provider, update: StatusUpdate) -> bool:
         if message is not None and message.provider_id != provider.id:
             message = None
     if message is None:
-        apply_delivery = _optional("webapp.services.dialer_engine", "apply_delivery")
-        if apply_delivery is not None:
-            return bool(apply_delivery(provider.id, update))
-        return False
+        return bool(dialer_engine.apply_delivery(provider.id, update))
     if not can_move(message.status, update.status):
         return False
     message.status = update.status
