@@ -576,12 +576,37 @@ def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twili
 
 
 def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
-    """Unpaced, several requests at once: 230 messages, each sent once, all SENT with their own sid."""
+    """A far gateway (every answer takes 40 ms): after the first group the job overlaps requests, and
+    230 messages are still each sent once, all SENT with their own sid."""
+    fake_twilio.latency = 0.04
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     ids = queue(db, d, numbers(230))
     report = run(d)
-    assert (report["sent"], report["claimed"]) == (230, 230)
+    assert (report["sent"], report["claimed"], report["concurrency"]) == (230, 230, 4)
+    assert fake_twilio.max_in_flight > 1
     assert sorted(m["to"] for m in fake_twilio.sent()) == numbers(230)
     state = rows(db, d.id)
     assert {state[i].state for i in ids} == {2}
     assert len({state[i].provider_message_id for i in ids}) == 230
+
+
+def test_sender_overlaps_requests_only_while_they_mostly_wait(app: Any, db: Any, make: Any,
+                                                              fake_twilio: Any) -> None:  # noqa: F811
+    """tune(): one at a time while a request costs about as much CPU as it waits (loopback), up to
+    DIALER_SEND_CONCURRENCY once each mostly waits for the gateway, and back when it stops waiting."""
+    from webapp.services import dialer_engine as engine
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    sender = engine._Sender(d, "t", engine.make_adapter(d.provider), app.extensions["conversa_redis"])
+    try:
+        assert (sender.max_concurrency, sender.concurrency) == (4, 1)
+        sender.tune(50, wall=0.10, cpu=0.08)  # 2 ms a request, 1.6 of them CPU: stay
+        assert sender.concurrency == 1 and sender.executor is None
+        sender.tune(50, wall=2.5, cpu=0.1)  # 50 ms a request, 2 of them CPU: overlap
+        assert sender.concurrency == 4 and sender.executor is not None and sender.adapters.qsize() == 4
+        sender.tune(50, wall=0.7, cpu=0.1)  # four at once, 56 ms each for 2 of CPU: keep
+        assert sender.concurrency == 4
+        sender.tune(50, wall=0.04, cpu=0.1)  # the gateway got close: one at a time again
+        assert sender.concurrency == 1
+    finally:
+        sender.close()

@@ -195,3 +195,54 @@ def test_environment_proxies_are_read_once_and_still_honoured(monkeypatch):
         assert client.session.trust_env is False
     finally:
         client.close()
+
+
+def test_prepared_once_requests_match_what_requests_sends(fake: FakeAggregator) -> None:
+    """HttpClient.request copies a per-URL prepared request for form and JSON bodies: what reaches the
+    gateway (method, path, every header, body) is what Session.request sends for the same call."""
+    import requests
+
+    from webapp.providers.http import USER_AGENT, HttpClient
+
+    calls = [("POST", "/send", {"data": {"To": "+59898344384", "Body": "Hola & adiós ✓", "Empty": ""}}),
+             ("POST", "/send", {"data": {"To": "+59898000000", "Body": "segundo"}}),
+             ("POST", "/send", {"json": {"to": "+59898344384", "text": {"body": "¿Qué tal?"}}}),
+             ("POST", "/send", {"data": "raw=1&b=2"}),
+             ("GET", "/send", {}),
+             ("GET", "/send", {"params": {"flag": "unread"}})]
+    client = HttpClient(timeout=2, auth=("user", "pa:ss"), headers={"X-Api-Key": "k1"})
+    reference = requests.Session()
+    reference.auth = ("user", "pa:ss")
+    reference.headers.update({"User-Agent": USER_AGENT, "X-Api-Key": "k1"})
+    try:
+        for method, path, kwargs in calls:
+            client.request(method, fake.url + path, **kwargs).close()
+            reference.request(method, fake.url + path, timeout=2, **kwargs).close()
+    finally:
+        client.close()
+        reference.close()
+    recorded = fake.api_requests()
+    assert len(recorded) == 2 * len(calls)
+    for ours, theirs in zip(recorded[0::2], recorded[1::2], strict=True):
+        assert (ours.method, ours.path, ours.query, ours.body) == (theirs.method, theirs.path, theirs.query,
+                                                                   theirs.body)
+        assert ours.headers == theirs.headers
+    assert recorded[0].form == {"To": "+59898344384", "Body": "Hola & adiós ✓", "Empty": ""}
+    assert recorded[4].json == {"to": "+59898344384", "text": {"body": "¿Qué tal?"}}
+
+
+def test_cookies_a_gateway_sets_are_sent_back(fake: FakeAggregator) -> None:
+    """A gateway that keeps a session in a cookie gets it back on the next call (the copied request
+    would not carry it, so the client takes requests' own path once the jar holds one)."""
+    from tests.fakes.server import Reply
+    from webapp.providers.http import HttpClient
+
+    fake.route("POST", r"/login")(lambda req, match: Reply(200, b"ok", {"Set-Cookie": "sid=abc123; Path=/"}))
+    client = HttpClient(timeout=2)
+    try:
+        client.request("POST", f"{fake.url}/send", data={"to": TO}).close()  # before the cookie
+        client.request("POST", f"{fake.url}/login", data={"u": "x"}).close()
+        client.request("POST", f"{fake.url}/send", data={"to": TO}).close()
+    finally:
+        client.close()
+    assert fake.api_requests("/send")[-1].header("Cookie") == "sid=abc123"

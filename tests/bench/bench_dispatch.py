@@ -247,7 +247,7 @@ def _round(stack: Stack, messages: int, n: int) -> dict[str, Any]:
     out["worker_1"] = {"sent": sent, "seconds": round(span, 3), "msgs_per_s": _rate(sent, span),
                        "duplicates": sum(c - 1 for c in sends.values() if c > 1),
                        "missing": len(set(numbers) - set(sends)), "states": stack.states(d1),
-                       "job": {k: reports[0][k] for k in ("claimed", "sent", "stopped")}}
+                       "job": {k: reports[0][k] for k in ("claimed", "sent", "stopped", "concurrency")}}
 
     stack.reset_fake()
     half = messages // 2
@@ -265,7 +265,7 @@ def _round(stack: Stack, messages: int, n: int) -> dict[str, Any]:
     out["workers_2"] = {"sent": sent, "seconds": round(span, 3), "msgs_per_s": _rate(sent, span),
                         "duplicates": sum(c - 1 for c in sends.values() if c > 1),
                         "missing": len(set(numbers) - set(sends)), "states": stack.states(d2),
-                        "jobs": [{"claimed": r["claimed"], "sent": r["sent"]} for r in reports]}
+                        "jobs": [{"claimed": r["claimed"], "sent": r["sent"], "concurrency": r["concurrency"]} for r in reports]}
     out["ratio_1"] = round(out["worker_1"]["msgs_per_s"] / out["plain_1"]["msgs_per_s"], 3)
     out["ratio_2"] = round(out["workers_2"]["msgs_per_s"] / out["plain_2"]["msgs_per_s"], 3)
     return out

@@ -124,6 +124,9 @@ class FakeServer:
         self.port = port
         self.timeout_seconds = timeout_seconds  # how long "timeout" mode stalls
         self.retry_after = retry_after  # the Retry-After "429" mode sends
+        self.latency = 0.0  # seconds every API answer takes, as from a gateway across the internet
+        self.in_flight = 0  # API requests being answered now
+        self.max_in_flight = 0  # the most at once since the last reset
         self.lock = threading.RLock()
         self.requests: list[Recorded] = []
         self._failures: list[_Failure] = []
@@ -241,6 +244,7 @@ class FakeServer:
         with self.lock:
             self.requests.clear()
             self._failures.clear()
+            self.max_in_flight = 0
 
     # -- request log ---------------------------------------------------------
     def api_requests(self, path: str | None = None, method: str | None = None) -> list[Recorded]:
@@ -270,11 +274,26 @@ class FakeServer:
             self.requests.append(req)
 
         control = parts.path.startswith("/_fake/")
+        if control:
+            self._answer(handler, req, parts.path, control)
+            return
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            self._answer(handler, req, parts.path, control)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _answer(self, handler: _Handler, req: Recorded, path: str, control: bool) -> None:
         early = None if control else self.preflight(req)
         if early is not None:  # an auth challenge: does not use up a failure
             self._write(handler, early)
             return
-        mode = None if control else self._take_failure(parts.path)
+        mode = None if control else self._take_failure(path)
         if mode == "close":
             handler.close_connection = True
             try:

@@ -65,6 +65,12 @@ T = SpoolMessage.__table__
 S = SpoolState
 GROUP_MAX = 50  # messages marked in flight per commit when the provider can reconcile them
 GROUP_WINDOW = 0.25  # seconds of paced sending a group covers
+# Unpaced sending overlaps requests only when the gateway is far: when one request's wall time is over
+# WAIT_UP times the CPU it costs here (a remote API: ~100 ms of waiting for ~2 ms of work). On loopback or
+# a LAN gateway the CPU is the limit, and threads only add GIL hand-offs (measured with two workers on two
+# cores: 0.84x two plain loops with two threads each, 1.06x one at a time). WAIT_DOWN is the way back.
+WAIT_UP = 4.0
+WAIT_DOWN = 2.0
 COUNTS_THROTTLE_MS = 300
 
 
@@ -123,6 +129,7 @@ class DrainReport:
     skipped: int = 0
     stopped: str = ""
     by_outcome: dict[str, int] = field(default_factory=dict)
+    concurrency: int = 1  # the most requests the job had in flight at once
 
 
 # -- configuration --------------------------------------------------------------
@@ -309,23 +316,37 @@ class _Sender:
             self.group = GROUP_MAX
         # Unpaced and reconcilable: the claim itself marks the rows in flight (one group per claim).
         self.mark_on_claim = pace == 0 and _can_reconcile(adapter) and self.group >= self.claim_size
-        # ...and a few requests go out at once (order within a group is then not kept).
-        # Two in flight overlap one request's wait with the next one's work; more only add GIL contention
-        # (measured: 4 gave 0.72x two plain loops with two workers, 2 gave 0.88x).
-        self.concurrency = int(_cfg("DIALER_SEND_CONCURRENCY", 2)) if self.mark_on_claim and not self.batch else 1
+        # ...and, when the gateway is far, a few requests go out at once (order within a group is then
+        # not kept): see tune(). DIALER_SEND_CONCURRENCY caps it (1: always one at a time).
+        self.max_concurrency = int(_cfg("DIALER_SEND_CONCURRENCY", 4)) if self.mark_on_claim and not self.batch else 1
+        self.concurrency = 1
         self.adapters: queue.Queue[ProviderAdapter] = queue.Queue()
         self.executor: ThreadPoolExecutor | None = None
-        if self.concurrency > 1:
-            self.adapters.put(adapter)
-            for _i in range(self.concurrency - 1):
-                self.adapters.put(make_adapter(dialer.provider))
-            self.executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"dialer-{dialer.id}")
+        self._provider = dialer.provider
+
+    def tune(self, sent: int, wall: float, cpu: float) -> None:
+        """After a group: overlap requests when each one mostly waits for the gateway, stop when not.
+        `wall` and `cpu` (this process's CPU time, every thread's) are what the group's `sent` took."""
+        if self.max_concurrency <= 1 or sent < 5 or cpu <= 0:
+            return
+        waits = (wall * self.concurrency) / cpu  # one request's wall time over its CPU cost
+        if self.concurrency == 1 and waits > WAIT_UP:
+            if self.executor is None:
+                self.adapters.put(self.adapter)
+                for _i in range(self.max_concurrency - 1):
+                    self.adapters.put(make_adapter(self._provider))
+                self.executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"dialer-{self.dialer_id}")
+            self.concurrency = self.max_concurrency
+        elif self.concurrency > 1 and waits < WAIT_DOWN:
+            self.concurrency = 1
 
     def close(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
         while not self.adapters.empty():
-            self.adapters.get_nowait().close()
+            adapter = self.adapters.get_nowait()
+            if adapter is not self.adapter:
+                adapter.close()
         self.adapter.close()
 
     # pacing: False when the slot is further away than the job may wait
@@ -497,6 +518,7 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
     requested: set[int] = set()
     keep_going = True
     window_end = marked_at + timedelta(seconds=sender.lease)
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
         if sender.batch:
             if clock.now() <= window_end and sender.pace(deadline, len(rows)):
@@ -512,6 +534,7 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
                 keep_going = False
         elif sender.concurrency > 1:
             keep_going = _send_concurrently(sender, rows, marked_at, deadline, requested, values, report)
+            sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)
         else:
             for row in rows:
                 # Never start a request after the in-flight window: reconcile relies on it.
@@ -532,6 +555,7 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
                     break
             else:
                 sender.reserve_ahead()
+            sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)
     finally:
         # Whatever happened (Redis gone, a timeout signal), record what went out and free the rest.
         done = {v["b_id"] for v in values}
@@ -576,6 +600,7 @@ def _send_concurrently(sender: _Sender, rows: list[Any], marked_at: datetime, de
                 stopped = True  # the gateway is struggling: the rest go back, later
         return row, result
 
+    report.concurrency = max(report.concurrency, sender.concurrency)
     futures = [sender.executor.submit(one, row) for row in rows]
     try:
         for future in futures:
