@@ -53,7 +53,10 @@ class Stack:
 
         from webapp import create_app
 
-        self.app = create_app()
+        # config.Config read the environment when first imported: a second stack in the same run
+        # (`make bench` runs them all in one process) names its own database and Redis explicitly.
+        self.app = create_app({"SQLALCHEMY_DATABASE_URI": self.database_url, "REDIS_URL": self.redis_url,
+                               "SECRET_KEY": self.env["SECRET_KEY"], "RQ_QUEUE": self.env["RQ_QUEUE"]})
         with self.app.app_context():
             upgrade()
         return self
