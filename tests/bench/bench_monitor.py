@@ -133,7 +133,7 @@ def run() -> dict[str, Any]:
                                "campaigns": CAMPAIGNS, "closed_today": CLOSED_TODAY, "older": OLDER}
         for name, url in (("page", "/monitor"), ("stats_fragment", "/monitor/stats"),
                           ("agents_fragment", "/monitor/agents"), ("waiting_fragment", "/monitor/waiting")):
-            for _ in range(3):  # warm caches, templates, connections
+            for _ in range(10):  # warm caches, templates, connections, prepared statements (psycopg: 5th use)
                 client.get(url)
             samples, queries = [], 0
             for _ in range(ROUNDS):

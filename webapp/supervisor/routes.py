@@ -36,8 +36,9 @@ from . import live as _live  # noqa: F401 - registers topic checks and renderers
 from .forms import ChatForm, MonitorCampaignsForm, PauseForm, TranscriptSearchForm
 
 MONITOR_KEY = "monitor_campaigns"
-# A wallboard lists the longest waits; the campaign blocks count every waiting customer.
-WAITING_SHOWN = 300
+# A wallboard lists the longest waits (more rows than a screen shows, fewer than make the page slow and
+# heavy on a supervisor's connection); the campaign blocks count every waiting customer.
+WAITING_SHOWN = 100
 
 
 @bp.app_template_filter("epoch_seconds")
