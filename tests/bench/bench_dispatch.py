@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,24 @@ MESSAGES = 5000
 TARGET = 0.8
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a child and, when it leads a process group of its own (start_new_session=True, as gunicorn is
+    started), everything in that group: a gunicorn master killed alone leaves its worker running."""
+    group = proc.pid if proc.poll() is None and os.getpgid(proc.pid) == proc.pid else None
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    if group is not None:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class Stack:
     """A private Redis, a fresh database (PostgreSQL when reachable, else SQLite) and the Twilio fake."""
 
@@ -40,6 +59,14 @@ class Stack:
         self.pg_name = ""
 
     def __enter__(self) -> Stack:
+        self.app = None
+        try:
+            return self._setup()
+        except BaseException:
+            self.__exit__()  # a stack that fails half-way leaves no server running
+            raise
+
+    def _setup(self) -> Stack:
         self.redis_url = self._start_redis()
         self.database_url, self.database = self._database()
         self.fake_url = self._start_fake()
@@ -63,16 +90,12 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        from webapp.extensions import db
+            stop(proc)
+        if self.app is not None:
+            from webapp.extensions import db
 
-        with self.app.app_context():
-            db.engine.dispose()
+            with self.app.app_context():
+                db.engine.dispose()
         if self.pg_admin is not None:
             with self.pg_admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))

@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from tests.bench.bench_dispatch import ROOT, Stack
+from tests.bench.bench_dispatch import ROOT, Stack, stop
 
 PHASES = (200, 1000)
 EVENTS = 20
@@ -206,7 +206,8 @@ def _gunicorn(stack: Stack, app: str, threads: int, cwd: Path, name: str) -> tup
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", str(threads),
          "-b", f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning", app],
-        cwd=cwd, env=dict(stack.env, LOG_LEVEL="WARNING", BARE_RELAY_CHANNEL=BARE_CHANNEL), stdout=log, stderr=log)
+        cwd=cwd, env=dict(stack.env, LOG_LEVEL="WARNING", BARE_RELAY_CHANNEL=BARE_CHANNEL), stdout=log, stderr=log,
+        start_new_session=True)  # its own process group: stop() ends the master and its worker
     log.close()
     stack.procs.append(proc)
     deadline = time.monotonic() + 30
@@ -245,8 +246,7 @@ def run() -> dict[str, Any]:
                                "client": "one epoll thread reading every socket", "target_p95_ms": TARGET_MS}
         bare, bare_port = _gunicorn(stack, "bare_relay:app", threads, Path(__file__).parent, "bare")
         out["bare_relay_200"] = _bare_phase(stack, bare_port, PHASES[0], _fragment(stack, ids))
-        bare.kill()  # its socket threads never end by themselves
-        bare.wait(10)
+        stop(bare)
         proc, port = _gunicorn(stack, "wsgi:app", threads, ROOT, "app")
         for sockets in PHASES:
             out[f"sockets_{sockets}"] = _phase(stack, port, ids, sockets)

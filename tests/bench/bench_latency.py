@@ -112,7 +112,7 @@ def run() -> dict[str, Any]:
         stack.procs.append(subprocess.Popen(
             [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "2", "--threads", "64",
              "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         stack.procs.append(subprocess.Popen([sys.executable, "-m", "workers", "--no-clock"], cwd=ROOT, env=env,
                                             stdout=log, stderr=subprocess.STDOUT))
         for _ in range(600):
