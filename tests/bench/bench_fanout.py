@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,17 +27,12 @@ from typing import Any
 import requests
 
 from tests.bench.bench_dispatch import ROOT, Stack, stop
+from tests.bench.bench_latency import free_port
 
 PHASES = (200, 1000)
 EVENTS = 20
 TARGET_MS = 100
 BARE_CHANNEL = "bench-bare-relay"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed(stack: Stack, supervisors: int) -> dict[str, Any]:
@@ -201,7 +195,7 @@ def _bare_phase(stack: Stack, port: int, sockets: int, fragment: str) -> dict[st
 
 
 def _gunicorn(stack: Stack, app: str, threads: int, cwd: Path, name: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     log = open(os.path.join(stack.tmp, f"{name}.log"), "wb")  # noqa: SIM115 - the process owns it
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", str(threads),

@@ -165,17 +165,9 @@ def _canned_statement() -> sa.Select:
             .order_by(CannedResponse.position, CannedResponse.id))
 
 
-def transfer_agents(interaction: Interaction, agent_id: int) -> list[User]:
-    """Other members of the interaction's campaign, connected ones first."""
-    return list(db.session.scalars(
-        sa.select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.campaign_id == interaction.campaign_id, User.id != agent_id,
-               User.role == Role.AGENT, User.active.is_(True))
-        .order_by((User.state == "disconnected"), User.name, User.username)))
-
-
 def transfer_choices(interaction: Interaction, agent_id: int) -> list[tuple[int, str]]:
-    """transfer_agents() as (id, display name) pairs, without loading the users."""
+    """Who the conversation may go to: the other active agents of its campaign, connected ones first, as
+    (id, display name) pairs."""
     return [(uid, name or username) for uid, name, username in db.session.execute(
         _transfer_choices_statement(), {"campaign_id": interaction.campaign_id, "agent_id": agent_id})]
 
@@ -208,13 +200,6 @@ def break_types() -> list[BreakType]:
     return list(db.session.scalars(_break_types_statement()))
 
 
-def chat_lines(agent_id: int, limit: int = 50) -> list[AgentChatMessage]:
-    latest = db.session.scalars(
-        sa.select(AgentChatMessage).where(AgentChatMessage.agent_id == agent_id)
-        .order_by(AgentChatMessage.created_at.desc(), AgentChatMessage.id.desc()).limit(limit)).all()
-    return list(reversed(latest))
-
-
 def _chat_unread_count(agent_id: int | sa.BindParameter[int]) -> sa.Select:
     return sa.select(sa.func.count(AgentChatMessage.id)).where(
         AgentChatMessage.agent_id == agent_id, AgentChatMessage.read_at.is_(None),
@@ -226,8 +211,8 @@ def chat_unread(agent_id: int) -> int:
 
 
 def chat_lines_and_unread(agent_id: int, limit: int = 50) -> tuple[list[AgentChatMessage], int]:
-    """`chat_lines()` and `chat_unread()` in one query: unread lines are some of the agent's lines,
-    so with no line at all there is nothing unread either."""
+    """The agent's latest supervisor-chat lines (oldest first) and `chat_unread()`, in one query: unread
+    lines are some of the agent's lines, so with no line at all there is nothing unread either."""
     rows = db.session.execute(_chat_statement(limit), {"agent_id": agent_id}).all()
     return [line for line, _ in reversed(rows)], (rows[0][1] or 0) if rows else 0
 

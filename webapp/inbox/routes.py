@@ -296,9 +296,9 @@ def transfer(interaction_id: int) -> Any:
     agent_id, campaign_id = form.agent_id.data or 0, form.campaign_id.data or 0
     try:
         if agent_id:
-            target = next((u for u in queries.transfer_agents(interaction, current_user.id) if u.id == agent_id), None)
-            if target is None:
+            if agent_id not in dict(queries.transfer_choices(interaction, current_user.id)):
                 abort(404)
+            target = db.session.get(User, agent_id)
             conversations.transfer_to_agent(interaction, current_user, target)
             done = _("Transferred to %(name)s.", name=target.display_name)
         elif campaign_id:

@@ -533,8 +533,7 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
             else:
                 keep_going = False
         elif sender.concurrency > 1:
-            keep_going = _send_concurrently(sender, rows, marked_at, deadline, requested, values, report)
-            sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)
+            keep_going = _send_concurrently(sender, rows, marked_at, window_end, deadline, requested, values, report)
         else:
             for row in rows:
                 # Never start a request after the in-flight window: reconcile relies on it.
@@ -555,7 +554,7 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
                     break
             else:
                 sender.reserve_ahead()
-            sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)
+        sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)  # no-op for batches
     finally:
         # Whatever happened (Redis gone, a timeout signal), record what went out and free the rest.
         done = {v["b_id"] for v in values}
@@ -572,8 +571,9 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
     return keep_going
 
 
-def _send_concurrently(sender: _Sender, rows: list[Any], marked_at: datetime, deadline: float,
-                       requested: set[int], values: list[dict[str, Any]], report: DrainReport) -> bool:
+def _send_concurrently(sender: _Sender, rows: list[Any], marked_at: datetime, window_end: datetime,
+                       deadline: float, requested: set[int], values: list[dict[str, Any]],
+                       report: DrainReport) -> bool:
     """Unpaced: a few requests at once, each thread with its own adapter (own pooled session).
 
     A row counts as requested the moment a thread commits to sending it, under the lock that also
@@ -582,7 +582,6 @@ def _send_concurrently(sender: _Sender, rows: list[Any], marked_at: datetime, de
     """
     lock = threading.Lock()
     stopped = False
-    window_end = marked_at + timedelta(seconds=sender.lease)
 
     def one(row: Any) -> tuple[Any, SendResult] | None:
         nonlocal stopped
