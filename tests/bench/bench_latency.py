@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import requests
 
 from tests.bench.bench_dispatch import ROOT, Stack
+from tests.services import free_port
 
 AGENTS = 50
 WEBHOOKS = 150
@@ -32,12 +32,6 @@ INTERVAL = 0.2
 TARGET_MS = 150
 PASSWORD = "secret-pass-1"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed(stack: Stack) -> tuple[int, str, list[tuple[str, str]]]:

