@@ -312,9 +312,9 @@ def test_renderers_give_oob_blocks_with_the_right_ids_and_numbers(app, world, db
     agent = db.session.scalar(sa.select(User).where(User.username == "agent1"))
     assert not allowed(agent, f"dialer:{d}") and not allowed(agent, f"dialers:{world['group'].id}")
     with app.test_request_context("/ws"):
-        counts = render_event(make_event(f"dialer:{d}", "dialer.counts", {"dialer_id": d}), sup, "es")
-        state = render_event(make_event(f"dialer:{d}", "dialer.state", {"dialer_id": d}), sup, "en")
-        row = render_event(make_event(f"dialers:{world['group'].id}", "dialer.state", {"dialer_id": d}), sup, "es")
+        [counts] = render_event(make_event(f"dialer:{d}", "dialer.counts", {"dialer_id": d}), sup, "es")
+        [state] = render_event(make_event(f"dialer:{d}", "dialer.state", {"dialer_id": d}), sup, "en")
+        [row] = render_event(make_event(f"dialers:{world['group'].id}", "dialer.state", {"dialer_id": d}), sup, "es")
     assert counts.startswith(f'<section id="dialer-{d}-counts" class="counters" hx-swap-oob="true"')
     assert re.search(r'data-count="processed">\s*<span class="label">Procesadas</span><b>3</b>', counts)
     assert re.search(r'data-count="not_processed">\s*<span class="label">No procesadas</span><b>1</b>', counts)

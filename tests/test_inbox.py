@@ -402,7 +402,7 @@ def test_renderers_make_oob_fragments(app: Any, world: dict[str, Any], db: Any) 
     def render(topic: str, kind: str, **data: Any) -> str:
         viewer = db.session.get(User, ana_id)
         with app.test_request_context("/ws"):
-            return render_event(make_event(topic, kind, data), viewer, "es") or ""
+            return "".join(render_event(make_event(topic, kind, data), viewer, "es"))
 
     new = render(f"interaction:{mine_id}", "message.new", message_id=message_id)
     item = render(f"user:{ana_id}", "interaction.assigned", interaction_id=mine_id)

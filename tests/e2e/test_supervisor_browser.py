@@ -154,3 +154,37 @@ def test_monitor_screenshots_in_both_languages(new_page, floor, make):
         page.locator("[data-action=open]").first.click()
         expect(page.locator("#transcript-view")).to_contain_text("Hola")
         _shot(page, f"transcripts-{locale}")
+
+
+def test_agent_row_follows_conversations_live(new_page, floor, db):
+    """Ana, with two customers, closes one: her state stays as it was (no state event), so only the campaign's
+    interaction.changed event can bring her row's new figures. They must arrive without a reload."""
+    from playwright.sync_api import expect
+
+    from webapp.models import Interaction, User, utcnow
+    from webapp.services import interactions
+
+    ana_id, campaign_id = floor["ana"].id, floor["campaign"].id
+    db.session.add(Interaction(campaign_id=campaign_id, customer_number="+59899333444", status="active",
+                               agent_id=ana_id, channel="whatsapp", created_at=utcnow(), assigned_at=utcnow(),
+                               queued_at=utcnow()))
+    db.session.commit()
+    sup = new_page()
+    sup.set_viewport_size({"width": 1440, "height": 900})
+    browser_login(sup, "sup")
+    sup.goto("/monitor")
+    expect(sup.locator("body")).to_have_attribute("data-live", "on")
+    row = sup.locator(f"#agent-{ana_id}-row")
+    completed, active = row.locator("td.num").nth(0), row.locator("td.num").nth(1)
+    expect(active).to_have_text("2")
+    expect(completed).to_have_text("0")
+    expect(row.locator("td.channels")).to_contain_text("WA")
+
+    state = db.session.get(User, ana_id).state
+    interactions.close(db.session.get(Interaction, floor["talk"].id), db.session.get(User, ana_id), "Resuelto")
+    db.session.commit()
+    assert db.session.get(User, ana_id).state == state  # her state did not change: no agent.state event
+    expect(sup.locator(f"#campaign-{campaign_id}-stats [data-fig=completed] b")).to_have_text("1")
+    expect(completed).to_have_text("1")
+    expect(active).to_have_text("1")
+    expect(row.locator("td.channels")).not_to_contain_text("SMS")

@@ -4,7 +4,10 @@ An area registers, at import time:
 - `topic_check("dialer")(fn)`: fn(user, "3") -> bool, may this user follow topic "dialer:3";
 - `renderer("dialer", "dialer.counts")(fn)`: fn(event, user) -> HTML (out-of-band fragments) or None,
   for events of that kind published on topics "dialer:…" (the same kind may render differently
-  on another topic: an interaction change is a row on the monitor and an item in the inbox);
+  on another topic: an interaction change is a row on the monitor and an item in the inbox).
+  It may return a list of HTML frames instead, each sent as a message of its own: the browser parses
+  a frame whose first element is a table row (`<tr>`) in table context, and drops a `<tr>` that
+  follows a `<div>` or an `<article>` in the same frame;
 - `client_handler("draft")(fn)`: fn(user, payload) for JSON a page sends up the socket.
 """
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 TopicCheck = Callable[[Any, str], bool]
-Renderer = Callable[[dict[str, Any], Any], "str | None"]
+Rendered = "str | list[str] | None"
+Renderer = Callable[[dict[str, Any], Any], Rendered]
 ClientHandler = Callable[[Any, dict[str, Any]], None]
 
 TOPIC_CHECKS: dict[str, TopicCheck] = {}

@@ -21,7 +21,7 @@ from .registry import CLIENT_HANDLERS, allowed, find_renderer
 log = logging.getLogger(__name__)
 
 _cache_lock = threading.Lock()
-_cache: OrderedDict[tuple[str, str], tuple[threading.Event, list[str | None]]] = OrderedDict()
+_cache: OrderedDict[tuple[str, str], tuple[threading.Event, list[list[str]]]] = OrderedDict()
 _CACHE_SIZE = 512
 HUB_WAIT = 5.0  # seconds a new socket waits for the hub's subscription before saying "off"
 CHECK_EVERY = 30.0  # seconds between checks that the session is still valid
@@ -29,13 +29,14 @@ CLIENT = "_client"  # queue items the socket's reader thread adds: what the page
 CLOSED = "_closed"
 
 
-def render_event(event: dict[str, Any], user: Any, lang: str) -> str | None:
-    """Event → HTML. Unless the renderer is per viewer, the first socket thread to ask renders and
-    every other socket of the same language waits for that one result (an event reaching 200
-    supervisors at once is rendered once, not 200 times in parallel)."""
+def render_event(event: dict[str, Any], user: Any, lang: str) -> list[str]:
+    """Event → the HTML frames to send (none when the event shows nothing to this viewer).
+    Unless the renderer is per viewer, the first socket thread to ask renders and every other
+    socket of the same language waits for that one result (an event reaching 200 supervisors at
+    once is rendered once, not 200 times in parallel)."""
     entry = find_renderer(event)
     if entry is None:
-        return None
+        return []
     fn, per_viewer = entry
     if per_viewer:
         return _render(fn, event, user, lang)
@@ -50,7 +51,7 @@ def render_event(event: dict[str, Any], user: Any, lang: str) -> str | None:
     done, result = slot
     if not owner:
         done.wait(10)
-        return result[0] if result else None
+        return result[0] if result else []
     try:
         result.append(_render(fn, event, user, lang))
     finally:
@@ -58,10 +59,11 @@ def render_event(event: dict[str, Any], user: Any, lang: str) -> str | None:
     return result[0]
 
 
-def _render(fn: Any, event: dict[str, Any], user: Any, lang: str) -> str | None:
+def _render(fn: Any, event: dict[str, Any], user: Any, lang: str) -> list[str]:
     try:
         with force_locale(lang):
-            return fn(event, user)
+            html = fn(event, user)
+        return [f for f in ([html] if isinstance(html, str) else html or []) if f]
     finally:
         db.session.remove()  # never hold a connection between events
 
@@ -116,9 +118,8 @@ def live_socket(ws: Any) -> None:
                     _end_session(ws)
                     return
                 else:
-                    html = render_event(item, user, lang)
-                    if html:
-                        ws.send(html)
+                    for frame in render_event(item, user, lang):
+                        ws.send(frame)
             if time.monotonic() - last_check > CHECK_EVERY:
                 last_check = time.monotonic()
                 if not _session_still_valid(user_id, version):

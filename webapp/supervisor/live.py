@@ -87,8 +87,9 @@ def agent_row_html(agent_ids: list[int]) -> str:
 
 
 @renderer("campaign", "interaction.changed")
-def render_interaction_changed(event: dict[str, Any], user: Any) -> str | None:
-    """A conversation of the campaign changed: its stats block, its waiting row, its agent's row."""
+def render_interaction_changed(event: dict[str, Any], user: Any) -> list[str] | None:
+    """A conversation of the campaign changed: its stats block, its waiting row, its agent's row.
+    Two frames: the agent rows are table rows, which the browser keeps only at the start of a frame."""
     campaign_id = _topic_id(event)
     if campaign_id is None:
         return None
@@ -97,6 +98,7 @@ def render_interaction_changed(event: dict[str, Any], user: Any) -> str | None:
     data = event.get("data") or {}
     interaction_id = _int(str(data.get("interaction_id", "")))
     agent_ids = {_int(str(data[k])) for k in ("agent_id", "previous_agent_id") if data.get(k) is not None}
+    rows = ""
     if interaction_id is not None:
         parts.append(f'<div id="waiting-{interaction_id}" hx-swap-oob="delete"></div>')
         row = db.session.execute(sa.select(Interaction.agent_id, Interaction.status, Campaign.security_group_id)
@@ -109,8 +111,8 @@ def render_interaction_changed(event: dict[str, Any], user: Any) -> str | None:
             agent_ids.add(row.agent_id)
             # Only agents of the campaign's own group: every viewer of this topic may see them.
             agent_ids.discard(None)
-            parts.append(agent_row_html(_agents_in_group({a for a in agent_ids if a}, row.security_group_id)))
-    return "".join(parts)
+            rows = agent_row_html(_agents_in_group({a for a in agent_ids if a}, row.security_group_id))
+    return ["".join(parts), rows]
 
 
 @renderer("group", "agent.state")
