@@ -186,6 +186,8 @@ def test_send_queues_the_message_and_the_gateway_gets_it(client: Any, make: Any,
     html = response.get_data(as_text=True)
     sent = db.session.scalar(sa.select(Message).where(Message.sender_kind == "agent"))
     assert f'id="message-{sent.id}"' in html and 'class="tick queued"' in html
+    # The first reply makes it active: the header's label ("New") follows out of band.
+    assert f'<span class="status-label active" id="conv-status-{mine.id}" hx-swap-oob="true">' in html
     assert sent.status == "queued" and sent.body == "Hola, ¿cómo te ayudo? 😊"
     assert queue.count == 1
     run_jobs(app)
@@ -193,6 +195,9 @@ def test_send_queues_the_message_and_the_gateway_gets_it(client: Any, make: Any,
     db.session.expire_all()
     assert db.session.get(Message, sent.id).status == "sent"
     assert db.session.get(Interaction, mine.id).status == InteractionStatus.ACTIVE
+    again = client.post(f"/inbox/{mine.id}/send", data={"body": "¿Sigue ahí?"}, headers=htmx(client))
+    assert again.status_code == 200 and "¿Sigue ahí?" in again.get_data(as_text=True)
+    assert "conv-status-" not in again.get_data(as_text=True)  # already active: nothing to change
 
 
 def test_send_without_javascript_redirects_back(client: Any, world: dict[str, Any], db: Any) -> None:

@@ -104,6 +104,7 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
     page.locator(f"#composer-{interaction.id} button.send").click()
     expect(messages.locator(".msg.agent")).to_have_count(1)
     expect(textarea).to_have_value("")
+    expect(page.locator(f"#conv-status-{interaction.id}")).to_have_class("status-label active")  # was "New"
     for _ in range(100):
         run_jobs(app)
         if fake_twilio.sends_for(CUSTOMER):

@@ -220,6 +220,7 @@ def mark_open(interaction_id: int) -> Any:
 @agent_required
 def send(interaction_id: int) -> Any:
     interaction = own_interaction(interaction_id)
+    status_before = interaction.status
     form = SendForm()
     template_ref = None
     if form.canned_id.data:
@@ -244,8 +245,11 @@ def send(interaction_id: int) -> Any:
         return back_to(interaction)
     if error:
         return htmx_into("inbox/_error.html", f"#composer-error-{interaction.id}", error=error)
-    return render_template("inbox/_message.html", m=message, names=queries.sender_names([message]),
+    html = render_template("inbox/_message.html", m=message, names=queries.sender_names([message]),
                            interaction=interaction)
+    if interaction.status != status_before:  # the first reply: "New" becomes "Active" in the header
+        html += render_template("inbox/_status_label.html", interaction=interaction, status_oob=True)
+    return html
 
 
 @bp.get("/inbox/<int:interaction_id>/history")
