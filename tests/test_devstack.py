@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,3 +57,18 @@ def test_devstack_serves_the_demo_and_stops_on_ctrl_c(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         proc.stdout.close()
+
+
+def test_devstack_refuses_a_port_in_use_and_says_which(tmp_path):
+    """A second `make run` on a taken port stops at once with the port named, starting nothing."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL"}}
+        env.update(INSTANCE_DIR=str(tmp_path / "instance"), PORT=str(port))
+        done = subprocess.run([sys.executable, "-m", "webapp.devstack"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr and "PORT=5001 make run" in done.stderr
+    assert not (tmp_path / "instance").exists()  # nothing started, nothing written

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,16 +57,33 @@ def _stop_on_term(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM (a process manager, `kill`) stops the children like Ctrl-C does
 
 
+def port_in_use(port: int) -> bool:
+    """Something already listens there (another `make run`?): our server could not bind, and the
+    readiness check would have answered for that other one."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: a TIME_WAIT is no owner
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop_on_term)
     started = time.monotonic()
-    INSTANCE.mkdir(exist_ok=True)
     env = dict(os.environ, FLASK_APP="wsgi:app", PYTHONUNBUFFERED="1")
+    port = env.get("PORT", "5000")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise SystemExit(f"PORT={port!r} is not a port number (1-65535)")
+    if port_in_use(int(port)):
+        raise SystemExit(f"port {port} on 127.0.0.1 is already in use (another `make run`?): "
+                         f"stop that one, or choose another port: PORT=5001 make run")
+    INSTANCE.mkdir(exist_ok=True)
     children: list[subprocess.Popen[bytes]] = []
     if not env.get("REDIS_URL"):
         redis_proc, env["REDIS_URL"] = start_embedded_redis()
         children.append(redis_proc)
-    port = env.get("PORT", "5000")
     password = env.get("DEMO_PASSWORD", "demo1234")
     try:
         prepare(env, password)
