@@ -119,6 +119,9 @@ def test_delete_refused_while_in_use_names_users(client, token, make, db):
     page = response.get_data(as_text=True)
     assert "El proveedor “Compartido” está en uso en campañas: Soporte; marcadores: marcadortest." in page
     assert len(providers(db)) == 1
+    # The form says the same before anyone tries: which campaigns, which dialers.
+    form = client.get(f"/admin/providers/{provider.id}").get_data(as_text=True)
+    assert "En uso por campañas: Soporte; marcadores: marcadortest" in form
 
 
 def test_delete_unused_provider(client, token, make, db):
