@@ -400,6 +400,31 @@ def test_delivery_callbacks_only_move_forward(db: Any, make: Any, fake_twilio: A
     assert apply_delivery(make.provider().id, StatusUpdate("delivered", sid_a)) is False
 
 
+def test_sandbox_reports_what_it_sent_delivered(db: Any, make: Any) -> None:
+    """`make run`'s dialers: the simulated handsets report the sandbox's sends delivered, and only those."""
+    from webapp.models import SpoolMessage, SpoolState, utcnow
+    from webapp.services.dialer_engine import sandbox_delivery_reports
+
+    d = dialer_for(make, make.provider("sandbox", sender="+59829000000", max_per_second=0))
+    ok_a, ok_b, refused = queue(db, d, ["+59899100001", "+59899100002", "+59899100000"])
+    [never_sent] = queue(db, d, ["+59899100003"], state=SpoolState.SENT)  # not the sandbox's: no record
+    db.session.execute(sa.update(SpoolMessage).where(SpoolMessage.id == never_sent)
+                       .values(sent_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    run(d)
+    assert {i: r.state for i, r in rows(db, d.id).items()} == {
+        ok_a: SpoolState.SENT, ok_b: SpoolState.SENT, refused: SpoolState.FAILED, never_sent: SpoolState.SENT}
+    assert sandbox_delivery_reports(after_seconds=60) == 0  # too recent: a real gateway takes a moment
+    assert sandbox_delivery_reports(after_seconds=0) == 2
+    db.session.commit()
+    state = rows(db, d.id)
+    assert {i: r.state for i, r in state.items()} == {
+        ok_a: SpoolState.DELIVERED, ok_b: SpoolState.DELIVERED, refused: SpoolState.FAILED,
+        never_sent: SpoolState.SENT}
+    assert state[ok_a].delivered_at is not None
+    assert sandbox_delivery_reports(after_seconds=0) == 0  # delivered stays delivered; nothing twice
+
+
 def test_dinstar_results_then_delivery_reports(db: Any, make: Any, fake_dinstar: Any) -> None:  # noqa: F811
     """Dinstar: the result (user_id = spool id) gives "port:ref_id", the key its delivery report carries."""
     from webapp.providers.base import StatusUpdate

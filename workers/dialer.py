@@ -119,3 +119,12 @@ def schedule_dialers() -> dict[int, list[int]]:
 def reconcile_spool() -> dict[str, int]:
     """Every five seconds: expired claims back to the pool, expired in-flight messages looked up."""
     return dialer_engine.reconcile_expired()
+
+
+@periodic("sandbox-delivery", 2.0)
+@with_app
+def sandbox_delivery() -> int:
+    """Every two seconds: the sandbox's simulated handsets report the dialers' sends delivered."""
+    moved = dialer_engine.sandbox_delivery_reports()
+    db.session.commit()
+    return moved

@@ -929,3 +929,29 @@ def apply_delivery(provider_id: int, update: StatusUpdate) -> bool:
         message.last_error = f"{status} {update.error_code or ''} {update.error_message or ''}".strip()[:500]
     publish_counts(message.dialer_id)
     return True
+
+
+SANDBOX_DELIVERY_BATCH = 500
+
+
+def sandbox_delivery_reports(after_seconds: float = 2.0) -> int:
+    """`make run`'s simulated handsets: what a dialer sent through a sandbox provider at least
+    `after_seconds` ago is reported delivered, as a real gateway's status callback would (the sandbox
+    has nobody to call the webhook). Only messages the sandbox recorded are reported. The caller commits.
+    Returns how many spool messages moved."""
+    cutoff = clock.now() - timedelta(seconds=after_seconds)
+    providers = db.session.scalars(sa.select(Provider).where(
+        Provider.type == "sandbox", Provider.id.in_(sa.select(Dialer.provider_id)))).all()
+    moved = 0
+    for provider in providers:
+        ids = db.session.scalars(
+            sa.select(SpoolMessage.id).join(Dialer, Dialer.id == SpoolMessage.dialer_id)
+            .where(Dialer.provider_id == provider.id, SpoolMessage.state == SpoolState.SENT,
+                   SpoolMessage.sent_at <= cutoff)
+            .order_by(SpoolMessage.id).limit(SANDBOX_DELIVERY_BATCH)).all()
+        if not ids:
+            continue
+        with make_adapter(provider) as adapter:
+            for update in adapter.poll_status(list(ids)):
+                moved += apply_delivery(provider.id, update)
+    return moved
