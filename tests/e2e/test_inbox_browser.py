@@ -119,3 +119,40 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
     _shot(page, "inbox-1024-emoji")
     page.keyboard.press("Escape")
     expect(page.locator("details[data-pop=emoji]")).not_to_have_attribute("open", "")
+
+
+def test_what_happened_before_the_socket_was_live_still_shows(new_page: Any, app: Any, make: Any, db: Any) -> None:
+    """An assignment published after the page was rendered but before its socket was subscribed reaches
+    no socket (routing often assigns right at sign-in). Polling is off once the socket is open, so the
+    page reloads its live regions when the server says the socket is live."""
+    from playwright.sync_api import expect
+
+    from webapp.live.events import publish
+    from webapp.models import Interaction, Message, utcnow
+
+    group = make.group("ventas")
+    campaign = make.campaign(group, make.provider("sandbox", sender=DID), name="Ventas", did=DID)
+    ana = make.user("ana", name="Ana Pérez", groups=[group], state="free")
+    make.member(campaign, ana)
+    held: list[Any] = []
+    page = new_page()
+    page.route_web_socket("**/ws*", lambda ws: held.append(ws))  # the socket opens, reaching no server yet
+    browser_login(page, "ana")
+    page.wait_for_selector("body[data-live=on]")
+    assert len(held) == 1
+    expect(page.locator("#inbox-list .item")).to_have_count(0)
+
+    now = utcnow()
+    talk = Interaction(campaign_id=campaign.id, customer_number=CUSTOMER, status="assigned", agent_id=ana.id,
+                       created_at=now, queued_at=now, assigned_at=now, last_message_at=now, unread=1)
+    db.session.add(talk)
+    db.session.flush()
+    db.session.add(Message(interaction_id=talk.id, sender_kind="customer", body="Hola, ¿hay stock?"))
+    publish(f"user:{ana.id}", "interaction.assigned", interaction_id=talk.id)
+    db.session.commit()  # the event goes out now, to nobody
+    page.wait_for_timeout(300)
+    expect(page.locator("#inbox-list .item")).to_have_count(0)
+
+    held[0].connect_to_server()  # the real socket: the server says "on", the page catches up
+    expect(page.locator("#inbox-list .item", has_text="¿hay stock?")).to_have_count(1)
+    assert page.evaluate("document.body.dataset.live") == "on"

@@ -13,6 +13,17 @@
     var t = e.detail && e.detail.target;
     if (t && t.id === "live-control" && t.dataset.redirect) { window.location.href = t.dataset.redirect; }
   });
+  // A socket's first frame is the server's word that it now gets every event of its topics ("on"), or
+  // that the hub is down ("off": polling resumes). What happened between the page's rendering (or a
+  // dropped socket) and now came through no socket: every live region (`live-resync from:body` in its
+  // hx-trigger) reloads once.
+  document.addEventListener("htmx:wsAfterMessage", function (e) {
+    var m = e.detail && e.detail.message;
+    if (typeof m !== "string" || m.indexOf('id="live-status"') < 0) { return; }
+    var on = m.indexOf('data-live="on"') >= 0;
+    if (main(e)) { body().dataset.live = on ? "on" : "off"; }
+    if (on) { htmx.trigger(body(), "live-resync"); }
+  });
   // Ticking timers: any element with data-since="<epoch seconds>" shows the time since then.
   function pad(n) { return n < 10 ? "0" + n : "" + n; }
   function fmt(s) {
