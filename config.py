@@ -42,8 +42,6 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     WTF_CSRF_TIME_LIMIT = None
-    # Where bulk files wait between preview and confirm; shared storage when there are several web machines.
-    UPLOAD_STAGING_DIR = os.environ.get("UPLOAD_STAGING_DIR")
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_UPLOAD_MB", "200")) * 1024 * 1024
     # Dialer engine
     DIALER_BATCH = 50

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 import websocket
 from conftest import PASSWORD, csrf_token, login
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from webapp.models import Dialer, DoNotContact, SpoolMessage, SpoolState
 
@@ -192,9 +194,16 @@ def test_single_message_with_a_bad_number_is_a_field_error(client, world, db):
 
 
 # -- uploads -------------------------------------------------------------------------------------
-def staged_files(app) -> list[Path]:
-    folder = Path(app.instance_path) / "dialer-uploads"
-    return sorted(folder.glob("*.csv")) if folder.exists() else []
+def staged_files(app) -> list[str]:
+    """Tokens of the bulk files waiting between preview and confirm (with any chunk of them)."""
+    from webapp.extensions import db
+    from webapp.models import StagedUpload, StagedUploadChunk
+
+    with app.app_context():
+        tokens = set(db.session.scalars(sa.select(StagedUpload.token)))
+        tokens |= set(db.session.scalars(sa.select(StagedUploadChunk.token)))
+        db.session.remove()
+    return sorted(tokens)
 
 
 def upload(client, path, content: bytes, filename: str, **kw):
@@ -231,6 +240,57 @@ def test_bulk_upload_preview_then_confirm_loads(client, world, db, app):
     response = post(client, confirm, follow_redirects=True)
     assert "expir" in flashes(response.data) or "venci" in flashes(response.data)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SpoolMessage)) == 4
+
+
+def test_bulk_preview_on_one_web_machine_confirms_on_another(client, app, world, db, tmp_path):
+    """The preview and the confirm may reach different web machines (own disks, own memory): the staged
+    file waits in the database, in pieces, and a large one comes back byte for byte."""
+    from webapp import create_app
+    from webapp.dialers import staging
+
+    login(client, "sup")
+    d = world["dialer_id"]
+    lines = [f"{n}campsms;0983{n:05d};Hola número {n}, su turno está confirmado;1;\n" for n in range(1, 40001)]
+    content = "".join(lines).encode()
+    assert len(content) > 2 * staging.CHUNK  # several pieces, the last one short
+    # Encoded here: the test client's own encoder leaves its temporary file open for bodies this large.
+    boundary, body = encode_multipart({"csrf_token": csrf_token(client, "/dialers"),
+                                       "file": FileStorage(io.BytesIO(content), "DISCTEST.csv")})
+    html = client.post(f"/dialers/{d}/bulk", data=body,
+                       content_type=f"multipart/form-data; boundary={boundary}").data.decode()
+    confirm = re.search(rf'action="(/dialers/{d}/bulk/[A-Za-z0-9_-]+/confirm)"', html).group(1)
+    assert len(staged_files(app)) == 1
+    other = create_app(type("OtherMachine", (), {k: app.config[k] for k in app.config if k.isupper()}))
+    other.instance_path = str(tmp_path / "other-machine")  # nothing of the first machine's disk
+    other.test_client_class = type(client)
+    second = other.test_client()
+    second.set_cookie(app.config["SESSION_COOKIE_NAME"], client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value)
+    response = post(second, confirm, follow_redirects=True)
+    assert "Cargados 40000 mensajes" in flashes(response.data)
+    bodies = db.session.scalars(sa.select(SpoolMessage.body).where(SpoolMessage.dialer_id == d)
+                                .order_by(SpoolMessage.id)).all()
+    assert bodies[0] == "Hola número 1, su turno está confirmado" and len(bodies) == 40000
+    assert bodies[-1] == "Hola número 40000, su turno está confirmado"
+    assert staged_files(app) == []
+    with other.app_context():
+        from webapp.extensions import db as other_db
+
+        other_db.engine.dispose()
+
+
+def test_abandoned_previews_are_swept_after_an_hour(client, app, world, db):
+    from webapp.dialers import staging
+    from webapp.models import StagedUpload, utcnow
+
+    login(client, "sup")
+    upload(client, f"/dialers/{world['dialer_id']}/bulk", BULK, "DISCTEST.csv")
+    assert len(staged_files(app)) == 1
+    with app.app_context():
+        assert staging.sweep() == 0  # fresh: kept
+        db.session.execute(sa.update(StagedUpload).values(created_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+        assert staging.sweep() == 1
+    assert staged_files(app) == []
 
 
 def test_bulk_preview_token_belongs_to_its_session(client, app, world, db):

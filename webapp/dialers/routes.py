@@ -243,9 +243,9 @@ def bulk_preview(dialer_id: int) -> Any:
     if upload is None:
         return back(dialer)
     token = staging.stage(upload.stream, upload.filename, dialer.id)
-    path, filename = staging.lookup(token, dialer.id)
+    stream, filename = staging.lookup(token, dialer.id)
     try:
-        with path.open("rb") as stream:
+        with stream:
             preview = ingest.preview_bulk(stream, filename, region=current_app.config["DEFAULT_REGION"],
                                           only_dialer_id=dialer.id)
     except ingest.FileRejected as exc:
@@ -267,9 +267,9 @@ def bulk_confirm(dialer_id: int, token: str) -> Any:
     if staged is None:
         flash(_("That upload has expired; upload the file again."), "error")
         return back(dialer)
-    path, filename = staged
+    stream, filename = staged
     try:
-        with path.open("rb") as stream:
+        with stream:
             summary = ingest.load_bulk(stream, filename, region=current_app.config["DEFAULT_REGION"],
                                        user_id=current_user.id, only_dialer_id=dialer.id)
         db.session.commit()

@@ -12,7 +12,15 @@ from .campaigns import (
     ScheduleEntry,
     split_strategy,
 )
-from .dialers import Dialer, DoNotContact, SpoolMessage, SpoolState, SpoolUpload
+from .dialers import (
+    Dialer,
+    DoNotContact,
+    SpoolMessage,
+    SpoolState,
+    SpoolUpload,
+    StagedUpload,
+    StagedUploadChunk,
+)
 from .interactions import AgentChatMessage, Interaction, InteractionStatus, Message, SenderKind
 from .providers import Provider
 from .users import AgentState, BreakType, Role, SecurityGroup, User, VoiceCampaign
@@ -23,6 +31,6 @@ __all__ = [
     "AgentChatMessage", "AgentState", "AuditEntry", "BreakType", "Campaign", "CannedResponse",
     "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "MODES", "Membership",
     "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",
-    "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "User", "VoiceCampaign", "split_strategy",
+    "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "StagedUpload", "StagedUploadChunk", "User", "VoiceCampaign", "split_strategy",
     "utcnow", "user_security_groups_table", "voice_campaign_members_table",
 ]

@@ -77,6 +77,30 @@ class SpoolUpload(db.Model):
     created_at: Mapped[datetime] = created_at_column()
 
 
+class StagedUpload(db.Model):
+    """A bulk file between its preview and its confirm (at most an hour). In the database, so that any
+    web machine can confirm what another one previewed; its bytes are in StagedUploadChunk rows."""
+
+    __tablename__ = "staged_uploads"
+
+    token: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    dialer_id: Mapped[int] = mapped_column(sa.ForeignKey("dialers.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    size: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class StagedUploadChunk(db.Model):
+    """One piece (1 MiB, the last one shorter) of a staged file, read back in `seq` order."""
+
+    __tablename__ = "staged_upload_chunks"
+
+    token: Mapped[str] = mapped_column(sa.ForeignKey("staged_uploads.token", ondelete="CASCADE"),
+                                       primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
 class SpoolMessage(db.Model):
     __tablename__ = "sms_spool"
     __table_args__ = (
