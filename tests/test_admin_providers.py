@@ -46,6 +46,7 @@ def test_create_twilio_provider_and_see_webhooks_but_no_secret(client, token, db
     assert "••••••en" in page  # masked: set, last two characters
     assert f"http://localhost/webhooks/{provider.id}/inbound" in page
     assert f"http://localhost/webhooks/{provider.id}/status" in page
+    assert "?token=" not in page  # Twilio signs its requests: no token in its URLs
     entry = db.session.scalar(sa.select(AuditEntry))
     assert entry.action == "provider.create"
     assert "super-secret-token" not in str(entry.detail)
@@ -94,7 +95,20 @@ def test_dinstar_needs_ports_option_json_and_stores_it(client, token, db):
         "max_per_second": "2", "cred-username": "admin", "cred-password": "pw", "opt-country_code": "598",
         "opt-port_numbers": '{"0": "+59899000001"}', "opt-webhook_token": ""})
     [provider] = providers(db)
+    token = provider.options.pop("webhook_token")
     assert provider.options == {"country_code": "598", "port_numbers": {"0": "+59899000001"}}
+    # Left empty, a token is generated: a gateway that does not sign is known by it alone.
+    assert len(token) >= 32
+    page = client.get(f"/admin/providers/{provider.id}").get_data(as_text=True)
+    assert f"http://localhost/webhooks/{provider.id}/inbound?token={token}" in page
+    assert f"http://localhost/webhooks/{provider.id}/status?token={token}" in page
+    # Saved again with the token the form shows: it stays the same.
+    client.post(f"/admin/providers/{provider.id}", data={
+        "csrf_token": csrf_token(client, f"/admin/providers/{provider.id}"), "name": "GSM", "type": "dinstar",
+        "channel": "sms", "base_url": "http://10.0.0.5", "max_per_second": "2", "cred-username": "",
+        "cred-password": "", "opt-country_code": "598", "opt-port_numbers": '{"0": "+59899000001"}',
+        "opt-webhook_token": token})
+    assert providers(db)[0].options["webhook_token"] == token
 
 
 def test_type_switch_renders_that_types_fields(client, token):

@@ -1,6 +1,7 @@
 """The migrations build the schema from zero, tear it down and build it again, and match the models."""
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -92,3 +93,29 @@ def _include_object():
         return not (type_ == "index" and name in names)
 
     return include_object
+
+
+def test_providers_that_do_not_sign_get_a_webhook_token(migration_app):
+    """0004: a Dinstar (or other unsigned gateway) saved without a token gets one; a set token and a
+    Twilio provider stay as they were."""
+    from flask_migrate import upgrade
+
+    from webapp.extensions import db
+
+    with migration_app.app_context():
+        upgrade(revision="0003_staged_uploads")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO providers (id, name, type, channel, sender, base_url, max_per_second, enabled, options,"
+                " credentials_encrypted, created_at) VALUES "
+                "(1, 'gsm', 'dinstar', 'sms', 's', 'http://gw', 1, :t, '{\"country_code\": \"598\"}', '', :now),"
+                "(2, 'agg', 'http', 'sms', 's', 'http://ag', 1, :t, '{\"webhook_token\": \"mine\"}', '', :now),"
+                "(3, 'tw', 'twilio', 'sms', 's', '', 1, :t, '{}', '', :now)"),
+                {"t": True, "now": "2026-01-01 00:00:00"})
+        upgrade()
+        with db.engine.connect() as conn:
+            rows = dict(conn.execute(sa.text("SELECT id, options FROM providers")).all())
+    options = {k: v if isinstance(v, dict) else json.loads(v) for k, v in rows.items()}
+    assert options[1]["country_code"] == "598" and len(options[1]["webhook_token"]) >= 32
+    assert options[2] == {"webhook_token": "mine"}
+    assert options[3] == {}

@@ -272,6 +272,19 @@ def test_dinstar_push_json(client: Any, app: Any, db: Any, dinstar: Any) -> None
     assert reply.status == "delivered"
 
 
+@pytest.mark.parametrize("kind", ["dinstar", "http", "sandbox"])
+def test_a_gateway_that_does_not_sign_needs_its_token(client: Any, app: Any, db: Any, make: Any, kind: str) -> None:
+    """A row without a webhook token (made before tokens were always set) accepts no webhook at all."""
+    provider = make.provider(kind, sender=DID, base_url="http://127.0.0.1:9", options={})
+    make.campaign(make.group(), provider, did=DID)
+    for path in ("inbound", "status"):
+        for query in ("", "?token=", "?token=None"):
+            assert client.post(f"/webhooks/{provider.id}/{path}{query}",
+                               data={"from": "099123456", "to": DID, "text": "hola"}).status_code == 403
+    assert queued(app) == 0
+    assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 0
+
+
 # -- voice platform API -------------------------------------------------------------------------
 @pytest.mark.parametrize(("header", "code"), [(None, 401), ("Bearer wrong", 401), ("voice-test-token", 401),
                                               ("Basic voice-test-token", 401)])

@@ -63,7 +63,8 @@ def seed_demo(password: str) -> dict[str, Any]:
     for name, icon in (("Almuerzo", "🍽"), ("Capacitación", "🎓"), ("Baño", "🚻")):
         _get_or_create(BreakType, {"name": name}, icon=icon)
     provider, created = _get_or_create(Provider, {"name": "Sandbox"}, type="sandbox", channel="sms",
-                                       sender="+59829000000", max_per_second=50.0, options={})
+                                       sender="+59829000000", max_per_second=50.0,
+                                       options={"webhook_token": secrets.token_urlsafe(24)})
     if created:
         provider.credentials = {}
     campaign, created = _get_or_create(

@@ -6,6 +6,7 @@ secret is set (Provider.masked_credentials) and an empty input keeps the stored 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -66,7 +67,11 @@ def _webhook_urls(provider: Provider | None) -> dict[str, str]:
     if provider is None or provider.id is None:
         return {}
     base = (current_app.config.get("PUBLIC_BASE_URL") or request.url_root).rstrip("/")
-    return {"inbound": f"{base}/webhooks/{provider.id}/inbound", "status": f"{base}/webhooks/{provider.id}/status"}
+    token = (provider.options or {}).get("webhook_token")
+    # A gateway that does not sign is recognised by the token in the URL it calls: the URL to copy has it.
+    query = f"?{urlencode({'token': token})}" if token and not TYPES[provider.type].signs_webhooks else ""
+    return {"inbound": f"{base}/webhooks/{provider.id}/inbound{query}",
+            "status": f"{base}/webhooks/{provider.id}/status{query}"}
 
 
 def _page(form: ProviderForm, provider: Provider | None, errors: dict[str, str] | None, status: int) -> Any:

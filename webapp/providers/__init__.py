@@ -65,7 +65,7 @@ class ProviderType:
 _USER_PASS_TOKEN = (Field("username", "Username"), Field("password", "Password", secret=True),
                     Field("token", "API token", required=False, secret=True))
 _WEBHOOK_TOKEN = Field("webhook_token", "Webhook token", required=False,
-                       help="When set, webhooks must carry ?token=<this> in their URL.")
+                       help="Webhooks must carry ?token=<this> in their URL; left empty, one is generated.")
 
 TYPES: dict[str, ProviderType] = {
     "twilio": ProviderType(

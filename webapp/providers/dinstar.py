@@ -56,9 +56,10 @@ def _timestamp(value: Any) -> datetime | None:
 
 
 def token_matches(request: WebhookRequest, token: str | None) -> bool:
-    """Gateways that do not sign: an optional shared `token` query argument, compared in constant time."""
+    """Gateways that do not sign: the shared `token` query argument, compared in constant time. Without a
+    token configured nothing is accepted (the provider form generates one)."""
     if not token:
-        return True
+        return False
     given = request.args.get("token", "")
     return hmac.compare_digest(given.encode(), str(token).encode())
 

@@ -6,6 +6,7 @@ Each save takes plain values (a dict from a form), checks the rules that need th
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import sqlalchemy as sa
@@ -253,6 +254,9 @@ def save_provider(provider: Provider | None, values: dict[str, Any], credentials
         errors.update(exc.errors)
     if errors:
         raise Invalid(errors)
+    if "webhook_token" in meta.option_keys and not opts.get("webhook_token"):
+        # A gateway that does not sign is known by this token alone: never leave it without one.
+        opts["webhook_token"] = secrets.token_urlsafe(24)
     creating = provider is None
     if creating:
         provider = Provider()
