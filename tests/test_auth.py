@@ -118,3 +118,39 @@ def test_translations_work_in_jobs_without_a_request(app):
 
     with app.app_context():
         assert gettext("Sign in") == "Ingresar"
+
+
+def test_static_urls_carry_their_version_and_are_kept_a_year(client: Any, app: Any, tmp_path: Any) -> None:
+    """Agents on slow links: assets are fetched once, not revalidated on every page; a new file, a new URL."""
+    import hashlib
+    import os
+    import re
+    from pathlib import Path
+
+    page = client.get("/login").get_data(as_text=True)
+    css = re.search(r'href="(/static/css/app\.css\?v=([0-9a-f]{12}))"', page)
+    assert css, "the stylesheet's URL has no version"
+    content = (Path(app.static_folder) / "css/app.css").read_bytes()
+    assert css.group(2) == hashlib.sha256(content).hexdigest()[:12]
+    response = client.get(css.group(1))
+    assert response.status_code == 200 and response.data == content
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    response.close()
+    # A stale or missing version is revalidated, never kept a year.
+    for url in ("/static/css/app.css?v=000000000000", "/static/css/app.css"):
+        response = client.get(url)
+        assert response.status_code == 200 and "immutable" not in response.headers.get("Cache-Control", "")
+        response.close()
+    # A changed file gets a new URL (a file of this test's own, removed after).
+    target = Path(app.static_folder) / f"css/_version_test_{os.getpid()}.css"
+    with app.test_request_context():
+        from flask import url_for
+
+        try:
+            target.write_bytes(b"a{}")
+            before = url_for("static", filename=f"css/{target.name}")
+            target.write_bytes(b"a{color:red}")
+            after = url_for("static", filename=f"css/{target.name}")
+        finally:
+            target.unlink()
+        assert before != after and before.startswith("/static/css/_version_test_")

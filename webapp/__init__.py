@@ -43,6 +43,7 @@ def create_app(test_config: Any = None) -> Flask:
 
     events.install(app)
     _register_blueprints(app)
+    _register_static_versions(app)
     _register_template_helpers(app)
     _register_health(app)
     from . import metrics
@@ -89,6 +90,49 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
 
 
+STATIC_MAX_AGE = 365 * 24 * 3600
+
+
+def _register_static_versions(app: Flask) -> None:
+    """Every static URL carries a hash of its file (`?v=`): the browser keeps it a year without asking
+    again (agents on slow links load pages without a round trip per asset), and a changed file has a
+    new URL. The hash is recomputed when the file's size or modification time changes."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(app.static_folder or "static").resolve()
+    versions: dict[str, tuple[int, int, str]] = {}
+
+    def version(name: str) -> str | None:
+        path = (folder / name).resolve()
+        try:
+            stat = path.stat() if path.is_relative_to(folder) else None
+        except OSError:
+            stat = None
+        if stat is None:
+            return None
+        known = versions.get(name)
+        if known is None or known[:2] != (stat.st_mtime_ns, stat.st_size):
+            known = versions[name] = (stat.st_mtime_ns, stat.st_size,
+                                      hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+        return known[2]
+
+    @app.url_defaults
+    def static_version(endpoint: str, values: dict[str, Any]) -> None:
+        if endpoint == "static" and "v" not in values and "filename" in values:
+            current = version(values["filename"])
+            if current:
+                values["v"] = current
+
+    @app.after_request
+    def static_cache(response: Any) -> Any:
+        """A URL with the file's current version is kept a year; any other one is revalidated (ETag)."""
+        if request.endpoint == "static" and response.status_code == 200 and request.view_args and \
+                request.args.get("v") == version(request.view_args.get("filename", "")):
+            response.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE}, immutable"
+        return response
+
+
 def _register_template_helpers(app: Flask) -> None:
     from . import templating
 
@@ -129,6 +173,4 @@ def _register_health(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if request.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "public, max-age=86400")
         return response

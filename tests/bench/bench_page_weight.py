@@ -114,7 +114,7 @@ def run() -> dict[str, Any]:
             pages[name] = response.data
             html = response.get_data(as_text=True)
             for ref in re.findall(r'(?:href|src)="(/static/[^"]+)"', html):
-                resources[ref] = client.get(ref).data
+                resources[ref.split("?")[0]] = client.get(ref).data  # the path, without its ?v= version
         def gz(data: bytes) -> int:
             return len(gzip.compress(data, 6))
 
