@@ -120,7 +120,7 @@ def test_translations_work_in_jobs_without_a_request(app):
         assert gettext("Sign in") == "Ingresar"
 
 
-def test_static_urls_carry_their_version_and_are_kept_a_year(client: Any, app: Any, tmp_path: Any) -> None:
+def test_static_urls_carry_their_version_and_are_kept_a_year(client, app):
     """Agents on slow links: assets are fetched once, not revalidated on every page; a new file, a new URL."""
     import hashlib
     import os
