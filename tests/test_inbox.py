@@ -269,7 +269,7 @@ def test_close_with_a_disposition(client: Any, world: dict[str, Any], db: Any) -
     response = client.post(f"/inbox/{mine.id}/close", data={"disposition": "sale", "note": ""},
                            headers=htmx(client))
     assert response.headers["HX-Retarget"] == "#conversation"
-    assert f'id="interaction-{mine.id}" hx-swap-oob="delete"' in response.get_data(as_text=True)
+    assert f'<i data-remove="interaction-{mine.id}">' in response.get_data(as_text=True)
     db.session.expire_all()
     closed = db.session.get(Interaction, mine.id)
     assert closed.status == InteractionStatus.CLOSED and closed.disposition == "Venta"  # as the agent read it
@@ -318,7 +318,7 @@ def test_ringall_offer_goes_to_the_first_taker(client: Any, app: Any, make: Any,
     assert won.headers["HX-Retarget"] == "#conversation" and "¿Alguien?" in won.get_data(as_text=True)
     lost = client.post(f"/inbox/{offer.id}/take", headers=htmx(client))
     assert "Otro agente ya tomó esta conversación." in lost.get_data(as_text=True)
-    assert f'id="offer-{offer.id}" hx-swap-oob="delete"' in lost.get_data(as_text=True)
+    assert f'<i data-remove="offer-{offer.id}">' in lost.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Interaction, offer.id).agent_id == world["beto"].id
     assert f'id="offer-{offer.id}"' not in page(client)
@@ -418,7 +418,7 @@ def test_renderers_make_oob_fragments(app: Any, world: dict[str, Any], db: Any) 
     state = render(f"user:{ana_id}", "agent.state", agent_id=ana_id)
     assert f'hx-swap-oob="beforeend:#messages-{mine_id}"' in new and "&lt;i&gt;hola&lt;/i&gt;" in new
     assert 'hx-swap-oob="afterbegin:#inbox-list"' in item and f'id="interaction-{mine_id}"' in item
-    assert f'id="interaction-{mine_id}" hx-swap-oob="delete"' in gone  # not (or no longer) this agent's
+    assert f'<i data-remove="interaction-{mine_id}">' in gone  # not (or no longer) this agent's
     assert f'id="message-{message_id}-status"' in status and "30003: Unreachable" in status
     assert 'id="agent-state" hx-swap-oob="true"' in state and "csrf_token" not in state
 

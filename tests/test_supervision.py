@@ -329,11 +329,11 @@ def test_live_renderers_produce_stable_ids(app, world, db):
     handled = interaction(db, world["c1"], world["agent"], status="active", channel="whatsapp")
     html, rows = render(app, f"campaign:{world['c1'].id}", "interaction.changed", interaction_id=waiting.id)
     assert f'id="campaign-{world["c1"].id}-stats" hx-swap-oob="true"' in html
-    assert f'<div id="waiting-{waiting.id}" hx-swap-oob="delete">' in html  # then inserted afresh
+    assert f'<i data-remove="waiting-{waiting.id}">' in html  # then inserted afresh
     assert 'hx-swap-oob="beforeend:#waiting-list"' in html and "+59899000111" in html
     assert rows == ""  # nobody has it yet
     html, rows = render(app, f"campaign:{world['c1'].id}", "interaction.changed", interaction_id=handled.id)
-    assert f'<div id="waiting-{handled.id}" hx-swap-oob="delete">' in html
+    assert f'<i data-remove="waiting-{handled.id}">' in html
     assert "beforeend:#waiting-list" not in html
     # The agent's row comes in a frame of its own that starts with it: after the stats block in the same
     # frame, the browser's parser would drop the <tr> (the row would never update live).

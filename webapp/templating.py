@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, current_app, make_response, render_template, request
 from flask_babel import format_datetime, get_locale
+from markupsafe import Markup, escape
 
 from .models import utcnow
 
@@ -20,6 +21,14 @@ def render_page(page: str, fragment: str, status: int = 200, **context: Any) -> 
     response = make_response(render_template(template, **context), status)
     response.headers["Vary"] = "HX-Request"
     return response
+
+
+def oob_remove(*element_ids: str) -> Markup:
+    """Out of band: remove these elements where the page has them. A plain `hx-swap-oob="delete"` logs an
+    htmx error whenever the element is not on the page (a new list item, a row nobody shows); these go
+    through the page's `#live-sink`, which app.js empties after removing what is there."""
+    marks = "".join(f'<i data-remove="{escape(i)}"></i>' for i in element_ids)
+    return Markup(f'<div hx-swap-oob="beforeend:#live-sink">{marks}</div>')
 
 
 def seconds_since(moment: datetime | None) -> int:
@@ -51,5 +60,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = local_time
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
     app.jinja_env.globals["is_htmx"] = is_htmx
+    app.jinja_env.globals["oob_remove"] = oob_remove
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -70,6 +70,8 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
 
     page = new_page()
     page.set_viewport_size({"width": 1280, "height": 800})
+    htmx_errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and "htmx" in m.text and htmx_errors.append(m.text))
     browser_login(page, "ana")
     page.goto("/inbox")
     page.wait_for_selector("body[data-live=on]")  # the socket is up
@@ -113,6 +115,7 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
     assert [m["body"] for m in fake_twilio.sends_for(CUSTOMER)] == [CANNED]
     expect(messages.locator(".msg.agent .tick.sent")).to_have_count(1)  # the status came back live
     assert page.evaluate("window.__noReload") is True  # the whole exchange happened without a reload
+    assert htmx_errors == []  # e.g. no "oobErrorNoTarget" for the new item's removal of an older copy
 
     page.set_viewport_size({"width": 1024, "height": 700})
     page.locator("details[data-pop=emoji] summary").click()
@@ -156,3 +159,41 @@ def test_what_happened_before_the_socket_was_live_still_shows(new_page: Any, app
     held[0].connect_to_server()  # the real socket: the server says "on", the page catches up
     expect(page.locator("#inbox-list .item", has_text="¿hay stock?")).to_have_count(1)
     assert page.evaluate("document.body.dataset.live") == "on"
+
+
+def test_a_conversation_taken_away_says_so_where_it_is_open(new_page: Any, make: Any, db: Any) -> None:
+    """Transferred away while the agent has it open: the list item goes, the open conversation says why,
+    and nothing is logged as an htmx error."""
+    from playwright.sync_api import expect
+
+    from webapp.models import Interaction, Message, User, utcnow
+    from webapp.services import interactions
+
+    group = make.group("ventas")
+    campaign = make.campaign(group, make.provider("sandbox", sender=DID), name="Ventas", did=DID)
+    ana = make.user("ana", name="Ana Pérez", groups=[group], state="busy")
+    beto = make.user("beto", name="Beto Gómez", groups=[group], state="free")
+    make.member(campaign, ana)
+    make.member(campaign, beto)
+    now = utcnow()
+    talk = Interaction(campaign_id=campaign.id, customer_number=CUSTOMER, status="active", agent_id=ana.id,
+                       created_at=now, queued_at=now, assigned_at=now, last_message_at=now)
+    db.session.add(talk)
+    db.session.flush()
+    db.session.add(Message(interaction_id=talk.id, sender_kind="customer", body="¿Me pasan con ventas?"))
+    db.session.commit()
+    page = new_page()
+    htmx_errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and "htmx" in m.text and htmx_errors.append(m.text))
+    browser_login(page, "ana")
+    page.goto(f"/inbox/{talk.id}")
+    page.wait_for_selector("body[data-live=on]")
+    expect(page.locator(f"#interaction-{talk.id}")).to_have_count(1)
+
+    interactions.transfer_to_agent(db.session.get(Interaction, talk.id), db.session.get(User, ana.id),
+                                   db.session.get(User, beto.id))
+    db.session.commit()
+    expect(page.locator(f"#interaction-{talk.id}")).to_have_count(0)
+    expect(page.locator(f"#conv-notice-{talk.id} .conv-notice")).to_have_text(
+        "Esta conversación ya no está asignada a usted.")
+    assert htmx_errors == []

@@ -15,6 +15,7 @@ from ..live.registry import renderer, topic_check
 from ..models import Dialer
 from ..security import visible_dialers
 from ..services import dialer_engine
+from ..templating import oob_remove
 
 
 def _int(text: str) -> int | None:
@@ -81,7 +82,7 @@ def render_row(event: dict[str, Any], user: Any) -> str | None:
     if dialer is None or str(dialer.security_group_id) != group:
         # Deleted, or moved to another group: the row leaves this group's list.
         dialer_id = int(event.get("data", {}).get("dialer_id") or 0)
-        return f'<tr id="dialer-{dialer_id}-row" hx-swap-oob="delete"></tr>'
+        return oob_remove(f"dialer-{dialer_id}-row")
     return list_row(dialer, oob=True)
 
 

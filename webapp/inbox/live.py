@@ -17,6 +17,7 @@ from ..live.events import publish_now
 from ..live.registry import allowed, client_handler, renderer, topic_check
 from ..models import AgentChatMessage, Interaction, Membership, Message, User
 from ..security import can_see_interaction
+from ..templating import oob_remove
 from . import queries
 
 SCREEN_KEY = "conversa:screen:{agent_id}"
@@ -128,7 +129,7 @@ def render_taken(event: dict[str, Any], user: Any) -> str | None:
     interaction_id = _id(event["data"].get("interaction_id"))
     if interaction_id is None:
         return None
-    return f'<div id="offer-{interaction_id}" hx-swap-oob="delete"></div>'
+    return oob_remove(f"offer-{interaction_id}")
 
 
 # -- what the page sends up ---------------------------------------------------------------------

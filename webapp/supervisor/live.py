@@ -24,6 +24,7 @@ from ..models import (
 )
 from ..security import visible_agents, visible_campaigns
 from ..services import stats, supervision
+from ..templating import oob_remove
 
 
 def _is_supervisor(user: Any) -> bool:
@@ -100,7 +101,7 @@ def render_interaction_changed(event: dict[str, Any], user: Any) -> list[str] | 
     agent_ids = {_int(str(data[k])) for k in ("agent_id", "previous_agent_id") if data.get(k) is not None}
     rows = ""
     if interaction_id is not None:
-        parts.append(f'<div id="waiting-{interaction_id}" hx-swap-oob="delete"></div>')
+        parts.append(oob_remove(f"waiting-{interaction_id}"))
         row = db.session.execute(sa.select(Interaction.agent_id, Interaction.status, Campaign.security_group_id)
                                  .join(Campaign, Campaign.id == Interaction.campaign_id)
                                  .where(Interaction.id == interaction_id)).first()

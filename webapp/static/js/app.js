@@ -8,10 +8,22 @@
   document.addEventListener("htmx:wsOpen", function (e) { if (main(e)) { body().dataset.live = "on"; } });
   document.addEventListener("htmx:wsClose", function (e) { if (main(e)) { body().dataset.live = "off"; } });
   document.addEventListener("htmx:wsError", function (e) { if (main(e)) { body().dataset.live = "off"; } });
-  // The server ends a session (supervisor "log out agent"): go to sign-in.
   document.addEventListener("htmx:oobAfterSwap", function (e) {
     var t = e.detail && e.detail.target;
-    if (t && t.id === "live-control" && t.dataset.redirect) { window.location.href = t.dataset.redirect; }
+    if (!t) { return; }
+    // The server ends a session (supervisor "log out agent"): go to sign-in.
+    if (t.id === "live-control" && t.dataset.redirect) { window.location.href = t.dataset.redirect; }
+    // Out-of-band work that applies only where the page has the element (templating.oob_remove):
+    // remove [data-remove] ids, put [data-fill] contents into their ids; the sink stays empty.
+    if (t.id === "live-sink") {
+      t.querySelectorAll("[data-remove]").forEach(function (m) {
+        var el = document.getElementById(m.dataset.remove); if (el) { el.remove(); }
+      });
+      t.querySelectorAll("[data-fill]").forEach(function (m) {
+        var el = document.getElementById(m.dataset.fill); if (el) { el.innerHTML = m.innerHTML; htmx.process(el); }
+      });
+      t.textContent = "";
+    }
   });
   // A socket's first frame is the server's word that it now gets every event of its topics ("on"), or
   // that the hub is down ("off": polling resumes). What happened between the page's rendering (or a
