@@ -271,6 +271,13 @@ def new_page(browser: Any, live_server: str) -> Iterator[Any]:
         context.close()
 
 
+def htmx_errors(page: Any) -> list[str]:
+    """The htmx errors the page logs from now on (an out-of-band target missing, a failed swap...)."""
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and "htmx" in m.text and errors.append(m.text))
+    return errors
+
+
 def browser_login(page: Any, username: str, password: str = PASSWORD) -> None:
     page.goto("/login")
     page.fill("input[name=username]", username)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import browser_login, run_jobs
+from conftest import browser_login, htmx_errors, run_jobs
 from twilio.request_validator import RequestValidator
 
 from tests.fakes import fake_twilio  # noqa: F401
@@ -70,8 +70,7 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
 
     page = new_page()
     page.set_viewport_size({"width": 1280, "height": 800})
-    htmx_errors: list[str] = []
-    page.on("console", lambda m: m.type == "error" and "htmx" in m.text and htmx_errors.append(m.text))
+    logged = htmx_errors(page)
     browser_login(page, "ana")
     page.goto("/inbox")
     page.wait_for_selector("body[data-live=on]")  # the socket is up
@@ -115,7 +114,7 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
     assert [m["body"] for m in fake_twilio.sends_for(CUSTOMER)] == [CANNED]
     expect(messages.locator(".msg.agent .tick.sent")).to_have_count(1)  # the status came back live
     assert page.evaluate("window.__noReload") is True  # the whole exchange happened without a reload
-    assert htmx_errors == []  # e.g. no "oobErrorNoTarget" for the new item's removal of an older copy
+    assert logged == []  # e.g. no "oobErrorNoTarget" for the new item's removal of an older copy
 
     page.set_viewport_size({"width": 1024, "height": 700})
     page.locator("details[data-pop=emoji] summary").click()
@@ -183,8 +182,7 @@ def test_a_conversation_taken_away_says_so_where_it_is_open(new_page: Any, make:
     db.session.add(Message(interaction_id=talk.id, sender_kind="customer", body="¿Me pasan con ventas?"))
     db.session.commit()
     page = new_page()
-    htmx_errors: list[str] = []
-    page.on("console", lambda m: m.type == "error" and "htmx" in m.text and htmx_errors.append(m.text))
+    logged = htmx_errors(page)
     browser_login(page, "ana")
     page.goto(f"/inbox/{talk.id}")
     page.wait_for_selector("body[data-live=on]")
@@ -196,4 +194,4 @@ def test_a_conversation_taken_away_says_so_where_it_is_open(new_page: Any, make:
     expect(page.locator(f"#interaction-{talk.id}")).to_have_count(0)
     expect(page.locator(f"#conv-notice-{talk.id} .conv-notice")).to_have_text(
         "Esta conversación ya no está asignada a usted.")
-    assert htmx_errors == []
+    assert logged == []

@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import browser_login
+from conftest import browser_login, htmx_errors
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")  # a directory: save screenshots there to look at them
@@ -171,8 +171,7 @@ def test_agent_row_follows_conversations_live(new_page, floor, db):
     db.session.commit()
     sup = new_page()
     sup.set_viewport_size({"width": 1440, "height": 900})
-    htmx_errors: list[str] = []
-    sup.on("console", lambda m: m.type == "error" and "htmx" in m.text and htmx_errors.append(m.text))
+    logged = htmx_errors(sup)
     browser_login(sup, "sup")
     sup.goto("/monitor")
     expect(sup.locator("body")).to_have_attribute("data-live", "on")
@@ -190,4 +189,4 @@ def test_agent_row_follows_conversations_live(new_page, floor, db):
     expect(completed).to_have_text("1")
     expect(active).to_have_text("1")
     expect(row.locator("td.channels")).not_to_contain_text("SMS")
-    assert htmx_errors == []  # the closed conversation was no waiting row: its removal found nothing, quietly
+    assert logged == []  # the closed conversation was no waiting row: its removal found nothing, quietly
