@@ -195,3 +195,40 @@ def test_a_conversation_taken_away_says_so_where_it_is_open(new_page: Any, make:
     expect(page.locator(f"#conv-notice-{talk.id} .conv-notice")).to_have_text(
         "Esta conversación ya no está asignada a usted.")
     assert logged == []
+
+
+def test_taking_a_ringall_offer(new_page: Any, make: Any, db: Any) -> None:
+    """Ringall: the offer waits in 'Waiting to be taken'; Take makes it the agent's conversation, and the
+    offer, its count and (empty now) its section go, without a reload and without htmx errors."""
+    from playwright.sync_api import expect
+
+    from webapp.models import Interaction, Message, utcnow
+
+    group = make.group("ventas")
+    campaign = make.campaign(group, make.provider("sandbox", sender=DID), name="Ventas", did=DID,
+                             strategy="ringall")
+    ana = make.user("ana", name="Ana Pérez", groups=[group], state="free")
+    make.member(campaign, ana)
+    now = utcnow()
+    offer = Interaction(campaign_id=campaign.id, customer_number=CUSTOMER, status="waiting", created_at=now,
+                        queued_at=now, last_message_at=now, unread=1)
+    db.session.add(offer)
+    db.session.flush()
+    db.session.add(Message(interaction_id=offer.id, sender_kind="customer", body="¿Alguien me atiende?"))
+    db.session.commit()
+    page = new_page()
+    logged = htmx_errors(page)
+    browser_login(page, "ana")
+    page.wait_for_selector("body[data-live=on]")
+    expect(page.locator("#offers")).to_be_visible()
+    expect(page.locator("#offers-count")).to_have_text("1")
+    page.locator(f"#offer-{offer.id} button", has_text="Tomar").click()
+    expect(page.locator(f"#messages-{offer.id}")).to_contain_text("¿Alguien me atiende?")
+    expect(page.locator(f"#composer-{offer.id}")).to_be_visible()
+    expect(page.locator(f"#offer-{offer.id}")).to_have_count(0)
+    expect(page.locator("#offers-count")).to_have_text("0")
+    expect(page.locator("#offers")).to_be_hidden()
+    expect(page.locator(f"#inbox-list #interaction-{offer.id}")).to_have_count(1)
+    db.session.expire_all()
+    assert db.session.get(Interaction, offer.id).agent_id == ana.id
+    assert logged == []

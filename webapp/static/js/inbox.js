@@ -136,13 +136,14 @@
     }
     if (target.id === "inbox-list" || target.classList && target.classList.contains("item")) { markCurrent(); }
     if (target.id === "offers-list" || /^offer-/.test(target.id || "")) { offersCount(); }
+    if (target.id === "live-sink") { offersCount(); markCurrent(); }  // app.js removed what it named
   }
   document.addEventListener("htmx:afterSwap", function (e) { settled(e.detail.target); });
   document.addEventListener("htmx:oobAfterSwap", function (e) {
     var t = e.detail.target; settled(t);
     if (t && t.id === "messages-" + openId()) { markReadSoon(); }
   });
-  // htmx:oobAfterSwap does not fire for deletions: recount offers when one leaves.
+  // Every socket message may have removed an offer or an item: recount, re-mark.
   document.addEventListener("htmx:wsAfterMessage", function () { offersCount(); markCurrent(); });
   function markReadSoon() {
     var form = $("#conversation .composer"); if (!form || readTimer) { return; }
