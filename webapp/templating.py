@@ -23,12 +23,21 @@ def render_page(page: str, fragment: str, status: int = 200, **context: Any) -> 
     return response
 
 
-def oob_remove(*element_ids: str) -> Markup:
-    """Out of band: remove these elements where the page has them. A plain `hx-swap-oob="delete"` logs an
-    htmx error whenever the element is not on the page (a new list item, a row nobody shows); these go
-    through the page's `#live-sink`, which app.js empties after removing what is there."""
-    marks = "".join(f'<i data-remove="{escape(i)}"></i>' for i in element_ids)
+def _to_sink(marks: str) -> Markup:
+    """Out-of-band work that applies only where the page has the element. A plain `hx-swap-oob` ("delete",
+    "true") logs an htmx error whenever its element is not on the page (a new list item, a row nobody
+    shows); these marks go into the page's `#live-sink`, which app.js carries out and empties."""
     return Markup(f'<div hx-swap-oob="beforeend:#live-sink">{marks}</div>')
+
+
+def oob_remove(*element_ids: str) -> Markup:
+    """Out of band: remove these elements where the page has them."""
+    return _to_sink("".join(f'<i data-remove="{escape(i)}"></i>' for i in element_ids))
+
+
+def oob_fill(element_id: str, html: str) -> Markup:
+    """Out of band: make `html` the content of this element where the page has it."""
+    return _to_sink(f'<div data-fill="{escape(element_id)}">{escape(html)}</div>')
 
 
 def seconds_since(moment: datetime | None) -> int:
@@ -61,5 +70,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
     app.jinja_env.globals["is_htmx"] = is_htmx
     app.jinja_env.globals["oob_remove"] = oob_remove
+    app.jinja_env.globals["oob_fill"] = oob_fill
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -31,6 +31,6 @@ __all__ = [
     "AgentChatMessage", "AgentState", "AuditEntry", "BreakType", "Campaign", "CannedResponse",
     "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "MODES", "Membership",
     "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",
-    "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "StagedUpload", "StagedUploadChunk", "User", "VoiceCampaign", "split_strategy",
-    "utcnow", "user_security_groups_table", "voice_campaign_members_table",
+    "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "StagedUpload", "StagedUploadChunk", "User",
+    "VoiceCampaign", "split_strategy", "utcnow", "user_security_groups_table", "voice_campaign_members_table",
 ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -10,5 +11,5 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def created_at_column() -> Mapped[datetime]:
-    return mapped_column(default=utcnow)
+def created_at_column(**kw: Any) -> Mapped[datetime]:
+    return mapped_column(default=utcnow, **kw)

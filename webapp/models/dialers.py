@@ -87,7 +87,7 @@ class StagedUpload(db.Model):
     dialer_id: Mapped[int] = mapped_column(sa.ForeignKey("dialers.id", ondelete="CASCADE"), index=True)
     filename: Mapped[str] = mapped_column(sa.String(255))
     size: Mapped[int] = mapped_column(default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = created_at_column(index=True)
 
 
 class StagedUploadChunk(db.Model):

@@ -143,8 +143,6 @@
     var t = e.detail.target; settled(t);
     if (t && t.id === "messages-" + openId()) { markReadSoon(); }
   });
-  // Every socket message may have removed an offer or an item: recount, re-mark.
-  document.addEventListener("htmx:wsAfterMessage", function () { offersCount(); markCurrent(); });
   function markReadSoon() {
     var form = $("#conversation .composer"); if (!form || readTimer) { return; }
     readTimer = setTimeout(function () {
