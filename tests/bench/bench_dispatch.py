@@ -25,6 +25,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from tests.dialer_procs import stop_worker
 from tests.services import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -37,13 +38,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop a child and, when it leads a process group of its own (start_new_session=True, as gunicorn is
     started), everything in that group: a gunicorn master killed alone leaves its worker running."""
     group = proc.pid if proc.poll() is None and os.getpgid(proc.pid) == proc.pid else None
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    stop_worker(proc)
     if group is not None:
         try:
             os.killpg(group, signal.SIGKILL)

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from conftest import ROOT, browser_login, process_env
 
+from tests.dialer_procs import stop_worker
+
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "instance" / "screenshots"))
@@ -25,12 +27,7 @@ def worker(app: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=process_env(app), stdout=log,
                             stderr=subprocess.STDOUT)
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    stop_worker(proc)
     log.close()
     if proc.returncode not in (0, -15):
         print((tmp_path / "worker.log").read_text(errors="replace")[-4000:])

@@ -123,6 +123,30 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
     expect(page.locator("details[data-pop=emoji]")).not_to_have_attribute("open", "")
 
 
+def sales_team(make: Any, *agents: tuple[str, str, str], **campaign: Any) -> tuple[Any, list[Any]]:
+    """Campaign "Ventas" (group "ventas", a sandbox at DID) and its agents, each (username, name, state)."""
+    group = make.group("ventas")
+    sales = make.campaign(group, make.provider("sandbox", sender=DID), name="Ventas", did=DID, **campaign)
+    members = [make.user(username, name=name, groups=[group], state=state) for username, name, state in agents]
+    for user in members:
+        make.member(sales, user)
+    return sales, members
+
+
+def customer_writes(db: Any, campaign: Any, body: str, *, status: str, agent: Any = None, unread: int = 0) -> Any:
+    """An interaction of CUSTOMER with their first message, added to the session (the caller commits)."""
+    from webapp.models import Interaction, Message, utcnow
+
+    now = utcnow()
+    interaction = Interaction(campaign_id=campaign.id, customer_number=CUSTOMER, status=status,
+                              agent_id=agent.id if agent else None, created_at=now, queued_at=now,
+                              assigned_at=now if agent else None, last_message_at=now, unread=unread)
+    db.session.add(interaction)
+    db.session.flush()
+    db.session.add(Message(interaction_id=interaction.id, sender_kind="customer", body=body))
+    return interaction
+
+
 def test_what_happened_before_the_socket_was_live_still_shows(new_page: Any, app: Any, make: Any, db: Any) -> None:
     """An assignment published after the page was rendered but before its socket was subscribed reaches
     no socket (routing often assigns right at sign-in). Polling is off once the socket is open, so the
@@ -130,12 +154,8 @@ def test_what_happened_before_the_socket_was_live_still_shows(new_page: Any, app
     from playwright.sync_api import expect
 
     from webapp.live.events import publish
-    from webapp.models import Interaction, Message, utcnow
 
-    group = make.group("ventas")
-    campaign = make.campaign(group, make.provider("sandbox", sender=DID), name="Ventas", did=DID)
-    ana = make.user("ana", name="Ana Pérez", groups=[group], state="free")
-    make.member(campaign, ana)
+    campaign, [ana] = sales_team(make, ("ana", "Ana Pérez", "free"))
     held: list[Any] = []
     page = new_page()
     page.route_web_socket("**/ws*", lambda ws: held.append(ws))  # the socket opens, reaching no server yet
@@ -144,12 +164,7 @@ def test_what_happened_before_the_socket_was_live_still_shows(new_page: Any, app
     assert len(held) == 1
     expect(page.locator("#inbox-list .item")).to_have_count(0)
 
-    now = utcnow()
-    talk = Interaction(campaign_id=campaign.id, customer_number=CUSTOMER, status="assigned", agent_id=ana.id,
-                       created_at=now, queued_at=now, assigned_at=now, last_message_at=now, unread=1)
-    db.session.add(talk)
-    db.session.flush()
-    db.session.add(Message(interaction_id=talk.id, sender_kind="customer", body="Hola, ¿hay stock?"))
+    talk = customer_writes(db, campaign, "Hola, ¿hay stock?", status="assigned", agent=ana, unread=1)
     publish(f"user:{ana.id}", "interaction.assigned", interaction_id=talk.id)
     db.session.commit()  # the event goes out now, to nobody
     page.wait_for_timeout(300)
@@ -165,21 +180,11 @@ def test_a_conversation_taken_away_says_so_where_it_is_open(new_page: Any, make:
     and nothing is logged as an htmx error."""
     from playwright.sync_api import expect
 
-    from webapp.models import Interaction, Message, User, utcnow
+    from webapp.models import Interaction, User
     from webapp.services import interactions
 
-    group = make.group("ventas")
-    campaign = make.campaign(group, make.provider("sandbox", sender=DID), name="Ventas", did=DID)
-    ana = make.user("ana", name="Ana Pérez", groups=[group], state="busy")
-    beto = make.user("beto", name="Beto Gómez", groups=[group], state="free")
-    make.member(campaign, ana)
-    make.member(campaign, beto)
-    now = utcnow()
-    talk = Interaction(campaign_id=campaign.id, customer_number=CUSTOMER, status="active", agent_id=ana.id,
-                       created_at=now, queued_at=now, assigned_at=now, last_message_at=now)
-    db.session.add(talk)
-    db.session.flush()
-    db.session.add(Message(interaction_id=talk.id, sender_kind="customer", body="¿Me pasan con ventas?"))
+    campaign, [ana, beto] = sales_team(make, ("ana", "Ana Pérez", "busy"), ("beto", "Beto Gómez", "free"))
+    talk = customer_writes(db, campaign, "¿Me pasan con ventas?", status="active", agent=ana)
     db.session.commit()
     page = new_page()
     logged = htmx_errors(page)
@@ -202,19 +207,10 @@ def test_taking_a_ringall_offer(new_page: Any, make: Any, db: Any) -> None:
     offer, its count and (empty now) its section go, without a reload and without htmx errors."""
     from playwright.sync_api import expect
 
-    from webapp.models import Interaction, Message, utcnow
+    from webapp.models import Interaction
 
-    group = make.group("ventas")
-    campaign = make.campaign(group, make.provider("sandbox", sender=DID), name="Ventas", did=DID,
-                             strategy="ringall")
-    ana = make.user("ana", name="Ana Pérez", groups=[group], state="free")
-    make.member(campaign, ana)
-    now = utcnow()
-    offer = Interaction(campaign_id=campaign.id, customer_number=CUSTOMER, status="waiting", created_at=now,
-                        queued_at=now, last_message_at=now, unread=1)
-    db.session.add(offer)
-    db.session.flush()
-    db.session.add(Message(interaction_id=offer.id, sender_kind="customer", body="¿Alguien me atiende?"))
+    campaign, [ana] = sales_team(make, ("ana", "Ana Pérez", "free"), strategy="ringall")
+    offer = customer_writes(db, campaign, "¿Alguien me atiende?", status="waiting", unread=1)
     db.session.commit()
     page = new_page()
     logged = htmx_errors(page)
