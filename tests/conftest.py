@@ -271,6 +271,16 @@ def new_page(browser: Any, live_server: str) -> Iterator[Any]:
         context.close()
 
 
+def settled(page: Any) -> None:
+    """htmx wires new content after its settle delay: a click before that would submit natively."""
+    try:
+        page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    except Exception:
+        print("DEBUG", page.evaluate("() => Array.from(document.querySelectorAll('.htmx-request, .htmx-swapping, .htmx-settling')).map(e => e.outerHTML.slice(0, 300))"))
+        raise
+    page.wait_for_timeout(50)
+
+
 def htmx_errors(page: Any) -> list[str]:
     """The htmx errors the page logs from now on (an out-of-band target missing, a failed swap...)."""
     errors: list[str] = []

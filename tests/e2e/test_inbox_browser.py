@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import browser_login, htmx_errors, run_jobs
+from conftest import browser_login, htmx_errors, run_jobs, settled
 from twilio.request_validator import RequestValidator
 
 from tests.fakes import fake_twilio  # noqa: F401
@@ -214,8 +214,11 @@ def test_taking_a_ringall_offer(new_page: Any, make: Any, db: Any) -> None:
     db.session.commit()
     page = new_page()
     logged = htmx_errors(page)
-    browser_login(page, "ana")
-    page.wait_for_selector("body[data-live=on]")
+    # Once the socket is live the page reloads its live regions: a Take clicked while the offers list is
+    # being swapped for its fresh copy may hit a form htmx has not wired yet. Click after that.
+    with page.expect_response(lambda r: "/inbox/offers" in r.url):
+        browser_login(page, "ana")
+    settled(page)
     expect(page.locator("#offers")).to_be_visible()
     expect(page.locator("#offers-count")).to_have_text("1")
     page.locator(f"#offer-{offer.id} button", has_text="Tomar").click()

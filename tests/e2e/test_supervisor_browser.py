@@ -8,20 +8,10 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import browser_login, htmx_errors
+from conftest import browser_login, htmx_errors, settled
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")  # a directory: save screenshots there to look at them
-
-
-def settled(page) -> None:
-    """htmx wires new content after its settle delay: a click before that would submit natively."""
-    try:
-        page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
-    except Exception:
-        print("DEBUG", page.evaluate("() => Array.from(document.querySelectorAll('.htmx-request, .htmx-swapping, .htmx-settling')).map(e => e.outerHTML.slice(0, 300))"))
-        raise
-    page.wait_for_timeout(50)
 
 
 def _shot(page, name: str) -> None:

@@ -157,9 +157,13 @@ def back_to(interaction: Interaction | None = None) -> Any:
                     else url_for("inbox.index"))
 
 
-def htmx_into(template: str, target: str, push: str | None = None, **ctx: Any) -> Any:
+def htmx_into(template: str, target: str | None, push: str | None = None, **ctx: Any) -> Any:
+    """The fragment, swapped into `target`; None keeps the requesting element's own hx-target. htmx looks
+    a retarget up from the requesting element, so a request from an element that a socket message may
+    remove meanwhile (an offer's Take: the offer leaves for everyone once taken) must not retarget."""
     response = make_response(render_template(template, **ctx))
-    response.headers.update({"HX-Retarget": target, "HX-Reswap": "innerHTML"})
+    if target is not None:
+        response.headers.update({"HX-Retarget": target, "HX-Reswap": "innerHTML"})
     if push:
         response.headers["HX-Push-Url"] = push
     return response
@@ -352,11 +356,12 @@ def take(interaction_id: int) -> Any:
         if not is_htmx():
             flash(notice, "error")
             return back_to(None)
-        return htmx_into("inbox/_left.html", "#conversation", notice=notice, notice_class="error",
+        # Both Take forms (the offer's, the waiting conversation's) target #conversation themselves.
+        return htmx_into("inbox/_left.html", None, notice=notice, notice_class="error",
                          offer_id=interaction.id, item=None, interaction_id=None)
     if not is_htmx():
         return back_to(interaction)
-    return htmx_into("inbox/_conversation.html", "#conversation",
+    return htmx_into("inbox/_conversation.html", None,
                      push=url_for("inbox.conversation", interaction_id=interaction.id),
                      item=queries.inbox_item(interaction.id), offer_id=interaction.id,
                      **conversation_context(interaction))
