@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 import websocket
 from conftest import PASSWORD, csrf_token, login
 
@@ -304,3 +305,45 @@ def test_password_change_closes_the_users_sockets_at_once(live_server, make, db)
     frames = wait_closed(ws)
     assert any('data-redirect="/login"' in f for f in frames)
     assert agent.get(f"{live_server}/inbox", allow_redirects=False, timeout=10).status_code == 302
+
+
+def test_a_session_ends_after_its_lifetime_and_is_dropped(app, make, db, monkeypatch):
+    """SESSION_LIFETIME_HOURS bounds a session (and the table): past it the cookie signs nobody in, and
+    the next sign-in of anyone deletes the old row."""
+    from datetime import timedelta
+
+    from webapp.models import UserSession, base
+
+    make.user("ana")
+    bea = make.user("bea")
+    client = app.test_client()
+    login(client, "ana")
+    assert client.get("/inbox").status_code == 200
+    later = base.utcnow() + timedelta(hours=app.config["SESSION_LIFETIME_HOURS"], seconds=1)
+    monkeypatch.setattr("webapp.services.accounts.utcnow", lambda: later)
+    assert client.get("/inbox").headers["Location"].startswith("/login")
+    other = app.test_client()
+    login(other, "bea")
+    assert other.get("/inbox").status_code == 200
+    assert db.session.scalars(sa.select(UserSession.user_id)).all() == [bea.id]
+
+
+def test_a_sockets_recheck_sees_its_session_end(app, make, db):
+    """What a long-lived socket rechecks: its own session's row, not just the user."""
+    from webapp.models import UserSession
+    from webapp.services import accounts
+
+    ana = make.user("ana")
+    for _ in range(2):
+        login(app.test_client(), "ana")
+    first, second = db.session.scalars(sa.select(UserSession.id).order_by(UserSession.id)).all()
+    version = ana.session_version
+    assert accounts.session_lasts(ana.id, version, first) and accounts.session_lasts(ana.id, version, second)
+    accounts.end_session(ana, first)
+    db.session.commit()
+    assert not accounts.session_lasts(ana.id, version, first)
+    assert accounts.session_lasts(ana.id, version, second)
+    assert not accounts.session_lasts(ana.id + 1, version, second)  # another user's id
+    accounts.end_all_sessions(ana)
+    db.session.commit()
+    assert not accounts.session_lasts(ana.id, ana.session_version, second)

@@ -97,7 +97,7 @@ bp.add_url_rule("/login", endpoint="login", view_func=login_page, methods=["GET"
 @login_required
 def logout() -> Any:
     """Ends this browser's session on the server (a copy of the cookie stops working) and its sockets."""
-    accounts.end_session(current_user, g.get("user_session_id"))
+    accounts.end_session(current_user, g.user_session_id)  # set by load_user for this request
     agents.on_logout(current_user)
     db.session.commit()
     logout_user()

@@ -32,5 +32,6 @@ __all__ = [
     "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "MODES", "Membership",
     "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",
     "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "StagedUpload", "StagedUploadChunk", "User",
-    "UserSession", "VoiceCampaign", "split_strategy", "utcnow", "user_security_groups_table", "voice_campaign_members_table",
+    "UserSession", "VoiceCampaign", "split_strategy", "utcnow", "user_security_groups_table",
+    "voice_campaign_members_table",
 ]

@@ -80,9 +80,10 @@ def session_lifetime() -> timedelta:
 def start_session(user: User) -> str:
     """A server-side session for a browser that just signed in; returns the token for its cookie.
     Sessions past SESSION_LIFETIME_HOURS (anyone's) are dropped on the way."""
-    db.session.execute(sa.delete(UserSession).where(UserSession.created_at < utcnow() - session_lifetime()))
+    now = utcnow()
+    db.session.execute(sa.delete(UserSession).where(UserSession.created_at < now - session_lifetime()))
     token = secrets.token_urlsafe(32)
-    db.session.add(UserSession(user_id=user.id, token_hash=_digest(token)))
+    db.session.add(UserSession(user_id=user.id, token_hash=_digest(token), created_at=now))
     return token
 
 
@@ -104,7 +105,7 @@ def session_lasts(user_id: int, version: int, session_id: int | None) -> bool:
     return row is not None and row.active and row.session_version == version
 
 
-def end_session(user: User, session_id: int | None) -> None:
+def end_session(user: User, session_id: int) -> None:
     """Sign-out: that browser's session is gone for every process; its sockets close."""
     db.session.execute(sa.delete(UserSession).where(UserSession.id == session_id,
                                                     UserSession.user_id == user.id))
