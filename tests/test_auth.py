@@ -251,19 +251,6 @@ def wait_closed(ws: Any) -> list[str]:
     raise AssertionError(f"the socket is still open {CLOSE_WAIT:.0f} s later; it sent {frames}")
 
 
-@pytest.fixture
-def ping_renderer():
-    """A test-only kind on the user's topic, rendered through the real registry."""
-    from webapp.live import registry
-
-    @registry.renderer("user", "test.ping")
-    def render(event, user):
-        return f'<div id="ping" hx-swap-oob="true">{event["data"]["n"]}</div>'
-
-    yield render
-    registry.RENDERERS.pop(("user", "test.ping"), None)
-
-
 def test_logout_closes_that_sessions_socket_at_once(live_server, make, db, ping_renderer):
     """The socket opened with the session closes (redirecting to sign-in); another session's socket stays."""
     from webapp.live.events import publish
@@ -284,7 +271,7 @@ def test_logout_closes_that_sessions_socket_at_once(live_server, make, db, ping_
         seen = [staying_ws.recv()]
         while seen[-1] and "ping" not in seen[-1]:
             seen.append(staying_ws.recv())
-        assert seen[-1] == '<div id="ping" hx-swap-oob="true">7</div>', seen
+        assert seen[-1] == '<div id="ping" hx-swap-oob="true">7 for ana</div>', seen
     finally:
         staying_ws.close()
         staying_ws.shutdown()
