@@ -222,6 +222,20 @@ def csrf_token(client: Any, path: str = "/login") -> str:
     return match.group(1).decode()
 
 
+@pytest.fixture
+def ping_renderer() -> Iterator[Any]:
+    """A renderer of our own for a test-only kind on `user:<id>` ("test.ping", data n), through the
+    real registry: '<div id="ping" hx-swap-oob="true">{n} for {username}</div>'."""
+    from webapp.live import registry
+
+    @registry.renderer("user", "test.ping")
+    def render(event: dict[str, Any], user: Any) -> str:
+        return f'<div id="ping" hx-swap-oob="true">{event["data"]["n"]} for {user.username}</div>'
+
+    yield render
+    registry.RENDERERS.pop(("user", "test.ping"), None)
+
+
 # -- processes, servers and browsers ------------------------------------------------
 @pytest.fixture(scope="session")
 def live_server(app: Any) -> Iterator[str]:

@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
+import pytest
+import requests
+import sqlalchemy as sa
+import websocket
 from conftest import PASSWORD, csrf_token, login
 
 
@@ -154,3 +160,177 @@ def test_static_urls_carry_their_version_and_are_kept_a_year(client, app):
         finally:
             target.unlink()
         assert before != after and before.startswith("/static/css/_version_test_")
+
+
+# -- signing out ends that session on the server (issue 10, point 5) ---------------------------
+ROLE_PAGES = {"agent": "/inbox", "supervisor": "/monitor", "admin": "/admin/users"}
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PAGES))
+def test_a_cookie_copied_before_logout_is_refused_after(app, make, role):
+    """Signing out revokes the session server-side: a copy of its cookie no longer signs anyone in."""
+    make.user("ana", role=role)
+    client = app.test_client()
+    login(client, "ana")
+    page = ROLE_PAGES[role]
+    assert client.get(page).status_code == 200
+    copied = client.get_cookie("session").value
+    assert client.post("/logout", data={"csrf_token": csrf_token(client, page)}).status_code == 302
+
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    response = thief.get(page)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    htmx = thief.get(page, headers={"HX-Request": "true"})
+    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/login"
+
+
+def test_logout_ends_only_that_session(app, make):
+    """Another browser of the same user stays signed in (a supervisor's log-out ends them all)."""
+    make.user("ana", role="supervisor")
+    first, second = app.test_client(), app.test_client()
+    login(first, "ana")
+    login(second, "ana")
+    first.post("/logout", data={"csrf_token": csrf_token(first, "/monitor")})
+    assert first.get("/monitor").status_code == 302
+    assert second.get("/monitor").status_code == 200
+
+
+def http_login(base: str, username: str, password: str = PASSWORD) -> requests.Session:
+    """Sign in over real HTTP; the session keeps the cookie."""
+    http = requests.Session()
+    page = http.get(f"{base}/login", timeout=10)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+    answer = http.post(f"{base}/login", data={"username": username, "password": password, "csrf_token": token},
+                       allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, f"sign-in as {username} failed: {answer.status_code}"
+    return http
+
+
+def page_token(http: requests.Session, url: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', http.get(url, timeout=10).text).group(1)
+
+
+def open_socket(base: str, http: requests.Session) -> Any:
+    cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+    ws = websocket.create_connection(base.replace("http://", "ws://") + "/ws", cookie=cookie, timeout=5)
+    assert 'id="live-status"' in ws.recv()
+    return ws
+
+
+# Werkzeug's test server writes an HTTP response onto a socket it closed, which the client reads as a
+# bad frame: either way the socket is closed for the client.
+SOCKET_CLOSED = (websocket.WebSocketConnectionClosedException, websocket.WebSocketProtocolException,
+                 ConnectionError)
+# Longer than any event takes to arrive, shorter than the socket's periodic session recheck: a socket
+# that closes within this wait was closed by the event, not by the recheck.
+CLOSE_WAIT = 20.0
+
+
+def wait_closed(ws: Any) -> list[str]:
+    """Read until the server closes the socket (a generous bound, not a timing assertion); the frames read."""
+    from webapp.live.routes import CHECK_EVERY
+
+    assert CLOSE_WAIT < CHECK_EVERY
+    frames: list[str] = []
+    deadline = time.monotonic() + CLOSE_WAIT
+    ws.settimeout(1)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                frame = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            if frame == "":
+                return frames
+            frames.append(frame)
+    except SOCKET_CLOSED:
+        return frames
+    finally:
+        ws.shutdown()
+    raise AssertionError(f"the socket is still open {CLOSE_WAIT:.0f} s later; it sent {frames}")
+
+
+def test_logout_closes_that_sessions_socket_at_once(live_server, make, db, ping_renderer):
+    """The socket opened with the session closes (redirecting to sign-in); another session's socket stays."""
+    from webapp.live.events import publish
+
+    agent = make.user("ana", role="agent")
+    leaving, staying = http_login(live_server, "ana"), http_login(live_server, "ana")
+    leaving_ws, staying_ws = open_socket(live_server, leaving), open_socket(live_server, staying)
+    try:
+        answer = leaving.post(f"{live_server}/logout", data={"csrf_token": page_token(leaving, f"{live_server}/inbox")},
+                              allow_redirects=False, timeout=10)
+        assert answer.status_code == 302
+        frames = wait_closed(leaving_ws)
+        assert any('data-redirect="/login"' in f for f in frames)
+        # The other session's socket got the same events in the same order, and still delivers.
+        publish(f"user:{agent.id}", "test.ping", n=7)
+        db.session.commit()
+        staying_ws.settimeout(CLOSE_WAIT)
+        seen = [staying_ws.recv()]
+        while seen[-1] and "ping" not in seen[-1]:
+            seen.append(staying_ws.recv())
+        assert seen[-1] == '<div id="ping" hx-swap-oob="true">7 for ana</div>', seen
+    finally:
+        staying_ws.close()
+        staying_ws.shutdown()
+
+
+def test_password_change_closes_the_users_sockets_at_once(live_server, make, db):
+    """An administrator's new password for a user ends the user's sessions and closes their sockets now."""
+    make.user("root", role="admin")
+    ana = make.user("ana", role="agent")
+    agent = http_login(live_server, "ana")
+    ws = open_socket(live_server, agent)
+    admin = http_login(live_server, "root")
+    url = f"{live_server}/admin/users/{ana.id}"
+    answer = admin.post(url, data={"csrf_token": page_token(admin, url), "username": "ana", "role": "agent",
+                                   "language": "es", "active": "y", "password": "otra-clave-nueva"},
+                        allow_redirects=False, timeout=10)
+    assert answer.status_code == 302
+    frames = wait_closed(ws)
+    assert any('data-redirect="/login"' in f for f in frames)
+    assert agent.get(f"{live_server}/inbox", allow_redirects=False, timeout=10).status_code == 302
+
+
+def test_a_session_ends_after_its_lifetime_and_is_dropped(app, make, db, monkeypatch):
+    """SESSION_LIFETIME_HOURS bounds a session (and the table): past it the cookie signs nobody in, and
+    the next sign-in of anyone deletes the old row."""
+    from datetime import timedelta
+
+    from webapp.models import UserSession, base
+
+    make.user("ana")
+    bea = make.user("bea")
+    client = app.test_client()
+    login(client, "ana")
+    assert client.get("/inbox").status_code == 200
+    later = base.utcnow() + timedelta(hours=app.config["SESSION_LIFETIME_HOURS"], seconds=1)
+    monkeypatch.setattr("webapp.services.accounts.utcnow", lambda: later)
+    assert client.get("/inbox").headers["Location"].startswith("/login")
+    other = app.test_client()
+    login(other, "bea")
+    assert other.get("/inbox").status_code == 200
+    assert db.session.scalars(sa.select(UserSession.user_id)).all() == [bea.id]
+
+
+def test_a_sockets_recheck_sees_its_session_end(app, make, db):
+    """What a long-lived socket rechecks: its own session's row, not just the user."""
+    from webapp.models import UserSession
+    from webapp.services import accounts
+
+    ana = make.user("ana")
+    for _ in range(2):
+        login(app.test_client(), "ana")
+    first, second = db.session.scalars(sa.select(UserSession.id).order_by(UserSession.id)).all()
+    version = ana.session_version
+    assert accounts.session_lasts(ana.id, version, first) and accounts.session_lasts(ana.id, version, second)
+    accounts.end_session(ana, first)
+    db.session.commit()
+    assert not accounts.session_lasts(ana.id, version, first)
+    assert accounts.session_lasts(ana.id, version, second)
+    assert not accounts.session_lasts(ana.id + 1, version, second)  # another user's id
+    accounts.end_all_sessions(ana)
+    db.session.commit()
+    assert not accounts.session_lasts(ana.id, ana.session_version, second)

@@ -15,65 +15,26 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import PASSWORD, process_env
-from tests.services import free_port
+from tests.services import stop_processes, web_processes
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 TOKEN = "twilio-token-multiprocess"
 DID = "+59829001000"
 TEXT = "Hola, escribo desde otro proceso"
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}")
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 @pytest.fixture
 def processes(app: Any, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Two gunicorn web processes and one worker, on this session's database and Redis."""
     env = process_env(app)
-    started: list[subprocess.Popen[bytes]] = []
-    logs: list[Any] = []
-    urls = []
-    try:
-        for name in ("a", "b"):
-            port = free_port()
-            log = (tmp_path / f"web-{name}.log").open("wb")
-            logs.append(log)
-            started.append(subprocess.Popen(
-                [str(BIN / "gunicorn"), "--worker-class", "gthread", "--threads", "8", "--workers", "1",
-                 "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "wsgi:app"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
-            urls.append(f"http://127.0.0.1:{port}")
-        log = (tmp_path / "worker.log").open("wb")
-        logs.append(log)
-        started.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 60
-        for url, proc in zip(urls, started, strict=False):
-            wait_healthy(url, proc, deadline)
-        yield urls[0], urls[1]
-    finally:
-        for proc in started:
-            proc.terminate()
-        for proc in started:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for log in logs:
-            log.close()
+    with web_processes(env, tmp_path, 2) as urls, (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+        try:
+            yield urls[0], urls[1]
+        finally:
+            stop_processes([worker])
 
 
 def login(session: requests.Session, base: str, username: str) -> None:

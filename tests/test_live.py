@@ -9,7 +9,6 @@ import requests
 import websocket
 from conftest import PASSWORD
 
-from webapp.live import registry
 from webapp.live.events import CHANNEL_PREFIX, publish
 
 
@@ -64,17 +63,6 @@ def test_hub_delivers_to_subscribers_of_the_topic_only(app, db):
         hub.unsubscribe(other)
 
 
-@pytest.fixture
-def test_renderer():
-    """A renderer of our own for a test-only kind, through the real registry."""
-    @registry.renderer("user", "test.ping")
-    def render(event, user):
-        return f'<div id="ping" hx-swap-oob="true">{event["data"]["n"]} for {user.username}</div>'
-
-    yield render
-    registry.RENDERERS.pop(("user", "test.ping"), None)
-
-
 def _session_cookie(live_server, username):
     s = requests.Session()
     page = s.get(f"{live_server}/login")
@@ -114,7 +102,7 @@ def test_socket_refuses_a_signed_out_visitor(live_server, ctx):
     assert_closed(ws)
 
 
-def test_socket_delivers_rendered_events_for_the_user(live_server, make, db, test_renderer):
+def test_socket_delivers_rendered_events_for_the_user(live_server, make, db, ping_renderer):
     from webapp.models import User
 
     user = make.user("ana")
@@ -136,7 +124,7 @@ def test_socket_delivers_rendered_events_for_the_user(live_server, make, db, tes
         ws.shutdown()
 
 
-def test_socket_ignores_topics_the_user_may_not_follow(live_server, make, db, test_renderer):
+def test_socket_ignores_topics_the_user_may_not_follow(live_server, make, db, ping_renderer):
     make.user("ana")
     cookie = _session_cookie(live_server, "ana")
     ws = websocket.create_connection(_ws_url(live_server, "user:999,nosuch:1"), cookie=cookie, timeout=5)

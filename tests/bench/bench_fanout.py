@@ -36,8 +36,10 @@ BARE_CHANNEL = "bench-bare-relay"
 
 
 def seed(stack: Stack, supervisors: int) -> dict[str, Any]:
+    from webapp.auth.routes import SESSION_TOKEN
     from webapp.extensions import db
     from webapp.models import BreakType, SecurityGroup, User
+    from webapp.services import accounts
 
     with stack.app.app_context():
         group = SecurityGroup(name="fanout")
@@ -48,10 +50,14 @@ def seed(stack: Stack, supervisors: int) -> dict[str, Any]:
         for user in [agent, *sups]:
             user.security_groups.append(group)
         db.session.add_all([group, lunch, agent, *sups])
+        db.session.flush()
+        tokens = [accounts.start_session(u) for u in sups]
         db.session.commit()
         serializer = stack.app.session_interface.get_signing_serializer(stack.app)
-        # A signed session like the one sign-in leaves (Flask-Login reads _user_id "<id>:<session_version>").
-        cookies = [serializer.dumps({"_user_id": f"{u.id}:{u.session_version}", "_fresh": True}) for u in sups]
+        # A signed session like the one sign-in leaves (Flask-Login reads _user_id "<id>:<session_version>";
+        # the token names the server-side session).
+        cookies = [serializer.dumps({"_user_id": f"{u.id}:{u.session_version}", "_fresh": True,
+                                     SESSION_TOKEN: token}) for u, token in zip(sups, tokens, strict=True)]
         return {"group_id": group.id, "agent_id": agent.id, "break_id": lunch.id, "cookies": cookies}
 
 

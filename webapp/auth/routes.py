@@ -7,6 +7,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     make_response,
     redirect,
     render_template,
@@ -23,16 +24,23 @@ from ..services import accounts, agents
 from . import bp
 from .forms import LoginForm
 
+SESSION_TOKEN = "session_token"  # the cookie's key for the token of its server-side session
+
 
 @login.user_loader
 def load_user(user_id: str) -> User | None:
+    """Every request: the cookie's session must still exist on the server (sign-out deletes it) and
+    carry the user's current session version (a supervisor's log-out or a new password moves it).
+    The session's id is left in `g.user_session_id` for sign-out and the live socket."""
     ident, _, version = user_id.partition(":")
-    if not ident.isdigit():
+    token = session.get(SESSION_TOKEN)
+    if not ident.isdigit() or not isinstance(token, str):
         return None
-    user = db.session.get(User, int(ident))
-    if user is None or str(user.session_version) != version:
-        return None  # ended by a supervisor, a password change or a deactivation
-    return user
+    found = accounts.find_session(int(ident), token)
+    if found is None or str(found[0].session_version) != version:
+        return None
+    g.user_session_id = found[1]
+    return found[0]
 
 
 @login.unauthorized_handler
@@ -66,9 +74,11 @@ def login_page() -> Any:
                                        lock_seconds=cfg["LOGIN_LOCK_SECONDS"])
         if result.user is not None:
             agents.on_login(result.user)
+            token = accounts.start_session(result.user)
             db.session.commit()
             session.clear()
             login_user(result.user)
+            session[SESSION_TOKEN] = token
             return redirect(_safe_next(request.args.get("next")) or url_for("index"))
         db.session.commit()
         status = 429 if result.locked_seconds else 401
@@ -86,6 +96,8 @@ bp.add_url_rule("/login", endpoint="login", view_func=login_page, methods=["GET"
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
+    """Ends this browser's session on the server (a copy of the cookie stops working) and its sockets."""
+    accounts.end_session(current_user, g.user_session_id)  # set by load_user for this request
     agents.on_logout(current_user)
     db.session.commit()
     logout_user()

@@ -14,7 +14,7 @@ from flask_babel import force_locale
 from flask_login import current_user
 
 from ..extensions import db, sock
-from ..models import User
+from ..services import accounts
 from . import bp
 from .registry import CLIENT_HANDLERS, allowed, find_renderer
 
@@ -24,7 +24,7 @@ _cache_lock = threading.Lock()
 _cache: OrderedDict[tuple[str, str], tuple[threading.Event, list[list[str]]]] = OrderedDict()
 _CACHE_SIZE = 512
 HUB_WAIT = 5.0  # seconds a new socket waits for the hub's subscription before saying "off"
-CHECK_EVERY = 30.0  # seconds between checks that the session is still valid
+CHECK_EVERY = 30.0  # seconds between rechecks that the session is still valid (see _session_still_valid)
 CLIENT = "_client"  # queue items the socket's reader thread adds: what the page sent
 CLOSED = "_closed"
 
@@ -89,7 +89,7 @@ def live_socket(ws: Any) -> None:
         ws.close(reason=1008, message="sign in first")
         return
     user = current_user._get_current_object()
-    user_id, version = user.id, user.session_version
+    user_id, version, session_id = user.id, user.session_version, g.get("user_session_id")
     lang = _current_lang()
     hub = current_app.extensions["conversa_hub"]
     sub = hub.subscribe(requested_topics(user))
@@ -115,14 +115,16 @@ def live_socket(ws: Any) -> None:
                 if kind == CLIENT:
                     _handle_client_message(user, item["data"])
                 elif kind == "session.ended":
-                    _end_session(ws)
-                    return
+                    # Without a session id every session of the user ended; with one, that one only.
+                    if item["data"].get("session_id") in (None, session_id):
+                        _end_session(ws)
+                        return
                 else:
                     for frame in render_event(item, user, lang):
                         ws.send(frame)
             if time.monotonic() - last_check > CHECK_EVERY:
                 last_check = time.monotonic()
-                if not _session_still_valid(user_id, version):
+                if not _session_still_valid(user_id, version, session_id):
                     _end_session(ws)
                     return
     except Exception as exc:  # the client went away mid-send
@@ -145,11 +147,13 @@ def _read_client(ws: Any, sub: Any) -> None:
     sub.deliver({"kind": CLOSED})
 
 
-def _session_still_valid(user_id: int, version: int) -> bool:
-    fresh = db.session.get(User, user_id)
-    valid = fresh is not None and fresh.active and fresh.session_version == version
-    db.session.remove()
-    return valid
+def _session_still_valid(user_id: int, version: int, session_id: int | None) -> bool:
+    """The recheck behind the `session.ended` event (which closes the socket at once), for an event
+    lost while Redis was away, and for a session that outlived SESSION_LIFETIME_HOURS."""
+    try:
+        return accounts.session_lasts(user_id, version, session_id)
+    finally:
+        db.session.remove()
 
 
 def _end_session(ws: Any) -> None:

@@ -23,7 +23,7 @@ from .dialers import (
 )
 from .interactions import AgentChatMessage, Interaction, InteractionStatus, Message, SenderKind
 from .providers import Provider
-from .users import AgentState, BreakType, Role, SecurityGroup, User, VoiceCampaign
+from .users import AgentState, BreakType, Role, SecurityGroup, User, UserSession, VoiceCampaign
 from .users import user_security_groups as user_security_groups_table
 from .users import voice_campaign_members as voice_campaign_members_table
 
@@ -32,5 +32,6 @@ __all__ = [
     "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "MODES", "Membership",
     "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",
     "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "StagedUpload", "StagedUploadChunk", "User",
-    "VoiceCampaign", "split_strategy", "utcnow", "user_security_groups_table", "voice_campaign_members_table",
+    "UserSession", "VoiceCampaign", "split_strategy", "utcnow", "user_security_groups_table",
+    "voice_campaign_members_table",
 ]

@@ -110,6 +110,8 @@ class User(UserMixin, db.Model):
     on_call_changed_at: Mapped[datetime | None] = mapped_column()
     # Bumped to end every session of this user at once (logout by a supervisor, password change).
     session_version: Mapped[int] = mapped_column(default=1)
+    # Sign-in attempts since the last right password, each counted before its password is checked;
+    # the one that reaches LOGIN_MAX_FAILURES sets `locked_until` (services/accounts.py).
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
     last_login_at: Mapped[datetime | None] = mapped_column()
@@ -164,3 +166,15 @@ class User(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role}>"
+
+
+class UserSession(db.Model):
+    """One signed-in browser. The cookie carries a random token; only its SHA-256 is kept here, and
+    every request needs its row: signing out deletes it, so a copy of the cookie stops working."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = created_at_column(index=True)

@@ -24,7 +24,7 @@ from ..models import (
     VoiceCampaign,
 )
 from ..providers import TYPES
-from . import audit
+from . import accounts, audit
 
 
 class Invalid(ValueError):
@@ -65,7 +65,7 @@ def _changes(obj: Any, values: dict[str, Any]) -> list[str]:
 # -- users ---------------------------------------------------------------------------------
 def save_user(user: User | None, values: dict[str, Any], actor: User) -> User:
     """Create or update a user. An empty password on edit keeps the old one; a new password or a
-    deactivation ends the user's open sessions (session_version moves)."""
+    deactivation ends the user's open sessions and closes their sockets at once."""
     values = dict(values)
     password = values.pop("password", "") or ""
     group_ids = set(values.pop("security_group_ids", []) or [])
@@ -91,9 +91,9 @@ def save_user(user: User | None, values: dict[str, Any], actor: User) -> User:
         user.set_password(password)
         changed.append("password")
         if not creating:
-            user.session_version = (user.session_version or 1) + 1
+            accounts.end_all_sessions(user)
     elif not creating and was_active and not user.active:
-        user.session_version = (user.session_version or 1) + 1
+        accounts.end_all_sessions(user)
     db.session.flush()
     audit.record(actor, "user.create" if creating else "user.update", "user", user.id,
                  username=user.username, changed=sorted(changed))
@@ -104,6 +104,7 @@ def delete_user(user: User, actor: User) -> None:
     if user.id == actor.id:
         raise Refused(_("You cannot delete yourself."))
     audit.record(actor, "user.delete", "user", user.id, username=user.username)
+    accounts.end_all_sessions(user)  # the sockets close now too
     db.session.delete(user)
 
 

@@ -26,7 +26,7 @@ from ..models import (
     Membership,
     User,
 )
-from . import agents, audit, stats
+from . import accounts, agents, audit, stats
 from . import time as clock
 
 SCREEN_KEY = "conversa:screen:{agent_id}"
@@ -66,9 +66,8 @@ def logout_agent(supervisor: User, agent: User) -> list[int]:
     Returns the requeued interaction ids."""
     requeued = db.session.scalars(sa.select(Interaction.id).where(
         Interaction.agent_id == agent.id, Interaction.status == InteractionStatus.ASSIGNED)).all()
-    agent.session_version = (agent.session_version or 0) + 1
+    accounts.end_all_sessions(agent)
     agents.on_logout(agent)
-    publish(f"user:{agent.id}", "session.ended")
     _record(supervisor, "agent.logout", agent, requeued=list(requeued))
     return list(requeued)
 
