@@ -1,13 +1,13 @@
 """Each signed-in browser has a row (its token's hash): signing out deletes it, so a copied cookie stops
 working. Sessions signed in before this revision have no row and must sign in again.
 
-Revision ID: 0006_user_sessions
+Revision ID: 0005_user_sessions
 Revises: 0004_webhook_tokens
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_user_sessions"
+revision = "0005_user_sessions"
 down_revision = "0004_webhook_tokens"
 branch_labels = None
 depends_on = None
