@@ -465,7 +465,7 @@ def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twil
     sid = fake_twilio.add_message("+59899100001", "Tu turno es mañana", SENDER,
                                   (then + timedelta(seconds=1)).replace(tzinfo=UTC))
     assert run(d)["claimed"] == 0  # in flight: no worker may claim it
-    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 1, "not_found": 0, "unknown": 0}
+    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 1, "not_found": 0, "unknown": 0, "later": 0}
     row = rows(db, d.id)[msg]
     assert (row.state, row.provider_message_id, row.in_flight_at, row.needs_review) == (2, sid, None, False)
     run(d)
@@ -483,10 +483,47 @@ def test_reconcile_not_found_is_sent_once(db: Any, make: Any, fake_twilio: Any) 
     row = rows(db, d.id)[msg]
     assert (row.state, row.in_flight_at, row.lease_owner) == (1, None, None)
     run(d)
-    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 0, "not_found": 0, "unknown": 0}
+    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 0, "not_found": 0, "unknown": 0, "later": 0}
     run(d)
     assert len(fake_twilio.sends_for("+59899100001")) == 1
     assert rows(db, d.id)[msg].state == 2
+
+
+def test_reconcile_asks_again_later_while_the_gateway_rate_limits_us(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message a crash left in flight while Twilio answers 429 (Retry-After: 5) to the lookup itself: not
+    left to a supervisor, asked again after the wait (NOT_FOUND, then sent once). While the provider's rate
+    limit holds us back, reconcile does not even ask."""
+    import time
+
+    from webapp.services import dialer_engine
+    from webapp.services import time as clock
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    msg, = queue(db, d, ["+59899100001"])
+    _in_flight(db, msg)
+    fake_twilio.retry_after = "5"
+    fake_twilio.set_mode("429")
+    out = dialer_engine.reconcile_expired()
+    assert (out["later"], out["unknown"], out["not_found"]) == (1, 0, 0)
+    row = rows(db, d.id)[msg]
+    assert (row.state, row.needs_review, row.in_flight_at is not None) == (1, False, True)
+    assert row.lease_until > clock.now()
+    assert dialer_engine.reconcile_expired()["later"] == 0  # not asked again before the wait is over
+    fake_twilio.set_mode(None)
+    later = clock.now() + timedelta(seconds=6)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert dialer_engine.reconcile_expired()["not_found"] == 1
+    run(d)
+    assert len(fake_twilio.sends_for("+59899100001")) == 1
+
+    other, = queue(db, d, ["+59899100002"])
+    _in_flight(db, other)
+    dialer_engine.gateway_limits().refused(d.provider_id, retry_after=30, sent_at=time.time())
+    asked = len(fake_twilio.api_requests(method="GET"))
+    assert dialer_engine.reconcile_expired()["later"] == 1
+    assert len(fake_twilio.api_requests(method="GET")) == asked  # a provider holding us back is not asked
+    assert rows(db, d.id)[other].needs_review is False
 
 
 def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twilio: Any,  # noqa: F811

@@ -81,6 +81,9 @@ class LookupResult:
     outcome: LookupOutcome
     provider_message_id: str | None = None
     status: str | None = None
+    #: With UNKNOWN: the gateway rate limited the question itself; ask again after this many seconds
+    #: instead of leaving the message to a person.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,14 @@ class GatewayError(Exception):
     """A read-only call (lookup, poll) that failed after its retries."""
 
 
+class RateLimitedError(GatewayError):
+    """A read-only call the gateway kept refusing as too many requests: ask again after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
     if not value:
@@ -264,11 +272,14 @@ class HttpClient:
     def fetch(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """An idempotent call (lookup, poll): retried on any transport error, 5xx and 429.
 
-        Returns the response for any other status; raises GatewayError when it never got one.
+        Returns the response for any other status; raises GatewayError when it never got one
+        (RateLimitedError when the last answer was a 429).
         """
         last = ""
+        retry_after: float | None = None
+        limited = False
         for attempt in range(1, self.max_attempts + 1):
-            retry_after: float | None = None
+            retry_after, limited = None, False
             try:
                 response = self.request(method, url, **kwargs)
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
@@ -281,6 +292,7 @@ class HttpClient:
                     return response
                 last = f"HTTP {response.status_code}"
                 if response.status_code == 429:
+                    limited = True
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 response.close()
             if attempt < self.max_attempts:
@@ -290,6 +302,8 @@ class HttpClient:
                 if wait is None:
                     break
                 self.sleep(wait)
+        if limited:
+            raise RateLimitedError(last, retry_after)
         raise GatewayError(last)
 
 

@@ -23,7 +23,7 @@ from .base import (
     StatusUpdate,
     WebhookRequest,
 )
-from .http import GatewayError, HttpAdapter, rate_limited
+from .http import GatewayError, HttpAdapter, RateLimitedError, rate_limited
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,9 @@ class TwilioAdapter(HttpAdapter):
             found = self._scan({**params, "DateSent>": cutoff.date().isoformat()}, message, cutoff)
             if found is None:
                 found = self._scan(params, message, cutoff)
+        except RateLimitedError as exc:  # not "cannot tell": "ask me later"
+            log.info("twilio lookup for ref %s rate limited: %s", message.ref, exc)
+            return LookupResult(LookupOutcome.UNKNOWN, retry_after=exc.retry_after or 1.0)
         except (GatewayError, ValueError, KeyError, TypeError) as exc:
             log.warning("twilio lookup for ref %s failed: %s", message.ref, exc)
             return LookupResult(LookupOutcome.UNKNOWN)

@@ -380,11 +380,16 @@ class _Sender:
 
     def limit_turn(self, deadline: float, stop_reason: Callable[[], str]) -> str:
         """While limited, before claiming: wait for this worker's slot at the limit's pace, shared by every
-        worker, holding nothing. Returns why to stop ("" to go on)."""
-        wait = self.limits.reserve(self.provider_id, deadline - time.monotonic())
-        if wait is None:
-            return "rate_limited"  # the turn is beyond this job's time: nothing reserved, a later job goes
-        return _sit_out(wait, deadline, stop_reason) if wait > 0 else ""
+        worker, holding nothing. Returns why to stop ("" to go on). When another worker was refused while
+        this one waited (the gateway is still closed), its turn is void: it waits for a new one, so that a
+        closed gateway gets one probe after each wait, not one per worker."""
+        while True:
+            wait = self.limits.reserve(self.provider_id, deadline - time.monotonic())
+            if wait is None:
+                return "rate_limited"  # the turn is beyond this job's time: nothing reserved, a later job goes
+            reason = _sit_out(wait, deadline, stop_reason) if wait > 0 else ""
+            if reason or self.limits.hold(self.provider_id) <= 0:
+                return reason
 
     def observe(self, result: SendResult, sent_at: float) -> float | None:
         """Tell the shared limit what the gateway answered to a request made at `sent_at` (time.time()).
@@ -885,9 +890,11 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
 def reconcile_expired(now: datetime | None = None) -> dict[str, int]:
     """Settle rows whose lease expired: claims not in flight go back to the pool; in-flight ones are
     looked up at the provider: FOUND → SENT, NOT_FOUND → back to the pool, UNKNOWN → needs_review
-    (never resent without a supervisor). Commits; returns the counts."""
+    (never resent without a supervisor). A provider that rate limits us is not asked now: its rows stay in
+    flight and are asked again after the wait ("later"), as are those whose lookup itself was rate limited.
+    Commits; returns the counts."""
     now = now or clock.now()
-    out = {"released": 0, "found": 0, "not_found": 0, "unknown": 0}
+    out = {"released": 0, "found": 0, "not_found": 0, "unknown": 0, "later": 0}
     released = db.session.execute(T.update().where(
         T.c.state == S.TO_PROCESS, T.c.in_flight_at.is_(None), T.c.lease_owner.is_not(None),
         T.c.lease_until < now).values(lease_owner=None, lease_until=None))
@@ -900,13 +907,22 @@ def reconcile_expired(now: datetime | None = None) -> dict[str, int]:
         .order_by(T.c.id).limit(500)))
     db.session.commit()
     adapters: dict[int, ProviderAdapter] = {}
+    held: dict[int, float] = {}  # dialer id -> seconds its provider's rate limit holds us back
     touched: set[int] = set()
     try:
         for row in rows:
             if row.dialer_id not in adapters:
                 dialer = db.session.get(Dialer, row.dialer_id)
                 adapters[row.dialer_id] = make_adapter(dialer.provider)
+                held[row.dialer_id] = provider_hold(dialer.provider_id)
                 db.session.commit()
+            guard = T.update().where(T.c.id == row.id, T.c.state == S.TO_PROCESS,
+                                     T.c.in_flight_at == row.in_flight_at, T.c.needs_review.is_(False))
+            if held[row.dialer_id] > 0:
+                db.session.execute(guard.values(lease_until=now + timedelta(seconds=held[row.dialer_id])))
+                db.session.commit()
+                out["later"] += 1
+                continue
             try:
                 found = adapters[row.dialer_id].lookup(
                     OutboundMessage(ref=row.id, to=row.destination, body=row.body, port=row.port),
@@ -914,8 +930,12 @@ def reconcile_expired(now: datetime | None = None) -> dict[str, int]:
             except Exception:  # noqa: BLE001 - a failed lookup is "cannot tell", never a resend
                 log.exception("lookup of spool %s failed", row.id)
                 found = None
-            guard = T.update().where(T.c.id == row.id, T.c.state == S.TO_PROCESS,
-                                     T.c.in_flight_at == row.in_flight_at, T.c.needs_review.is_(False))
+            if found is not None and found.outcome is LookupOutcome.UNKNOWN and found.retry_after is not None:
+                # The question itself was rate limited: still in flight, asked again after the wait.
+                db.session.execute(guard.values(lease_until=now + timedelta(seconds=max(1.0, found.retry_after))))
+                db.session.commit()
+                out["later"] += 1
+                continue
             if found is not None and found.outcome is LookupOutcome.FOUND:
                 result = db.session.execute(guard.values(
                     state=S.SENT, provider_message_id=found.provider_message_id, sent_at=row.in_flight_at,
