@@ -50,6 +50,11 @@ class Config:
     DIALER_LEASE_SECONDS = int(os.environ.get("DIALER_LEASE_SECONDS", "60"))
     DIALER_WORKERS_PER_DIALER = int(os.environ.get("DIALER_WORKERS_PER_DIALER", "2"))
     PROVIDER_TIMEOUT = float(os.environ.get("PROVIDER_TIMEOUT", "10"))
+    # A gateway's "too many requests": not a failure; every worker on that provider waits and slows down.
+    DIALER_MAX_ATTEMPTS = int(os.environ.get("DIALER_MAX_ATTEMPTS", "5"))
+    DIALER_RATE_LIMIT_BACKOFF = float(os.environ.get("DIALER_RATE_LIMIT_BACKOFF", "1"))
+    DIALER_RATE_LIMIT_MAX_WAIT = float(os.environ.get("DIALER_RATE_LIMIT_MAX_WAIT", "300"))
+    DIALER_RATE_LIMIT_QUIET = float(os.environ.get("DIALER_RATE_LIMIT_QUIET", "30"))
     # The sandbox provider's simulated customers answer agents' messages.
     SANDBOX_CUSTOMERS = _bool("SANDBOX_CUSTOMERS", True)
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN")

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask_babel import force_locale
 
-from tests.fakes import fake_dinstar, fake_twilio  # noqa: F401
+from tests.fakes import fake_dinstar, fake_twilio, fake_whatsapp  # noqa: F401
 from tests.fakes.dinstar import PASSWORD as DINSTAR_PASSWORD
 from tests.fakes.dinstar import USERNAME as DINSTAR_USER
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
@@ -465,7 +465,7 @@ def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twil
     sid = fake_twilio.add_message("+59899100001", "Tu turno es mañana", SENDER,
                                   (then + timedelta(seconds=1)).replace(tzinfo=UTC))
     assert run(d)["claimed"] == 0  # in flight: no worker may claim it
-    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 1, "not_found": 0, "unknown": 0}
+    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 1, "not_found": 0, "unknown": 0, "later": 0}
     row = rows(db, d.id)[msg]
     assert (row.state, row.provider_message_id, row.in_flight_at, row.needs_review) == (2, sid, None, False)
     run(d)
@@ -483,10 +483,47 @@ def test_reconcile_not_found_is_sent_once(db: Any, make: Any, fake_twilio: Any) 
     row = rows(db, d.id)[msg]
     assert (row.state, row.in_flight_at, row.lease_owner) == (1, None, None)
     run(d)
-    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 0, "not_found": 0, "unknown": 0}
+    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 0, "not_found": 0, "unknown": 0, "later": 0}
     run(d)
     assert len(fake_twilio.sends_for("+59899100001")) == 1
     assert rows(db, d.id)[msg].state == 2
+
+
+def test_reconcile_asks_again_later_while_the_gateway_rate_limits_us(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message a crash left in flight while Twilio answers 429 (Retry-After: 5) to the lookup itself: not
+    left to a supervisor, asked again after the wait (NOT_FOUND, then sent once). While the provider's rate
+    limit holds us back, reconcile does not even ask."""
+    import time
+
+    from webapp.services import dialer_engine
+    from webapp.services import time as clock
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    msg, = queue(db, d, ["+59899100001"])
+    _in_flight(db, msg)
+    fake_twilio.retry_after = "5"
+    fake_twilio.set_mode("429")
+    out = dialer_engine.reconcile_expired()
+    assert (out["later"], out["unknown"], out["not_found"]) == (1, 0, 0)
+    row = rows(db, d.id)[msg]
+    assert (row.state, row.needs_review, row.in_flight_at is not None) == (1, False, True)
+    assert row.lease_until > clock.now()
+    assert dialer_engine.reconcile_expired()["later"] == 0  # not asked again before the wait is over
+    fake_twilio.set_mode(None)
+    later = clock.now() + timedelta(seconds=6)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert dialer_engine.reconcile_expired()["not_found"] == 1
+    run(d)
+    assert len(fake_twilio.sends_for("+59899100001")) == 1
+
+    other, = queue(db, d, ["+59899100002"])
+    _in_flight(db, other)
+    dialer_engine.gateway_limits().refused(d.provider_id, retry_after=30, sent_at=time.time())
+    asked = len(fake_twilio.api_requests(method="GET"))
+    assert dialer_engine.reconcile_expired()["later"] == 1
+    assert len(fake_twilio.api_requests(method="GET")) == asked  # a provider holding us back is not asked
+    assert rows(db, d.id)[other].needs_review is False
 
 
 def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
@@ -635,3 +672,139 @@ def test_sender_overlaps_requests_only_while_they_mostly_wait(app: Any, db: Any,
         assert sender.concurrency == 1
     finally:
         sender.close()
+
+
+# -- rate limits (429 and the like) ---------------------------------------------------------------
+@pytest.fixture
+def short_jobs(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's time budget shorter than any rate-limit wait: the job leaves the wait to a later job."""
+    monkeypatch.setitem(app.config, "DIALER_JOB_SECONDS", 0.5)
+
+
+def drain_until_done(db: Any, dialer: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Run jobs as the clock would (only when the provider is not holding us back) until nothing is left
+    to send; each wait is for something observable, with a generous bound."""
+    from tests.dialer_procs import wait_until
+    from webapp.models import SpoolState
+    from webapp.services import dialer_engine
+
+    reports: list[dict[str, Any]] = []
+
+    def pending() -> bool:
+        return any(r.state == SpoolState.TO_PROCESS for r in rows(db, dialer.id).values())
+
+    while pending():
+        wait_until(lambda: dialer_engine.provider_hold(dialer.provider_id) == 0
+                   and dialer_engine.has_claimable(dialer.id), timeout, "the rate limit's wait to pass")
+        reports.append(run(dialer))
+        assert len(reports) < 200, "the dialer never finished"
+    return reports
+
+
+def test_429_spends_no_attempt_and_holds_every_worker_back(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+                                                          short_jobs: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twilio 20429 with Retry-After: 1, on a dialer that allows one attempt per message: the message goes
+    back TO PROCESS with its attempt given back and a not-before time, the rest of the claim is given back,
+    another worker sends nothing meanwhile; after the wait all three go out, each once, none FAILED."""
+    from webapp.services import dialer_engine
+    from webapp.services import time as clock
+
+    monkeypatch.setitem(app.config, "DIALER_MAX_ATTEMPTS", 1)
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    first, *rest = queue(db, d, numbers(3))
+    fake_twilio.fail_next(1, "429")
+    report = run(d)
+    assert (report["rate_limited"], report["failed"], report["sent"], report["stopped"]) == (1, 0, 0, "rate_limited")
+    state = rows(db, d.id)
+    assert (state[first].state, state[first].attempts, state[first].in_flight_at, state[first].lease_owner) == \
+        (1, 0, None, None)
+    assert state[first].last_error.startswith("rate limited: 20429")
+    assert state[first].lease_until > clock.now()  # not before the wait is over
+    assert [(state[i].state, state[i].attempts, state[i].lease_owner) for i in rest] == [(1, 0, None)] * 2
+    assert dialer_engine.provider_hold(d.provider_id) > 0.5  # at least Retry-After, for every worker
+    assert run(d, slot=1)["stopped"] == "rate_limited"  # another worker holds back too
+    assert len(fake_twilio.api_requests("Messages.json", "POST")) == 1
+    limit = dialer_engine.status(d).limit
+    assert limit is not None and limit.hits == 1
+    drain_until_done(db, d)
+    assert sorted(m["to"] for m in fake_twilio.sent()) == numbers(3)
+    assert {(r.state, r.attempts) for r in rows(db, d.id).values()} == {(2, 1)}
+
+
+def test_pair_rate_limit_holds_back_only_that_recipient(db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+    """Meta 131056 (too many to one customer): that message waits about 6 s without spending an attempt;
+    the others go out in the same run and the provider is not held back."""
+    from tests.fakes.whatsapp_cloud import ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN
+    from webapp.services import dialer_engine
+    from webapp.services import time as clock
+
+    provider = make.provider("whatsapp_cloud", channel="whatsapp", base_url=fake_whatsapp.url, sender="+59829000000",
+                             max_per_second=0, options={"phone_number_id": PHONE_NUMBER_ID},
+                             credentials={"access_token": ACCESS_TOKEN, "app_secret": APP_SECRET,
+                                          "verify_token": VERIFY_TOKEN})
+    d = dialer_for(make, provider)
+    limited, *others = queue(db, d, numbers(3))
+    fake_whatsapp.pair_limited.add(numbers(1)[0].lstrip("+"))
+    report = run(d)
+    assert (report["sent"], report["rate_limited"], report["failed"]) == (2, 1, 0)
+    state = rows(db, d.id)
+    assert (state[limited].state, state[limited].attempts) == (1, 0)
+    assert state[limited].lease_until > clock.now() + timedelta(seconds=4)
+    assert state[limited].last_error.startswith("rate limited: 131056")
+    assert [state[i].state for i in others] == [2, 2]
+    assert dialer_engine.provider_hold(provider.id) == 0 and dialer_engine.status(d).limit is None
+
+
+def test_clock_starts_no_job_while_the_provider_holds_us_back(app: Any, db: Any, make: Any,
+                                                              fake_twilio: Any) -> None:  # noqa: F811
+    """While a provider's rate limit holds everyone back the clock enqueues nothing for its dialers (no
+    job spinning on a wait); when the wait is about over it enqueues them again."""
+    import time
+
+    from tests.dialer_procs import wait_until
+    from webapp.services import dialer_engine
+    from workers.dialer import HELD_BACK_SECONDS, schedule_dialers
+
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    other = dialer_for(make, twilio_provider(make, fake_twilio))
+    queue(db, d, numbers(2))
+    queue(db, other, numbers(2, start=10))
+    dialer_engine.gateway_limits().refused(d.provider_id, retry_after=HELD_BACK_SECONDS + 1.5, sent_at=time.time())
+    assert schedule_dialers() == {other.id: [0, 1]}
+    wait_until(lambda: dialer_engine.provider_hold(d.provider_id) <= HELD_BACK_SECONDS, 30, "the wait to near its end")
+    assert schedule_dialers() == {d.id: [0, 1], other.id: []}
+
+
+@pytest.mark.slow
+def test_429_among_overlapped_requests_then_recovery(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A far gateway (40 ms answers, so the job overlaps requests) says 429 to a few of them mid-bulk:
+    the job waits the limit out, goes on one at a time, speeds back up, and 150 messages still go out
+    exactly once, none FAILED, no attempt spent on a 429."""
+    monkeypatch.setitem(app.config, "DIALER_RATE_LIMIT_QUIET", 0)
+    fake_twilio.latency = 0.04
+    d = dialer_for(make, twilio_provider(make, fake_twilio))
+    ids = queue(db, d, numbers(150))
+    fake_twilio.fail_next(3, "429", after=75)
+    reports = drain_until_done(db, d)
+    assert sum(r["rate_limited"] for r in reports) >= 1 and sum(r["failed"] for r in reports) == 0
+    assert max(r["concurrency"] for r in reports) == 4
+    assert len(fake_twilio.answered(429)) == 3
+    assert sorted(m["to"] for m in fake_twilio.sent()) == numbers(150)
+    state = rows(db, d.id)
+    assert {(state[i].state, state[i].attempts) for i in ids} == {(2, 1)}
+
+
+def test_429_to_a_dinstar_batch(app: Any, db: Any, make: Any, fake_dinstar: Any,  # noqa: F811
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch request answered 429: every message of it back without spending an attempt, one refusal
+    for the limit (not one per message); after the wait all ten go out once."""
+    monkeypatch.setitem(app.config, "DIALER_RATE_LIMIT_QUIET", 0)
+    d = dialer_for(make, dinstar_provider(make, fake_dinstar), dial_string="(0.1)", ports=[0, 1])
+    ids = queue(db, d, numbers(10))
+    fake_dinstar.fail_next(1, "429", path="send_sms")
+    reports = drain_until_done(db, d)
+    assert reports[0]["rate_limited"] == 5 and sum(r["failed"] for r in reports) == 0  # port 0's request
+    assert sorted(r["user_id"] for r in fake_dinstar.sent()) == ids
+    state = rows(db, d.id)
+    assert {(state[i].state, state[i].attempts) for i in ids} == {(2, 1)}

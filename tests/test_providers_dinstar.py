@@ -137,6 +137,14 @@ def test_429_is_rate_limited_after_attempts(fake: FakeDinstar, make_adapter) -> 
     assert (result.outcome, result.retry_after, result.attempts) == (Outcome.RATE_LIMITED, 1.0, 2)
 
 
+def test_429_handed_back_at_once_for_the_whole_batch(fake: FakeDinstar, make_adapter) -> None:
+    """retry_rate_limited=False (the dialer): one request, every message of it RATE_LIMITED with Retry-After."""
+    fake.set_mode("429")
+    results = make_adapter(max_attempts=3, retry_rate_limited=False).send_batch([msg(1), msg(2)])
+    assert [(r.outcome, r.retry_after, r.attempts) for r in results] == [(Outcome.RATE_LIMITED, 1.0, 1)] * 2
+    assert len(fake.send_requests()) == 1
+
+
 def test_timeout_after_processing_is_reconciled_by_user_id(fake: FakeDinstar, make_adapter) -> None:
     """The gateway queued the batch but the answer was lost: query_sms_result finds every user_id."""
     fake.fail_next(1, "timeout", path="send_sms")

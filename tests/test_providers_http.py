@@ -121,6 +121,18 @@ def test_429_with_retry_after(fake: FakeAggregator, make_adapter) -> None:
     assert waits == [2.0]
 
 
+def test_429_waits_at_least_the_backoff(fake: FakeAggregator) -> None:
+    """Retry-After: 1 with a backoff of 3 s: the wait is the backoff (Retry-After is its floor, not its
+    replacement)."""
+    waits: list[float] = []
+    fake.fail_next(1, "429")
+    config = ProviderConfig(id=3, type="quality", sender="C", base_url=f"{fake.url}/send",
+                            credentials={"username": USERNAME, "password": PASSWORD})
+    with get_adapter(config, sleep=waits.append, timeout=1, backoff=3.0) as adapter:
+        assert adapter.send(msg()).ok
+    assert len(waits) == 1 and 3.0 <= waits[0] <= 3.6
+
+
 def test_timeout_is_ambiguous_without_lookup(fake: FakeAggregator, make_adapter) -> None:
     """An aggregator cannot be asked about past sends: a lost answer is never resent blindly."""
     fake.fail_next(1, "timeout")

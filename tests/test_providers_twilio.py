@@ -164,6 +164,38 @@ def test_429_beyond_the_cap_is_handed_back(fake: FakeTwilio, make_adapter, sleep
     assert result.attempts == 1 and sleeps == []
 
 
+def test_429_retry_after_is_the_floor_of_the_backoff(fake: FakeTwilio, make_adapter, sleeps) -> None:
+    """Retry-After: 1 to every try, backoff 2 s: the waits are 2 s and 4 s (backoff, jittered up to 20%), not
+    1 s each (a gateway saying "one second" to five tries must not get them in five seconds)."""
+    fake.set_mode("429")
+    result = make_adapter(backoff=2.0, max_attempts=3).send(msg())
+    assert (result.outcome, result.attempts, result.per_recipient) == (Outcome.RATE_LIMITED, 3, False)
+    assert len(sleeps) == 2 and 2.0 <= sleeps[0] <= 2.4 and 4.0 <= sleeps[1] <= 4.8
+    fake.set_mode(None)
+    fake.retry_after = "7"
+    fake.fail_next(1, "429")
+    assert make_adapter(backoff=2.0).send(msg()).ok
+    assert sleeps[2] == 7.0  # a longer Retry-After wins
+
+
+def test_429_handed_back_at_once_to_a_caller_that_paces(fake: FakeTwilio, make_adapter, sleeps) -> None:
+    """retry_rate_limited=False (the dialer): one request, no sleep here; the caller slows every worker."""
+    fake.set_mode("429")
+    result = make_adapter(retry_rate_limited=False, max_attempts=3).send(msg())
+    assert (result.outcome, result.attempts, result.retry_after) == (Outcome.RATE_LIMITED, 1, 1.0)
+    assert sleeps == [] and len(fake.api_requests(method="POST")) == 1
+    assert isinstance(make_adapter(retry_rate_limited=False).replace(sender="+15005550007"), TwilioAdapter)
+
+
+def test_14107_is_the_pair_of_numbers_rate_limit(fake: FakeTwilio, make_adapter) -> None:
+    """14107 (too many messages between the two numbers): rate limited for that recipient only, 30 s."""
+    fake.pair_limited.add(TO)
+    result = make_adapter(retry_rate_limited=False).send(msg())
+    assert (result.outcome, result.error_code, result.per_recipient, result.retry_after) == \
+        (Outcome.RATE_LIMITED, "14107", True, 30.0)
+    assert make_adapter().send(msg(to="+59898344385")).ok
+
+
 def test_retry_after_http_date() -> None:
     """Retry-After may be an HTTP date."""
     now = time.time()

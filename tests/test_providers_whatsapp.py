@@ -104,6 +104,20 @@ def test_rate_limit_130429_retried_after_wait(fake: FakeWhatsAppCloud, make_adap
     assert (limited.outcome, limited.error_code) == (Outcome.RATE_LIMITED, "130429")
 
 
+def test_pair_rate_limit_131056_is_the_recipients_alone(fake: FakeWhatsAppCloud, make_adapter) -> None:
+    """131056 (too many to one customer): rate limited for that number only, about 6 s; 130429 is the
+    number's throughput, a limit for every recipient."""
+    fake.pair_limited.add("59898344384")
+    adapter = make_adapter(retry_rate_limited=False)
+    pair = adapter.send(OutboundMessage(ref=12, to=TO, body="x"))
+    assert (pair.outcome, pair.error_code, pair.per_recipient, pair.retry_after) == \
+        (Outcome.RATE_LIMITED, "131056", True, 6.0)
+    assert adapter.send(OutboundMessage(ref=13, to="+59898000000", body="x")).ok
+    fake.set_mode("429")
+    throughput = adapter.send(OutboundMessage(ref=14, to="+59898000000", body="x"))
+    assert (throughput.outcome, throughput.per_recipient, throughput.attempts) == (Outcome.RATE_LIMITED, False, 1)
+
+
 def test_500_retried_then_timeout_ambiguous(fake: FakeWhatsAppCloud, make_adapter) -> None:
     """5xx retried; a read timeout after Meta took the message is ambiguous (no list API to ask)."""
     fake.fail_next(1, "500")

@@ -76,8 +76,11 @@ def translated(locale: str = "es") -> dict[str, str]:
         with po_path.open("rb") as fh:
             for msg in read_po(fh, locale=locale):
                 if msg.id and msg.string and not msg.fuzzy:
-                    key = msg.id[0] if isinstance(msg.id, tuple) else msg.id
-                    out[key] = msg.string if isinstance(msg.string, str) else msg.string[0]
+                    if isinstance(msg.id, tuple):  # a plural: both forms are translated, or neither
+                        if all(msg.string):
+                            out.update(dict.fromkeys(msg.id, msg.string[0]))
+                    else:
+                        out[msg.id] = msg.string
     return out
 
 

@@ -3,7 +3,9 @@
 One job per (dialer, slot) at a time: the job holds `conversa:dialer:<id>:slot:<slot>` in Redis
 (SET NX EX, renewed as it goes) and the clock enqueues with job id `dialer-<id>-slot-<slot>`, skipping
 slots that are held or already queued. Extra slots add throughput; pacing ("one every N ms", the
-provider's messages per second) is reserved in Redis, so it holds however many slots run.
+provider's messages per second) is reserved in Redis, so it holds however many slots run. While a
+provider's rate limit holds everyone back (a 429's Retry-After and backoff) the clock starts no job for
+its dialers; it starts them again when the wait is about over.
 """
 from __future__ import annotations
 
@@ -98,17 +100,23 @@ def enqueue_slots(dialer_id: int) -> list[int]:
     return enqueued
 
 
+HELD_BACK_SECONDS = 1.0  # a rate limit's wait longer than the clock's tick: no job yet
+
+
 @periodic("dialers", 1.0)
 @with_app
 def schedule_dialers() -> dict[int, list[int]]:
-    """Every second: each dialer that is enabled, running, in schedule and has messages to send gets
-    its slots' jobs."""
+    """Every second: each dialer that is enabled, running, in schedule, has messages to send and whose
+    provider is not holding us back (rate limit) gets its slots' jobs."""
     out: dict[int, list[int]] = {}
     dialers = db.session.scalars(sa.select(Dialer).where(Dialer.enabled.is_(True), Dialer.running.is_(True)))
     moment = clock.center_now()
-    ready = [d.id for d in dialers if in_schedule(d.schedule, moment)]
-    for dialer_id in ready:
-        if dialer_engine.has_claimable(dialer_id):
+    ready = [(d.id, d.provider_id) for d in dialers if in_schedule(d.schedule, moment)]
+    held: dict[int, bool] = {}
+    for dialer_id, provider_id in ready:
+        if provider_id not in held:
+            held[provider_id] = dialer_engine.provider_hold(provider_id) > HELD_BACK_SECONDS
+        if not held[provider_id] and dialer_engine.has_claimable(dialer_id):
             out[dialer_id] = enqueue_slots(dialer_id)
     db.session.commit()
     return out

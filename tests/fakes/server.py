@@ -4,7 +4,9 @@ Real sockets, HTTP/1.1 keep-alive and a daemon thread per connection, so an
 adapter's pooled session is exercised as in production and a few hundred
 requests a second are no trouble. Every request is recorded; failures
 ("timeout", "500", "429", "malformed", "close") can be switched on per test,
-in-process (`fail_next`, `set_mode`) or from another process (`POST /_fake/mode`).
+in-process (`fail_next`, `set_mode`) or from another process (`POST /_fake/mode`);
+`set_mode("429", seconds=5)` is a gateway that rate limits for five seconds and then
+recovers by itself (its Retry-After is `retry_after`).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class Recorded:
     form_lists: dict[str, list[str]] = field(default_factory=dict)
     json: Any = None
     at: float = 0.0  # time.monotonic() on arrival
+    status: int = 0  # the HTTP status answered (0 while unanswered or when the connection was dropped)
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -48,7 +51,7 @@ class Recorded:
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "query": self.query, "headers": self.headers,
                 "body": self.body.decode("utf-8", "replace"), "form": self.form, "json": self.json,
-                "at": self.at}
+                "at": self.at, "status": self.status}
 
 
 @dataclass
@@ -73,6 +76,8 @@ class _Failure:
     mode: str
     remaining: int | None  # None: until switched off
     path: str | None  # only requests whose path contains this
+    until: float | None = None  # time.monotonic() after which it is over by itself
+    after: int = 0  # matching requests answered normally before it starts
 
 
 Route = Callable[[Recorded, re.Match[str]], Reply]
@@ -181,27 +186,38 @@ class FakeServer:
         return register
 
     # -- failure modes -----------------------------------------------------
-    def fail_next(self, n: int, mode: str, path: str | None = None) -> None:
-        """The next `n` API requests (optionally only those whose path contains `path`) fail in `mode`."""
+    def fail_next(self, n: int, mode: str, path: str | None = None, after: int = 0) -> None:
+        """The next `n` API requests (optionally only those whose path contains `path`) fail in `mode`;
+        with `after`, once that many more have been answered normally."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         with self.lock:
-            self._failures.append(_Failure(mode, n, path))
+            self._failures.append(_Failure(mode, n, path, after=after))
 
-    def set_mode(self, mode: str | None, path: str | None = None) -> None:
-        """Every API request fails in `mode` until set_mode(None)."""
+    def set_mode(self, mode: str | None, path: str | None = None, seconds: float | None = None) -> None:
+        """Every API request fails in `mode` until set_mode(None), or for `seconds` from now."""
         if mode is not None and mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
+        until = time.monotonic() + seconds if seconds is not None else None
         with self.lock:
             self._failures = [f for f in self._failures if f.remaining is not None]
             if mode is not None:
-                self._failures.append(_Failure(mode, None, path))
+                self._failures.append(_Failure(mode, None, path, until))
+
+    def answered(self, status: int, path: str | None = None) -> list[Recorded]:
+        """The API requests answered with this HTTP status (e.g. 429: how often it rate limited)."""
+        return [r for r in self.api_requests(path) if r.status == status]
 
     def _take_failure(self, path: str) -> str | None:
         with self.lock:
+            now = time.monotonic()
+            self._failures = [f for f in self._failures if f.until is None or f.until > now]
             for failure in self._failures:
                 if failure.path is not None and failure.path not in path:
                     continue
+                if failure.after > 0:
+                    failure.after -= 1
+                    return None
                 if failure.remaining is not None:
                     failure.remaining -= 1
                     if failure.remaining <= 0:
@@ -219,7 +235,7 @@ class FakeServer:
         if data.get("n"):
             self.fail_next(int(data["n"]), str(mode), data.get("path"))
         else:
-            self.set_mode(mode, data.get("path"))
+            self.set_mode(mode, data.get("path"), float(data["seconds"]) if data.get("seconds") else None)
         return Reply.json({"ok": True})
 
     # -- what subclasses override -------------------------------------------
@@ -291,7 +307,7 @@ class FakeServer:
     def _answer(self, handler: _Handler, req: Recorded, path: str, control: bool) -> None:
         early = None if control else self.preflight(req)
         if early is not None:  # an auth challenge: does not use up a failure
-            self._write(handler, early)
+            self._write(handler, early, req)
             return
         mode = None if control else self._take_failure(path)
         if mode == "close":
@@ -303,17 +319,17 @@ class FakeServer:
             return
         if mode == "timeout_unprocessed":
             time.sleep(self.timeout_seconds)
-            self._write(handler, self.failure_reply("500"))
+            self._write(handler, self.failure_reply("500"), req)
             return
         if mode in ("500", "429"):
-            self._write(handler, self.failure_reply(mode))
+            self._write(handler, self.failure_reply(mode), req)
             return
         reply = self._route(req)
         if mode == "timeout":  # processed, but the answer comes too late
             time.sleep(self.timeout_seconds)
         if mode == "malformed":
             reply = self.malformed_reply(reply)
-        self._write(handler, reply)
+        self._write(handler, reply, req)
 
     def _route(self, req: Recorded) -> Reply:
         allowed = False
@@ -330,7 +346,9 @@ class FakeServer:
         return Reply.json({"error": "method not allowed" if allowed else "not found"}, 405 if allowed else 404)
 
     @staticmethod
-    def _write(handler: _Handler, reply: Reply) -> None:
+    def _write(handler: _Handler, reply: Reply, req: Recorded | None = None) -> None:
+        if req is not None:
+            req.status = reply.status
         body = reply.body
         if isinstance(body, str):
             body = body.encode()

@@ -8,7 +8,8 @@ RequestValidator, so what our verifier accepts is what Twilio sends).
 
 Magic numbers, as Twilio's test credentials define them:
 +15005550001 invalid (21211), +15005550009 not SMS-capable (21614),
-+15005550004 blocked (21610); `opted_out` adds more 21610 numbers.
++15005550004 blocked (21610); `opted_out` adds more 21610 numbers; `pair_limited` numbers get
+14107 (too many messages between the two numbers just now).
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class FakeTwilio(FakeServer):
         self.page_size = page_size  # when the request names no PageSize
         self.max_page_size = max_page_size  # Twilio caps PageSize at 1000
         self.opted_out: set[str] = set()
+        self.pair_limited: set[str] = set()  # 14107
         self.hold_in_queue = False  # keep date_sent null, as for a message still queued at Twilio
         self.messages: dict[str, dict[str, Any]] = {}  # sid -> resource, in creation order
         self._callbacks: dict[str, str] = {}
@@ -81,6 +83,7 @@ class FakeTwilio(FakeServer):
             self.messages.clear()
             self._callbacks.clear()
             self.opted_out.clear()
+            self.pair_limited.clear()
             self.hold_in_queue = False
 
     def add_message(self, to: str, body: str, from_: str, created: datetime, status: str = "delivered") -> str:
@@ -157,6 +160,8 @@ class FakeTwilio(FakeServer):
             return twilio_error(*MAGIC_ERRORS[number])
         if number in self.opted_out:
             return twilio_error(21610, "Attempt to send to unsubscribed recipient")
+        if number in self.pair_limited:
+            return twilio_error(14107, "SMS send rate limit exceeded")
         if not re.fullmatch(r"\+[1-9]\d{6,14}", number):
             return twilio_error(21211, f"The 'To' number {number} is not a valid phone number.")
         sid = self._new_sid()

@@ -2,7 +2,8 @@
 
 Bearer auth (190 when wrong), text and template sends, Meta's error
 envelope for numbers outside the 24 h window (131047) and undeliverable
-ones (131026), 130429 when rate limited, and signed webhook posts back to
+ones (131026), 130429 when rate limited, 131056 (pair rate limit) for numbers in
+`pair_limited`, and signed webhook posts back to
 the app (X-Hub-Signature-256), plus the GET verification handshake helper.
 """
 from __future__ import annotations
@@ -69,6 +70,7 @@ class FakeWhatsAppCloud(FakeServer):
         self.app_secret = app_secret
         self.outside_window: set[str] = set()  # free text to these fails 131047
         self.undeliverable: set[str] = set()  # 131026
+        self.pair_limited: set[str] = set()  # 131056: too many messages to this number just now
         self.messages: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self.route("POST", r"/v(?P<version>[\d.]+)/(?P<phone>\d+)/messages")(self._send)
@@ -87,6 +89,7 @@ class FakeWhatsAppCloud(FakeServer):
         super().reset()
         with self.lock:
             self.messages.clear()
+            self.pair_limited.clear()
 
     def post_webhook(self, url: str, payload: dict[str, Any], app_secret: str | None = None) -> int:
         """POST a signed webhook to the app; returns the HTTP status it answered."""
@@ -104,6 +107,8 @@ class FakeWhatsAppCloud(FakeServer):
         to = str(data["to"])
         if to in self.undeliverable:
             return meta_error(131026, "Message Undeliverable", 400)
+        if to in self.pair_limited:
+            return meta_error(131056, "(Business Account, Consumer Account) pair rate limit hit", 400)
         if data.get("type") == "text" and to in self.outside_window:
             return meta_error(131047, "Re-engagement message", 400)
         if data.get("type") not in ("text", "template"):

@@ -135,7 +135,7 @@ def get_adapter(config: ProviderConfig, **kw: Any) -> ProviderAdapter:
     """The adapter for a provider row; kw (timeout, max_attempts, backoff, sleep, redis, ...) go to its constructor.
 
     `redis` only reaches the sandbox; the HTTP adapters take `sleep`,
-    `max_retry_wait` and `connect_timeout` besides the base ones.
+    `max_retry_wait`, `connect_timeout` and `retry_rate_limited` besides the base ones.
     """
     try:
         cls = ADAPTERS[config.type]

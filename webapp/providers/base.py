@@ -42,7 +42,7 @@ class OutboundMessage:
 class Outcome(enum.StrEnum):
     SENT = "sent"  # the gateway accepted it
     TEMPORARY = "temporary"  # 5xx, timeout, queue full: may be retried later
-    RATE_LIMITED = "rate_limited"  # 429 and the like: retry after `retry_after`
+    RATE_LIMITED = "rate_limited"  # 429 and the like: not processed; retry after `retry_after`, not a failure
     PERMANENT = "permanent"  # refused and will stay refused (bad number, auth, ...)
     OPTED_OUT = "opted_out"  # the recipient opted out (Twilio 21610): blocked + do-not-contact
 
@@ -61,6 +61,9 @@ class SendResult:
     #: unreadable 2xx) and the gateway could not tell: reconcile with lookup()
     #: or a person before sending again, never resend blindly.
     ambiguous: bool = False
+    #: A RATE_LIMITED that concerns this one recipient (too many messages to the same number: Meta
+    #: 131056, Twilio 14107), not the gateway's pace: only this message waits.
+    per_recipient: bool = False
 
     @property
     def ok(self) -> bool:
@@ -78,6 +81,9 @@ class LookupResult:
     outcome: LookupOutcome
     provider_message_id: str | None = None
     status: str | None = None
+    #: With UNKNOWN: the gateway rate limited the question itself; ask again after this many seconds
+    #: instead of leaving the message to a person.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from .base import (
 )
 from .gsm import is_gsm7
 from .gsm import segments as count_segments
-from .http import DigestOrBasicAuth, GatewayError, HttpAdapter, parse_retry_after, reconcile
+from .http import DigestOrBasicAuth, GatewayError, HttpAdapter, rate_limited, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class DinstarAdapter(HttpAdapter):
                     break
             if attempts >= self.max_attempts:
                 break
-            wait = self.http.delay_before(attempts, result)
+            wait = self.http.send_delay(attempts, result)
             if wait is None:
                 break
             self.sleep(wait)
@@ -306,8 +306,7 @@ def classify(response: requests.Response) -> SendResult:
     if response.status_code == 401:
         return SendResult(Outcome.PERMANENT, error_code="401", error_message="authentication refused")
     if response.status_code == 429:
-        return SendResult(Outcome.RATE_LIMITED, error_code="429",
-                          retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return rate_limited(response, "429")
     if response.status_code >= 500:
         return SendResult(Outcome.TEMPORARY, error_code=str(response.status_code), error_message=response.text[:200])
     if response.status_code >= 400:

@@ -37,7 +37,7 @@ import requests
 
 from .base import OutboundMessage, Outcome, ProviderConfig, SendResult, WebhookRequest
 from .dinstar import token_matches
-from .http import HttpAdapter, parse_retry_after
+from .http import HttpAdapter, rate_limited
 
 DEFAULTS: dict[str, Any] = {
     "method": "POST",
@@ -153,8 +153,7 @@ class GenericHttpAdapter(HttpAdapter):
         text = response.text
         snippet = text[:200]
         if response.status_code == 429:
-            return SendResult(Outcome.RATE_LIMITED, error_code="429", error_message=snippet,
-                              retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            return rate_limited(response, "429", snippet)
         if response.status_code >= 500 or response.status_code == 408:
             return SendResult(Outcome.TEMPORARY, error_code=str(response.status_code), error_message=snippet)
         if response.status_code not in self._success_statuses():

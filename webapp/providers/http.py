@@ -7,6 +7,10 @@ the answer was lost (read timeout, dropped connection, unreadable 2xx) the
 gateway may have the message: the adapter's lookup() decides, and when it
 cannot tell the result is returned with ``ambiguous=True`` for a person or a
 later reconciliation to settle.
+
+A 429 waits at least its Retry-After, and longer as refusals repeat (the backoff, with Retry-After as its
+floor). A caller that paces many sends itself (the dialer) asks for rate limits to be handed back at once
+(`retry_rate_limited=False`), so that it can slow every worker down instead of one thread sleeping.
 """
 from __future__ import annotations
 
@@ -38,6 +42,14 @@ class GatewayError(Exception):
     """A read-only call (lookup, poll) that failed after its retries."""
 
 
+class RateLimitedError(GatewayError):
+    """A read-only call the gateway kept refusing as too many requests: ask again after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
     if not value:
@@ -55,6 +67,17 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = when.replace(tzinfo=UTC)
     current = now if now is not None else time.time()
     return max(0.0, when.timestamp() - current)
+
+
+def rate_limited(response: requests.Response, error_code: str, message: str | None = None,
+                 pair_wait: float | None = None) -> SendResult:
+    """A "too many requests" answer: not processed, to be sent again after its Retry-After. With `pair_wait`
+    the limit is the recipient's alone (too many to one number), waiting that long when no Retry-After says."""
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if pair_wait is not None and retry_after is None:
+        retry_after = pair_wait
+    return SendResult(Outcome.RATE_LIMITED, error_code=error_code, error_message=message, retry_after=retry_after,
+                      per_recipient=pair_wait is not None)
 
 
 def _is_connect_error(exc: BaseException) -> bool:
@@ -111,6 +134,7 @@ class HttpClient:
 
     def __init__(self, *, timeout: float = 10.0, connect_timeout: float | None = None, max_attempts: int = 3,
                  backoff: float = 0.5, max_backoff: float = 30.0, max_retry_wait: float = 30.0,
+                 retry_rate_limited: bool = True,
                  sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random,
                  auth: requests.auth.AuthBase | tuple[str, str] | None = None,
                  headers: dict[str, str] | None = None, pool_size: int = 10):
@@ -119,6 +143,7 @@ class HttpClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_wait = max_retry_wait
+        self.retry_rate_limited = retry_rate_limited
         self.sleep = sleep
         self.rng = rng
         self.session = requests.Session()
@@ -173,13 +198,23 @@ class HttpClient:
 
     # -- timing ----------------------------------------------------------
     def delay_before(self, attempt: int, result: SendResult) -> float | None:
-        """Seconds to wait before attempt number `attempt + 1`; None when waiting would be too long."""
-        if result.outcome is Outcome.RATE_LIMITED and result.retry_after is not None:
-            if result.retry_after > self.max_retry_wait:
-                return None  # the caller reschedules instead of holding a worker
-            return result.retry_after
+        """Seconds to wait before attempt number `attempt + 1`; None when waiting would be too long.
+
+        The backoff grows with each attempt; a rate limit's Retry-After is its floor, never a replacement
+        (a gateway saying "1 second" to every one of five tries must not get five tries in five seconds)."""
         base = self.backoff * (2 ** (attempt - 1))
-        return min(self.max_backoff, base * (1.0 + 0.2 * self.rng()))
+        wait = min(self.max_backoff, base * (1.0 + 0.2 * self.rng()))
+        if result.outcome is Outcome.RATE_LIMITED:
+            wait = max(wait, result.retry_after or 0.0)
+            if wait > self.max_retry_wait:
+                return None  # the caller reschedules instead of holding a worker
+        return wait
+
+    def send_delay(self, attempt: int, result: SendResult) -> float | None:
+        """delay_before() for a send: None also for a rate limit when the caller paces sends itself."""
+        if result.outcome is Outcome.RATE_LIMITED and not self.retry_rate_limited:
+            return None
+        return self.delay_before(attempt, result)
 
     # -- one request -------------------------------------------------------
     def attempt(self, method: str, url: str, classify: Classifier, **kwargs: Any) -> SendResult:
@@ -228,7 +263,7 @@ class HttpClient:
                 result = dataclasses.replace(result, ambiguous=False)
             if attempts >= self.max_attempts:
                 return dataclasses.replace(result, attempts=attempts)
-            wait = self.delay_before(attempts, result)
+            wait = self.send_delay(attempts, result)
             if wait is None:
                 return dataclasses.replace(result, attempts=attempts)
             self.sleep(wait)
@@ -237,11 +272,14 @@ class HttpClient:
     def fetch(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """An idempotent call (lookup, poll): retried on any transport error, 5xx and 429.
 
-        Returns the response for any other status; raises GatewayError when it never got one.
+        Returns the response for any other status; raises GatewayError when it never got one
+        (RateLimitedError when the last answer was a 429).
         """
         last = ""
+        retry_after: float | None = None
+        limited = False
         for attempt in range(1, self.max_attempts + 1):
-            retry_after: float | None = None
+            retry_after, limited = None, False
             try:
                 response = self.request(method, url, **kwargs)
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
@@ -254,6 +292,7 @@ class HttpClient:
                     return response
                 last = f"HTTP {response.status_code}"
                 if response.status_code == 429:
+                    limited = True
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 response.close()
             if attempt < self.max_attempts:
@@ -263,6 +302,8 @@ class HttpClient:
                 if wait is None:
                     break
                 self.sleep(wait)
+        if limited:
+            raise RateLimitedError(last, retry_after)
         raise GatewayError(last)
 
 
@@ -281,11 +322,13 @@ class HttpAdapter(ProviderAdapter):
 
     def __init__(self, config: ProviderConfig, *, timeout: float = 10.0, max_attempts: int = 3,
                  backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep,
-                 max_retry_wait: float = 30.0, connect_timeout: float | None = None):
+                 max_retry_wait: float = 30.0, connect_timeout: float | None = None,
+                 retry_rate_limited: bool = True):
         super().__init__(config, timeout=timeout, max_attempts=max_attempts, backoff=backoff)
         self.sleep = sleep
         self.max_retry_wait = max_retry_wait
         self.connect_timeout = connect_timeout
+        self.retry_rate_limited = retry_rate_limited
         self._http: HttpClient | None = None
 
     def _auth(self) -> requests.auth.AuthBase | tuple[str, str] | None:
@@ -300,6 +343,7 @@ class HttpAdapter(ProviderAdapter):
             self._http = HttpClient(timeout=self.timeout, connect_timeout=self.connect_timeout,
                                     max_attempts=self.max_attempts, backoff=self.backoff,
                                     max_retry_wait=self.max_retry_wait, sleep=self.sleep,
+                                    retry_rate_limited=self.retry_rate_limited,
                                     auth=self._auth(), headers=self._headers())
         return self._http
 
@@ -311,7 +355,8 @@ class HttpAdapter(ProviderAdapter):
     def replace(self, **changes: Any) -> ProviderAdapter:
         return type(self)(dataclasses.replace(self.config, **changes), timeout=self.timeout,
                           max_attempts=self.max_attempts, backoff=self.backoff, sleep=self.sleep,
-                          max_retry_wait=self.max_retry_wait, connect_timeout=self.connect_timeout)
+                          max_retry_wait=self.max_retry_wait, connect_timeout=self.connect_timeout,
+                          retry_rate_limited=self.retry_rate_limited)
 
     @property
     def base_url(self) -> str:

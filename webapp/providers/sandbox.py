@@ -38,6 +38,7 @@ class SandboxAdapter(ProviderAdapter):
         kw.pop("sleep", None)  # nothing to wait for here
         kw.pop("max_retry_wait", None)
         kw.pop("connect_timeout", None)
+        kw.pop("retry_rate_limited", None)
         super().__init__(config, **kw)
         self.redis = redis
         self._local: dict[int, str] = {}  # without Redis: this process's sends only

@@ -23,12 +23,15 @@ from .base import (
     StatusUpdate,
     WebhookRequest,
 )
-from .http import GatewayError, HttpAdapter, parse_retry_after
+from .http import GatewayError, HttpAdapter, RateLimitedError, rate_limited
 
 log = logging.getLogger(__name__)
 
 OPTED_OUT_CODES = frozenset({21610})
-RATE_LIMIT_CODES = frozenset({20429, 14107})
+# Too many requests: not processed, sent again later without spending an attempt. 14107 is per pair of
+# numbers (Twilio holds that conversation for 30 s); 20429 and 63018 are the account's or channel's pace.
+RATE_LIMIT_CODES = frozenset({20429, 14107, 63018})
+PAIR_RATE_LIMIT_CODES = {14107: 30.0}  # code -> seconds to wait when no Retry-After says
 TEMPORARY_CODES = frozenset({21611, 20500, 20503, 30001})
 # Codes that deserve a named mention; any other 4xx is a permanent refusal too.
 PERMANENT_CODES = frozenset({21211, 21614, 20003, 63016, 21408, 21612, 21606, 21602, 21617, 63007})
@@ -173,6 +176,9 @@ class TwilioAdapter(HttpAdapter):
             found = self._scan({**params, "DateSent>": cutoff.date().isoformat()}, message, cutoff)
             if found is None:
                 found = self._scan(params, message, cutoff)
+        except RateLimitedError as exc:  # not "cannot tell": "ask me later"
+            log.info("twilio lookup for ref %s rate limited: %s", message.ref, exc)
+            return LookupResult(LookupOutcome.UNKNOWN, retry_after=exc.retry_after or 1.0)
         except (GatewayError, ValueError, KeyError, TypeError) as exc:
             log.warning("twilio lookup for ref %s failed: %s", message.ref, exc)
             return LookupResult(LookupOutcome.UNKNOWN)
@@ -290,8 +296,7 @@ def classify(response: requests.Response) -> SendResult:
     if code in OPTED_OUT_CODES:
         return SendResult(Outcome.OPTED_OUT, error_code=code_str, error_message=message)
     if response.status_code == 429 or code in RATE_LIMIT_CODES:
-        return SendResult(Outcome.RATE_LIMITED, error_code=code_str, error_message=message,
-                          retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return rate_limited(response, code_str, message, PAIR_RATE_LIMIT_CODES.get(code))
     if code in TEMPORARY_CODES or response.status_code >= 500:
         return SendResult(Outcome.TEMPORARY, error_code=code_str, error_message=message)
     return SendResult(Outcome.PERMANENT, error_code=code_str, error_message=message)

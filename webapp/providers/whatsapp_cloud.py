@@ -17,10 +17,14 @@ from .base import (
     StatusUpdate,
     WebhookRequest,
 )
-from .http import HttpAdapter, parse_retry_after
+from .http import HttpAdapter, rate_limited
 
 DEFAULT_API_VERSION = "21.0"
+# Too many requests: not processed, sent again later without spending an attempt. 130429 throughput,
+# 131048 spam rate limit, 4 / 80007 app and account call limits pace the whole number; 131056 is the
+# pair rate limit (one business number to one customer, about one message every 6 s).
 RATE_LIMIT_CODES = frozenset({130429, 131048, 131056, 4, 80007})
+PAIR_RATE_LIMIT_CODES = {131056: 6.0}  # code -> seconds to wait when no Retry-After says
 TEMPORARY_CODES = frozenset({131000, 131016, 1, 2})
 OUTSIDE_WINDOW = 131047  # free text more than 24 h after the customer's last message: needs a template
 STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
@@ -166,8 +170,7 @@ def classify(response: requests.Response) -> SendResult:
     message = error.get("message") or response.text[:200]
     code_str = str(code) if code is not None else str(response.status_code)
     if response.status_code == 429 or code in RATE_LIMIT_CODES:
-        return SendResult(Outcome.RATE_LIMITED, error_code=code_str, error_message=message,
-                          retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return rate_limited(response, code_str, message, PAIR_RATE_LIMIT_CODES.get(code))
     if code in TEMPORARY_CODES or response.status_code >= 500:
         return SendResult(Outcome.TEMPORARY, error_code=code_str, error_message=message)
     return SendResult(Outcome.PERMANENT, error_code=code_str, error_message=message)

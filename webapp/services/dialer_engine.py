@@ -24,9 +24,20 @@ within the send budget; so reconcile never looks up a message whose request may 
 
 Ports (`dialer.ports`, from the dial string) are taken in turn across all workers from a Redis counter
 (`INCR conversa:dialer:<id>:port` mod the number of ports).
+
+Rate limits are not failures. A 429 (Twilio 20429, Meta 130429, …) means the gateway did not process the
+request: the message goes back to TO PROCESS with its attempt given back and a not-before time, and the
+provider's shared limit in Redis (`pacing.GatewayLimits`) stops every worker on that provider for at least
+Retry-After (longer as refusals repeat), then paces them all, one message at a time, speeding up again as
+requests go through. A job waits a limit out with nothing claimed and only within its time budget; past
+it, the job ends and the clock starts the next one when the wait is over, so no thread blocks and no lease
+outlives its expiry. The dashboard says so while it lasts (`status().limit`). A per-recipient limit (Meta
+131056, Twilio 14107) holds back that one message only. Only real errors end a message FAILED: a refusal
+that is not a rate limit, or DIALER_MAX_ATTEMPTS temporary failures (5xx, timeouts).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -56,7 +67,7 @@ from ..providers.base import (
 )
 from . import dnc
 from . import time as clock
-from .pacing import Pacer, dialer_key, provider_key
+from .pacing import GatewayLimit, GatewayLimits, Pacer, dialer_key, provider_key
 from .schedules import in_schedule
 
 log = logging.getLogger(__name__)
@@ -114,6 +125,7 @@ class DialerStatus:
     active: bool  # enabled and running
     in_schedule: bool
     counts: DialerCounts
+    limit: GatewayLimit | None = None  # the provider is rate limiting us (shared by its dialers)
 
 
 @dataclass
@@ -125,6 +137,7 @@ class DrainReport:
     blocked: int = 0
     failed: int = 0
     retry: int = 0
+    rate_limited: int = 0  # answers "too many requests": back to the pool, no attempt spent
     review: int = 0
     skipped: int = 0
     stopped: str = ""
@@ -144,12 +157,13 @@ def configured_lease() -> float:
     return float(_cfg("DIALER_LEASE_SECONDS", 60))
 
 
-def _send_settings() -> dict[str, float]:
+def _send_settings() -> dict[str, Any]:
     timeout = float(_cfg("PROVIDER_TIMEOUT", 10.0))
+    # A 429 comes straight back (retry_rate_limited=False): the engine slows every worker down at once.
     return {"timeout": timeout, "connect_timeout": min(timeout, 2.0),
             "max_attempts": int(_cfg("DIALER_SEND_ATTEMPTS", 3)),
             "backoff": float(_cfg("PROVIDER_BACKOFF", 0.5)),
-            "max_retry_wait": float(_cfg("DIALER_MAX_RETRY_WAIT", 2.0))}
+            "max_retry_wait": float(_cfg("DIALER_MAX_RETRY_WAIT", 2.0)), "retry_rate_limited": False}
 
 
 def send_budget() -> float:
@@ -167,6 +181,27 @@ def inflight_seconds() -> float:
 
 def _redis() -> Any:
     return current_app.extensions["conversa_redis"]
+
+
+def gateway_limits() -> GatewayLimits:
+    """The providers' shared rate limits, with the configured backoff (DIALER_RATE_LIMIT_*)."""
+    return GatewayLimits(_redis(), backoff=float(_cfg("DIALER_RATE_LIMIT_BACKOFF", 1.0)),
+                         max_backoff=float(_cfg("DIALER_RATE_LIMIT_MAX_WAIT", 300.0)),
+                         quiet=float(_cfg("DIALER_RATE_LIMIT_QUIET", 30.0)))
+
+
+def provider_limit(provider_id: int) -> GatewayLimit | None:
+    """The provider's rate limit while it lasts; None when free (or Redis cannot say: a courtesy)."""
+    try:
+        return gateway_limits().state(provider_id)
+    except Exception as exc:  # noqa: BLE001 - the dashboard still shows everything else
+        log.debug("rate limit of provider %s unavailable: %s", provider_id, exc)
+        return None
+
+
+def provider_hold(provider_id: int) -> float:
+    """Seconds before any worker may send through this provider again (its rate limit's wait)."""
+    return gateway_limits().hold(provider_id)
 
 
 def make_adapter(provider: Provider) -> ProviderAdapter:
@@ -323,11 +358,87 @@ class _Sender:
         self.adapters: queue.Queue[ProviderAdapter] = queue.Queue()
         self.executor: ThreadPoolExecutor | None = None
         self._provider = dialer.provider
+        # The provider's shared rate limit (see the module docstring): while it lasts, one at a time.
+        self.limits = gateway_limits()
+        self.limited = False
+        self.free_mode = (self.batch, self.group, self.mark_on_claim, self.claim_size)
+        self.retry_base = float(_cfg("DIALER_RETRY_SECONDS", 5.0))
+        self.lock = threading.Lock()
+        self.paused_by_limit = False  # a group stopped on a rate limit: wait it out, then go on
+        self.limit_news = False  # the limit started or ended: the dashboards should hear of it
+
+    def watch_limit(self) -> float:
+        """Follow the provider's shared rate limit: while it lasts, claim and send one message at a time,
+        each after its turn at the limit's pace (limit_turn). Returns the seconds nobody may send yet."""
+        limit = self.limits.state(self.provider_id)
+        if (limit is not None) != self.limited:
+            self.limited = limit is not None
+            self.batch, self.group, self.mark_on_claim, self.claim_size = \
+                (False, 1, False, 1) if self.limited else self.free_mode
+            self.concurrency = 1
+        return limit.retry_in() if limit is not None else 0.0
+
+    def limit_turn(self, deadline: float, stop_reason: Callable[[], str]) -> str:
+        """While limited, before claiming: wait for this worker's slot at the limit's pace, shared by every
+        worker, holding nothing. Returns why to stop ("" to go on). When another worker was refused while
+        this one waited (the gateway is still closed), its turn is void: it waits for a new one, so that a
+        closed gateway gets one probe after each wait, not one per worker."""
+        while True:
+            wait = self.limits.reserve(self.provider_id, deadline - time.monotonic())
+            if wait is None:
+                return "rate_limited"  # the turn is beyond this job's time: nothing reserved, a later job goes
+            reason = _sit_out(wait, deadline, stop_reason) if wait > 0 else ""
+            if reason or self.limits.hold(self.provider_id) <= 0:
+                return reason
+
+    def observe(self, result: SendResult, sent_at: float) -> float | None:
+        """Tell the shared limit what the gateway answered to a request made at `sent_at` (time.time()).
+        For a rate-limited answer, returns how long that message waits before it may go again."""
+        if result.outcome is Outcome.RATE_LIMITED and result.per_recipient:
+            return _retry_delay(result, 1, self.retry_base)  # too many to this number: only it waits
+        try:
+            if result.outcome is Outcome.RATE_LIMITED:
+                wait, started = self.limits.refused(self.provider_id, result.retry_after, sent_at)
+                with self.lock:
+                    self.paused_by_limit = True
+                    self.limit_news = self.limit_news or started
+                (log.warning if started else log.info)(
+                    "dialer %s: provider %s rate limits us (%s); nobody sends for %.1f s", self.dialer_id,
+                    self.provider_id, result.error_code, wait)
+                return wait
+            if result.outcome is Outcome.SENT and self.limited and \
+                    self.limits.accepted(self.provider_id, sent_at, self.provider_interval) == 2:
+                with self.lock:
+                    self.limit_news = True
+                log.warning("dialer %s: provider %s no longer rate limits us", self.dialer_id, self.provider_id)
+        except Exception as exc:  # noqa: BLE001 - Redis gone: this message still waits, the rest learn alone
+            log.warning("dialer %s: rate limit not shared: %s", self.dialer_id, exc)
+            if result.outcome is Outcome.RATE_LIMITED:
+                with self.lock:
+                    self.paused_by_limit = True
+                return _retry_delay(result, 1, self.retry_base)
+        return None
+
+    def observe_batch(self, results: list[SendResult], sent_at: float) -> list[float | None]:
+        """observe() for a batch request: one refusal or acceptance for the request, not one per message."""
+        first: dict[bool, float | None] = {}
+        waits: list[float | None] = []
+        for result in results:
+            key = result.outcome is Outcome.RATE_LIMITED and not result.per_recipient
+            if result.outcome is Outcome.RATE_LIMITED and result.per_recipient:
+                waits.append(self.observe(result, sent_at))
+            elif result.outcome in (Outcome.RATE_LIMITED, Outcome.SENT):
+                if key not in first:
+                    first[key] = self.observe(result, sent_at)
+                waits.append(first[key])
+            else:
+                waits.append(None)
+        return waits
 
     def tune(self, sent: int, wall: float, cpu: float) -> None:
         """After a group: overlap requests when each one mostly waits for the gateway, stop when not.
         `wall` and `cpu` (this process's CPU time, every thread's) are what the group's `sent` took."""
-        if self.max_concurrency <= 1 or sent < 5 or cpu <= 0:
+        if self.max_concurrency <= 1 or sent < 5 or cpu <= 0 or self.limited:
             return
         waits = (wall * self.concurrency) / cpu  # one request's wall time over its CPU cost
         if self.concurrency == 1 and waits > WAIT_UP:
@@ -377,12 +488,12 @@ class _Sender:
                     return False
                 if delay > 0:
                     time.sleep(delay)
-                continue
-            if self.interval > 0 and not self._slot_wait(dialer_key(self.dialer_id), self.interval, deadline):
-                return False
-            if self.provider_interval > 0 and not self._slot_wait(provider_key(self.provider_id),
-                                                                  self.provider_interval, deadline):
-                return False
+            else:
+                if self.interval > 0 and not self._slot_wait(dialer_key(self.dialer_id), self.interval, deadline):
+                    return False
+                if self.provider_interval > 0 and not self._slot_wait(provider_key(self.provider_id),
+                                                                      self.provider_interval, deadline):
+                    return False
         return True
 
     def next_ports(self, n: int) -> list[int | None]:
@@ -448,20 +559,20 @@ def _mark_group(sender: _Sender, rows: list[Any], report: DrainReport,
     return [r for r in rows if r.id in marked], now
 
 
-def _retry_delay(result: SendResult, attempts: int) -> float:
+def _retry_delay(result: SendResult, attempts: int, base: float) -> float:
     if result.retry_after is not None:
         return max(1.0, result.retry_after)
-    base = float(_cfg("DIALER_RETRY_SECONDS", 5.0))
     return min(300.0, base * 2 ** max(0, attempts - 1))
 
 
 def _result_values(sender: _Sender, row: Any, port: int | None, result: SendResult, marked_at: datetime,
-                   now: datetime, report: DrainReport) -> dict[str, Any]:
-    """The row's new columns for one send result (bind names prefixed b_)."""
+                   now: datetime, report: DrainReport, wait: float | None = None) -> dict[str, Any]:
+    """The row's new columns for one send result (bind names prefixed b_). `wait`: what observe() said a
+    rate-limited message waits."""
     attempts = row.attempts + 1
     v: dict[str, Any] = {"b_id": row.id, "b_state": S.TO_PROCESS, "b_pmid": None, "b_sent_at": None,
                          "b_error": None, "b_lease_owner": None, "b_lease_until": None, "b_in_flight": None,
-                         "b_port": port}
+                         "b_port": port, "b_attempts": attempts}
     error = f"{result.error_code or ''} {result.error_message or ''}".strip()[:500] or None
     report.by_outcome[result.outcome.value] = report.by_outcome.get(result.outcome.value, 0) + 1
     if result.outcome is Outcome.SENT:
@@ -479,11 +590,19 @@ def _result_values(sender: _Sender, row: Any, port: int | None, result: SendResu
         # reconcile_expired asks again and, if it still cannot tell, a supervisor decides.
         v.update(b_in_flight=marked_at, b_error=error, b_lease_until=now)
         report.review += 1
+    elif result.outcome is Outcome.RATE_LIMITED:
+        # The gateway did not process it: back to the pool, its attempt given back, not before the wait.
+        if wait is None:
+            wait = _retry_delay(result, 1, sender.retry_base)
+        v.update(b_attempts=row.attempts, b_error=f"rate limited: {error or result.outcome.value}"[:500],
+                 b_lease_until=now + timedelta(seconds=wait))
+        report.rate_limited += 1
     elif attempts >= sender.max_attempts:
         v.update(b_state=S.FAILED, b_error=error)
         report.failed += 1
-    else:  # temporary or rate limited: back to the pool, not before the wait is over
-        v.update(b_error=error, b_lease_until=now + timedelta(seconds=_retry_delay(result, attempts)))
+    else:  # temporary: back to the pool, not before the wait is over
+        v.update(b_error=error,
+                 b_lease_until=now + timedelta(seconds=_retry_delay(result, attempts, sender.retry_base)))
         report.retry += 1
     return v
 
@@ -493,7 +612,8 @@ _RECORD = (T.update().where(T.c.id == sa.bindparam("b_id"), T.c.lease_owner == s
            .values(state=sa.bindparam("b_state"), provider_message_id=sa.bindparam("b_pmid"),
                    sent_at=sa.bindparam("b_sent_at"), last_error=sa.bindparam("b_error"),
                    lease_owner=sa.bindparam("b_lease_owner"), lease_until=sa.bindparam("b_lease_until"),
-                   in_flight_at=sa.bindparam("b_in_flight"), port=sa.bindparam("b_port")))
+                   in_flight_at=sa.bindparam("b_in_flight"), port=sa.bindparam("b_port"),
+                   attempts=sa.bindparam("b_attempts")))
 
 
 def _record(sender: _Sender, values: list[dict[str, Any]], unsent: list[int]) -> None:
@@ -508,6 +628,14 @@ def _record(sender: _Sender, values: list[dict[str, Any]], unsent: list[int]) ->
             .values(in_flight_at=None, attempts=T.c.attempts - 1, lease_owner=None, lease_until=None))
     publish_counts(sender.dialer_id)
     db.session.commit()
+
+
+def _struggling(result: SendResult) -> bool:
+    """The gateway failed for now or limits its pace: the rest of the group goes back, to go out later.
+    (A recipient's own rate limit only holds back that message.)"""
+    if result.outcome is Outcome.RATE_LIMITED:
+        return not result.per_recipient
+    return result.outcome is Outcome.TEMPORARY and not result.ambiguous
 
 
 def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline: float,
@@ -526,10 +654,12 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
                 messages = [OutboundMessage(ref=r.id, to=r.destination, body=r.body, port=p)
                             for r, p in zip(rows, ports, strict=True)]
                 requested.update(r.id for r in rows)
+                sent_at = time.time()
                 results = sender.adapter.send_batch(messages)
+                waits = sender.observe_batch(results, sent_at)
                 now = clock.now()
-                values = [_result_values(sender, r, p, res, marked_at, now, report)
-                          for r, p, res in zip(rows, ports, results, strict=True)]
+                values = [_result_values(sender, r, p, res, marked_at, now, report, wait)
+                          for r, p, res, wait in zip(rows, ports, results, waits, strict=True)]
             else:
                 keep_going = False
         elif sender.concurrency > 1:
@@ -546,11 +676,13 @@ def _send_group(sender: _Sender, rows: list[Any], marked_at: datetime, deadline:
                     break
                 port = sender.next_ports(1)[0]
                 requested.add(row.id)
+                sent_at = time.time()
                 result = sender.adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body,
                                                              port=port))
-                values.append(_result_values(sender, row, port, result, marked_at, clock.now(), report))
-                if result.outcome in (Outcome.TEMPORARY, Outcome.RATE_LIMITED) and not result.ambiguous:
-                    keep_going = False  # the gateway is struggling: give the rest back, try later
+                wait = sender.observe(result, sent_at)
+                values.append(_result_values(sender, row, port, result, marked_at, clock.now(), report, wait))
+                if _struggling(result):
+                    keep_going = False  # give the rest back, try later
                     break
             else:
                 sender.reserve_ahead()
@@ -583,7 +715,7 @@ def _send_concurrently(sender: _Sender, rows: list[Any], marked_at: datetime, wi
     lock = threading.Lock()
     stopped = False
 
-    def one(row: Any) -> tuple[Any, SendResult] | None:
+    def one(row: Any) -> tuple[Any, SendResult, float | None] | None:
         nonlocal stopped
         with lock:
             if stopped or clock.now() > window_end or time.monotonic() > deadline:
@@ -591,13 +723,15 @@ def _send_concurrently(sender: _Sender, rows: list[Any], marked_at: datetime, wi
             requested.add(row.id)
         adapter = sender.adapters.get()
         try:
+            sent_at = time.time()
             result = adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body))
         finally:
             sender.adapters.put(adapter)
-        if result.outcome in (Outcome.TEMPORARY, Outcome.RATE_LIMITED) and not result.ambiguous:
+        wait = sender.observe(result, sent_at)
+        if _struggling(result):
             with lock:
-                stopped = True  # the gateway is struggling: the rest go back, later
-        return row, result
+                stopped = True  # the rest go back, later
+        return row, result, wait
 
     report.concurrency = max(report.concurrency, sender.concurrency)
     futures = [sender.executor.submit(one, row) for row in rows]
@@ -605,7 +739,7 @@ def _send_concurrently(sender: _Sender, rows: list[Any], marked_at: datetime, wi
         for future in futures:
             out = future.result()
             if out is not None:
-                values.append(_result_values(sender, out[0], None, out[1], marked_at, clock.now(), report))
+                values.append(_result_values(sender, out[0], None, out[1], marked_at, clock.now(), report, out[2]))
     except BaseException:
         with lock:
             stopped = True
@@ -628,13 +762,65 @@ def _claim_and_send(sender: _Sender, deadline: float, report: DrainReport) -> No
         for row in (r for r in rows if r.destination in blocked):
             settled.append({"b_id": row.id, "b_state": S.BLOCKED, "b_pmid": None, "b_sent_at": None,
                             "b_error": "do-not-contact", "b_lease_owner": None, "b_lease_until": None,
-                            "b_in_flight": None, "b_port": None})
+                            "b_in_flight": None, "b_port": None, "b_attempts": row.attempts})
         report.blocked += len(settled)
         db.session.commit()
     skip = {v["b_id"] for v in settled}
     if not _send_group(sender, [r for r in rows if r.id not in skip], rows[0].in_flight_at, deadline, report,
-                       settled):
-        report.stopped = "budget" if time.monotonic() > deadline else "paused"
+                       settled) and not sender.paused_by_limit:
+        report.stopped = report.stopped or ("budget" if time.monotonic() > deadline else "paused")
+
+
+def _claim_and_send_groups(sender: _Sender, deadline: float, report: DrainReport,
+                           stop_reason: Callable[[], str]) -> None:
+    """Paced (or not reconcilable, or rate limited): claim a batch, then mark and send it group by group."""
+    if sender.limited:
+        report.stopped = sender.limit_turn(deadline, stop_reason)
+        if report.stopped:
+            return
+    rows = _claim_rows(sender.dialer_id, sender.owner, sender.claim_size, sender.lease)
+    report.claimed += len(rows)
+    if not rows:
+        report.stopped = "empty"
+        return
+    for start in range(0, len(rows), sender.group):
+        if start:
+            report.stopped = stop_reason()
+            if report.stopped:
+                return
+        last = start + sender.group >= len(rows)
+        group, marked_at = _mark_group(sender, rows[start:start + sender.group], report, renew=not last)
+        if group and not _send_group(sender, group, marked_at, deadline, report):
+            if not sender.paused_by_limit:
+                report.stopped = report.stopped or ("budget" if time.monotonic() > deadline else "paused")
+            return
+
+
+def _sit_out(seconds: float, deadline: float, stop_reason: Callable[[], str]) -> str:
+    """Wait out a provider's rate limit with nothing claimed, checking for Stop every second. Returns why to
+    stop ("" to go on); "rate_limited" at once when the wait outlasts the job's budget: the clock starts
+    another job when the wait is over (workers/dialer.py), so no worker blocks and no lease runs out."""
+    end = time.monotonic() + seconds
+    if end > deadline:
+        return "rate_limited"
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        reason = stop_reason()
+        if reason:
+            return reason
+    return ""
+
+
+def _announce_limit(sender: _Sender) -> None:
+    """When the provider's rate limit started or ended, every dialer on it redraws its dashboard state."""
+    with sender.lock:
+        news, sender.limit_news = sender.limit_news, False
+    if not news:
+        return
+    ids = db.session.scalars(sa.select(Dialer.id).where(Dialer.provider_id == sender.provider_id)).all()
+    db.session.commit()
+    for dialer_id in ids:
+        publish_now(f"dialer:{dialer_id}", "dialer.state", dialer_id=dialer_id)
 
 
 def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
@@ -672,26 +858,25 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
             report.stopped = stop_reason(schedule)
             if report.stopped:
                 break
+            hold = sender.watch_limit()
+            if hold > 0:  # the gateway limits us: wait it out holding nothing, or leave it to a later job
+                report.stopped = _sit_out(hold, deadline, functools.partial(stop_reason, schedule))
+                continue
             if sender.mark_on_claim:
                 _claim_and_send(sender, deadline, report)
-                continue
-            rows = _claim_rows(dialer_id, owner, sender.claim_size, sender.lease)
-            report.claimed += len(rows)
-            if not rows:
-                report.stopped = "empty"
-                break
-            for start in range(0, len(rows), sender.group):
-                if start:
-                    report.stopped = stop_reason(schedule)
-                    if report.stopped:
-                        break
-                last = start + sender.group >= len(rows)
-                group, marked_at = _mark_group(sender, rows[start:start + sender.group], report, renew=not last)
-                if group and not _send_group(sender, group, marked_at, deadline, report):
-                    report.stopped = report.stopped or ("budget" if time.monotonic() > deadline else "paused")
-                    break
+            else:
+                _claim_and_send_groups(sender, deadline, report, functools.partial(stop_reason, schedule))
+            if sender.paused_by_limit:
+                sender.paused_by_limit = False
+                release_claims(owner)
+            _announce_limit(sender)
     finally:
         sender.close()
+        try:
+            _announce_limit(sender)
+        except Exception:  # noqa: BLE001 - the notice's own polling catches up
+            db.session.rollback()
+            log.warning("dialer %s: rate limit news not published", dialer_id)
         try:
             release_claims(owner)
         except Exception:  # noqa: BLE001 - the leases expire by themselves
@@ -705,9 +890,11 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
 def reconcile_expired(now: datetime | None = None) -> dict[str, int]:
     """Settle rows whose lease expired: claims not in flight go back to the pool; in-flight ones are
     looked up at the provider: FOUND → SENT, NOT_FOUND → back to the pool, UNKNOWN → needs_review
-    (never resent without a supervisor). Commits; returns the counts."""
+    (never resent without a supervisor). A provider that rate limits us is not asked now: its rows stay in
+    flight and are asked again after the wait ("later"), as are those whose lookup itself was rate limited.
+    Commits; returns the counts."""
     now = now or clock.now()
-    out = {"released": 0, "found": 0, "not_found": 0, "unknown": 0}
+    out = {"released": 0, "found": 0, "not_found": 0, "unknown": 0, "later": 0}
     released = db.session.execute(T.update().where(
         T.c.state == S.TO_PROCESS, T.c.in_flight_at.is_(None), T.c.lease_owner.is_not(None),
         T.c.lease_until < now).values(lease_owner=None, lease_until=None))
@@ -720,13 +907,22 @@ def reconcile_expired(now: datetime | None = None) -> dict[str, int]:
         .order_by(T.c.id).limit(500)))
     db.session.commit()
     adapters: dict[int, ProviderAdapter] = {}
+    held: dict[int, float] = {}  # dialer id -> seconds its provider's rate limit holds us back
     touched: set[int] = set()
     try:
         for row in rows:
             if row.dialer_id not in adapters:
                 dialer = db.session.get(Dialer, row.dialer_id)
                 adapters[row.dialer_id] = make_adapter(dialer.provider)
+                held[row.dialer_id] = provider_hold(dialer.provider_id)
                 db.session.commit()
+            guard = T.update().where(T.c.id == row.id, T.c.state == S.TO_PROCESS,
+                                     T.c.in_flight_at == row.in_flight_at, T.c.needs_review.is_(False))
+            if held[row.dialer_id] > 0:
+                db.session.execute(guard.values(lease_until=now + timedelta(seconds=held[row.dialer_id])))
+                db.session.commit()
+                out["later"] += 1
+                continue
             try:
                 found = adapters[row.dialer_id].lookup(
                     OutboundMessage(ref=row.id, to=row.destination, body=row.body, port=row.port),
@@ -734,8 +930,12 @@ def reconcile_expired(now: datetime | None = None) -> dict[str, int]:
             except Exception:  # noqa: BLE001 - a failed lookup is "cannot tell", never a resend
                 log.exception("lookup of spool %s failed", row.id)
                 found = None
-            guard = T.update().where(T.c.id == row.id, T.c.state == S.TO_PROCESS,
-                                     T.c.in_flight_at == row.in_flight_at, T.c.needs_review.is_(False))
+            if found is not None and found.outcome is LookupOutcome.UNKNOWN and found.retry_after is not None:
+                # The question itself was rate limited: still in flight, asked again after the wait.
+                db.session.execute(guard.values(lease_until=now + timedelta(seconds=max(1.0, found.retry_after))))
+                db.session.commit()
+                out["later"] += 1
+                continue
             if found is not None and found.outcome is LookupOutcome.FOUND:
                 result = db.session.execute(guard.values(
                     state=S.SENT, provider_message_id=found.provider_message_id, sent_at=row.in_flight_at,
@@ -877,10 +1077,10 @@ def counts(dialer_id: int) -> DialerCounts:
 
 
 def status(dialer: Dialer) -> DialerStatus:
-    """S4 state: active (enabled and running), in schedule now, and the counts."""
+    """S4 state: active (enabled and running), in schedule now, the counts, and the provider's rate limit."""
     return DialerStatus(dialer_id=dialer.id, enabled=dialer.enabled, running=dialer.running,
                         active=dialer.active, in_schedule=in_schedule(dialer.schedule, clock.center_now()),
-                        counts=counts(dialer.id))
+                        counts=counts(dialer.id), limit=provider_limit(dialer.provider_id))
 
 
 # -- delivery receipts ----------------------------------------------------------------------
