@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # Short leases so a killed worker's rows come back within seconds; one request per send attempt.
 FAST_ENGINE = {"DIALER_LEASE_SECONDS": "2", "PROVIDER_TIMEOUT": "1", "DIALER_SEND_ATTEMPTS": "1",
                "DIALER_WORKERS_PER_DIALER": "2", "LOG_LEVEL": "WARNING"}
+
+
+# What a process logs when it lost Redis: RQ, the worker's loop, the clock, redis-py's own errors.
+REDIS_ERRORS = re.compile(r"could not connect to Redis|Timeout reading from socket|Redis connection timeout"
+                          r"|lost Redis|pubsub thread exiting|Connection refused|Error \d+ connecting"
+                          r"|clock: |ConnectionError", re.IGNORECASE)
+
+
+def redis_errors(log: str) -> list[str]:
+    """The lines of a process log that say Redis was lost."""
+    return [line for line in log.splitlines() if REDIS_ERRORS.search(line)]
 
 
 def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

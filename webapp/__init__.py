@@ -64,7 +64,8 @@ def _migrations_dir() -> Any:
 
 def _init_redis(app: Flask) -> None:
     url = app.config["REDIS_URL"]
-    # Short timeouts: when Redis is down, pages answer at once instead of hanging.
+    # Short timeouts: when Redis is down, pages (and jobs, and the worker's clock) answer at once instead of
+    # hanging. RQ's blocking dequeue has a client of its own (workers/__main__.py rq_connection).
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 

@@ -3,6 +3,10 @@
 Run as many as you like, on as many machines as you like: jobs are taken from
 Redis, periodic tasks run once per interval across all of them, and spool claims
 are atomic in the database. When Redis goes away the process waits and resumes.
+
+RQ has a Redis client of its own (`rq_connection`): its dequeue blocks on the queue
+for minutes, so its reads may take that long, while the app's shared client (jobs,
+the clock) keeps the short read timeout that makes a lost Redis show at once.
 """
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import importlib
 import logging
 import signal
 import threading
-import time
 
+import redis
+from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
@@ -38,6 +43,15 @@ def load_task_modules() -> list[str]:
     return loaded
 
 
+def rq_connection(app: Flask, worker_ttl: int) -> redis.Redis:
+    """RQ's client: reads outlast its blocking dequeue. On the app's client (5 s reads), an idle worker's
+    BLPOP timed out against a healthy Redis and RQ backed off for up to a minute; RQ raises the timeout
+    of a client it is given only for connections made afterwards, and leaves the older ones short."""
+    dequeue = max(1, worker_ttl - 15)  # RQ's Worker.dequeue_timeout for this TTL
+    return redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=dequeue + 10, socket_connect_timeout=1,
+                                health_check_interval=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-clock", action="store_true", help="take jobs only; run no periodic tasks")
@@ -50,22 +64,30 @@ def main() -> None:
     if not args.no_clock:
         start_clock(app, stop)
 
-    def handle_term(signum, frame):  # noqa: ANN001
+    def handle_stop(signum, frame):  # noqa: ANN001
         stop.set()
         raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, handle_term)
-    queue = app.extensions["conversa_queue"]
+    def own_signals() -> None:
+        # RQ installs handlers of its own while it works; between two attempts they would raise into
+        # the wait below, so ours stop the process there.
+        signal.signal(signal.SIGTERM, handle_stop)
+        signal.signal(signal.SIGINT, handle_stop)
+
+    own_signals()
+    worker_ttl = app.config["WORKER_TTL"]
+    connection = rq_connection(app, worker_ttl)
     delay = 0.5
     while not stop.is_set():
         try:
-            worker = SimpleWorker([queue], connection=queue.connection)
+            worker = SimpleWorker([app.config["RQ_QUEUE"]], connection=connection, worker_ttl=worker_ttl)
             with app.app_context():
                 worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
             break  # work() returns when asked to stop (SIGINT/SIGTERM) or, in burst mode, when done
         except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
+            own_signals()
             log.warning("worker lost Redis (%s); retrying in %.1fs", exc, delay)
-            time.sleep(delay)
+            stop.wait(delay)
             delay = min(delay * 2, 5.0)
     stop.set()
 
