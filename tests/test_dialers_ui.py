@@ -522,3 +522,32 @@ def test_socket_pushes_the_state_block_when_started(live_server, client, world, 
     finally:
         ws.close()
         s.close()
+
+
+def test_socket_pushes_the_loads_block_as_the_load_moves(live_server, app, world, db):
+    """The dashboard's socket hears the load claimed (waiting, with its bar) and then done (the summary)."""
+    d = world["dialer_id"]
+    s, confirm, csrf = confirm_page(live_server, d, BULK)
+    cookie = "; ".join(f"{k}={v}" for k, v in s.cookies.items())
+    ws = websocket.create_connection(live_server.replace("http://", "ws://") + f"/ws?topics=dialer:{d}",
+                                     cookie=cookie, timeout=10)
+
+    def loads_block(state: str) -> str:
+        """The next pushed loads block whose load is in `state` (a running one may come first)."""
+        while True:
+            frame = ws.recv()  # the socket's timeout fails the test if it never comes
+            if frame.startswith(f'<section id="dialer-{d}-loads"') and f'data-state="{state}"' in frame:
+                return frame
+
+    try:
+        assert 'data-live="on"' in ws.recv()
+        assert s.post(confirm, data={"csrf_token": csrf}).status_code == 200
+        frame = loads_block("queued")
+        assert 'hx-swap-oob="true"' in frame and "<progress" in frame
+        run_jobs(app)
+        frame = loads_block("done")
+        assert "Cargados 4 mensajes" in frame
+        assert f'action="/dialers/{d}/loads/' in frame  # the viewer's own Dismiss form
+    finally:
+        ws.close()
+        s.close()

@@ -278,7 +278,7 @@ def bulk_confirm(dialer_id: int, token: str) -> Any:
         flash(_("That file was already loaded; it will not load twice."), "error")
     else:
         flash(_("That upload has expired; upload the file again."), "error")
-    return redirect(url_for("dialers.dashboard", dialer_id=dialer.id, _anchor=f"dialer-{dialer.id}-loads"))
+    return back(dialer)
 
 
 @bp.post("/dialers/<int:dialer_id>/bulk/<token>/cancel")
