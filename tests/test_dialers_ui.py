@@ -301,7 +301,7 @@ def confirm_page(live_server, dialer_id, content: bytes):
     return s, live_server + confirm, csrf
 
 
-@pytest.mark.parametrize("confirms", [2, 4])
+@pytest.mark.parametrize("confirms", [2, 4, 8])
 def test_concurrent_confirms_of_one_upload_load_it_once(live_server, app, world, db, confirms):
     """A double click or two tabs: N confirms of the same staged upload posted at once to a live server
     (threads, each its own connection) claim it once; the others are told it is already being loaded."""
