@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_load_is_recovered(app: 
     total = 300_000
     token = staged(db, dialer.id, rows_file("campsms", total), rows_total=total)
     bulk_loads.enqueue(token, 1)
-    env = {**process_env(app), "BULK_LOAD_STALL_SECONDS": "2", "LOG_LEVEL": "WARNING"}
+    env = {**process_env(app), "BULK_LOAD_STALL_SECONDS": "5", "LOG_LEVEL": "WARNING"}
     worker = start_worker({**env}, tmp_path / "worker1.log")
     try:
         def rows_so_far() -> int:
@@ -134,7 +134,7 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_load_is_recovered(app: 
     row = upload_row(db, token)
     assert (row.state, row.attempts) == (LoadState.QUEUED, 1)
 
-    app.config["BULK_LOAD_STALL_SECONDS"] = 2
+    app.config["BULK_LOAD_STALL_SECONDS"] = 5
     try:
         wait_until(lambda: bulk_loads.recover_lost()["requeued"] == 1, 60, "recovery to queue the load again")
     finally:
@@ -157,3 +157,21 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_load_is_recovered(app: 
     block = " ".join(client.get(f"/dialers/{dialer.id}/loads").data.decode().split())
     assert re.search(rf'data-state="done" data-rows="{total}" data-total="{total}"', block)
     assert f"Cargados {total} mensajes" in block
+
+
+def test_a_job_just_started_is_not_taken_for_lost_before_its_first_heartbeat(app: Any, db: Any, dialer: Any) -> None:
+    """Between a worker taking the job and the job's first heartbeat the load has no heartbeat; recovery
+    leaves it alone until BULK_LOAD_STALL_SECONDS after the job started, then takes its worker for dead."""
+    from rq.job import JobStatus
+
+    token = staged(db, dialer.id, rows_file("campsms", 5), age=600)
+    bulk_loads.enqueue(token, 1)
+    job = app.extensions["conversa_queue"].fetch_job(bulk_loads.job_id(token, 1))
+    job.set_status(JobStatus.STARTED)  # as the worker marks it when it takes the job
+    job.started_at = datetime.now(UTC)
+    job.save()
+    assert bulk_loads.recover_lost() == {"requeued": 0, "failed": 0}
+    job.started_at = datetime.now(UTC) - timedelta(seconds=600)  # started long ago, never a heartbeat
+    job.save()
+    assert bulk_loads.recover_lost() == {"requeued": 1, "failed": 0}
+    assert upload_row(db, token).attempts == 2

@@ -9,7 +9,7 @@ While the load runs its rows are not committed, so its progress (rows written so
 
 A worker that dies mid-load leaves nothing half-loaded: the database rolls its transaction back and the
 row is still "queued". `recover_lost()` (the worker clock) finds a queued load whose job no longer waits
-in the queue and whose heartbeat has expired, and queues it again under the next attempt number; a run
+in the queue (nor started within the last BULK_LOAD_STALL_SECONDS) and whose heartbeat has expired, and queues it again under the next attempt number; a run
 of an older attempt loads nothing. After BULK_LOAD_ATTEMPTS lost runs the load is marked "failed", with
 its reason, on the dashboard. On PostgreSQL the running load also holds its row's lock, so nothing else
 can change or delete the row under it (recovery skips locked rows).
@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -252,10 +252,21 @@ def progress(token: str) -> dict[str, float] | None:
     return {k.decode() if isinstance(k, bytes) else k: float(v) for k, v in raw.items()}
 
 
-def _waiting(token: str, attempt: int) -> bool:
-    """Is this attempt's job still waiting for a worker (queued, scheduled or deferred)?"""
+def _job_may_run(token: str, attempt: int, stall: float) -> bool:
+    """Is this attempt's job still waiting for a worker, or started so recently that its heartbeat may not
+    be written yet? (Past that, a started job without a heartbeat is one whose worker died.)"""
     job = current_app.extensions["conversa_queue"].fetch_job(job_id(token, attempt))
-    return job is not None and job.get_status(refresh=False) in ("queued", "scheduled", "deferred")
+    if job is None:
+        return False
+    status = job.get_status(refresh=False)
+    if status in ("queued", "scheduled", "deferred"):
+        return True
+    started = job.started_at
+    if status != "started" or started is None:
+        return False
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - started).total_seconds() < stall
 
 
 def recover_lost() -> dict[str, int]:
@@ -269,7 +280,7 @@ def recover_lost() -> dict[str, int]:
     out = {"requeued": 0, "failed": 0}
     requeue: list[tuple[str, int]] = []
     for token, attempt, dialer_id in due:
-        if progress(token) is not None or _waiting(token, attempt):
+        if progress(token) is not None or _job_may_run(token, attempt, stall):
             continue
         last = attempt >= most
         values: dict[str, Any] = {"result": {"lost": attempt}}
