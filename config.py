@@ -57,6 +57,11 @@ class Config:
     DIALER_RATE_LIMIT_BACKOFF = float(os.environ.get("DIALER_RATE_LIMIT_BACKOFF", "1"))
     DIALER_RATE_LIMIT_MAX_WAIT = float(os.environ.get("DIALER_RATE_LIMIT_MAX_WAIT", "300"))
     DIALER_RATE_LIMIT_QUIET = float(os.environ.get("DIALER_RATE_LIMIT_QUIET", "30"))
+    # Bulk loads (a worker job per confirmed file): a load whose heartbeat is silent this long lost its
+    # worker and is queued again, up to BULK_LOAD_ATTEMPTS runs; one run may take BULK_LOAD_TIMEOUT.
+    BULK_LOAD_STALL_SECONDS = int(os.environ.get("BULK_LOAD_STALL_SECONDS", "30"))
+    BULK_LOAD_ATTEMPTS = int(os.environ.get("BULK_LOAD_ATTEMPTS", "3"))
+    BULK_LOAD_TIMEOUT = int(os.environ.get("BULK_LOAD_TIMEOUT", "3600"))
     # The sandbox provider's simulated customers answer agents' messages.
     SANDBOX_CUSTOMERS = _bool("SANDBOX_CUSTOMERS", True)
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN")

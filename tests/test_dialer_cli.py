@@ -69,3 +69,45 @@ def test_import_dnc(app: Any, db: Any, make: Any, tmp_path: Path) -> None:
     db.session.expire_all()
     assert sorted(db.session.scalars(sa.select(DoNotContact.phone).where(
         DoNotContact.dialer_id == dialer.id))) == ["+59823113758", "+59823578408"]
+
+
+def test_import_shows_progress_on_a_terminal(app: Any, db: Any, make: Any, tmp_path: Path) -> None:
+    """With stderr a terminal (a pty here), `flask dialer import` rewrites its progress line there as it
+    loads; stdout still carries the JSON summary alone. (With stderr a pipe, as above, it prints none.)"""
+    import os
+    import pty
+
+    make.dialer(make.group(), name="campsms")
+    rows = 12_000  # three chunks: progress after each
+    path = tmp_path / "BIG.csv"
+    path.write_text("".join(f"campsms;0983{n:05d};Hola {n};1;\n" for n in range(rows)))
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "flask", "dialer", "import", str(path)], env=process_env(app),
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=terminal, text=True)
+        os.close(terminal)
+        seen = b""
+        while True:
+            try:
+                block = os.read(controller, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not block:
+                break
+            seen += block
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+    assert proc.returncode == 0
+    assert json.loads(stdout)["loaded"] == rows
+    progress = seen.decode()
+    assert "\r" in progress and "filas cargadas" in progress and "%" in progress, progress
+    assert progress.endswith("\n") or progress.endswith("\r\n")
+
+
+def test_import_prints_no_progress_when_stderr_is_not_a_terminal(app: Any, db: Any, make: Any, tmp_path: Path) -> None:
+    make.dialer(make.group(), name="campsms")
+    path = tmp_path / "BIG.csv"
+    path.write_text("".join(f"campsms;0983{n:05d};Hola {n};1;\n" for n in range(12_000)))
+    result = flask(app, "dialer", "import", str(path))
+    assert result.returncode == 0 and result.stderr == ""

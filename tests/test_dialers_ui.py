@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 import websocket
-from conftest import PASSWORD, csrf_token, login
+from conftest import PASSWORD, csrf_token, login, run_jobs
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from webapp.models import Dialer, DoNotContact, SpoolMessage, SpoolState
+from webapp.models import Dialer, DoNotContact, SpoolMessage, SpoolState, SpoolUpload
 
 
 @pytest.fixture
@@ -195,19 +195,38 @@ def test_single_message_with_a_bad_number_is_a_field_error(client, world, db):
 
 # -- uploads -------------------------------------------------------------------------------------
 def staged_files(app) -> list[str]:
-    """Tokens of the bulk files waiting between preview and confirm (with any chunk of them)."""
+    """Tokens of the bulk files whose bytes are still kept (a preview waiting, or a load not yet done)."""
     from webapp.extensions import db
-    from webapp.models import StagedUpload, StagedUploadChunk
+    from webapp.models import StagedUploadChunk
 
     with app.app_context():
-        tokens = set(db.session.scalars(sa.select(StagedUpload.token)))
-        tokens |= set(db.session.scalars(sa.select(StagedUploadChunk.token)))
+        tokens = set(db.session.scalars(sa.select(StagedUploadChunk.token)))
         db.session.remove()
     return sorted(tokens)
 
 
+def staged_states(app) -> list[str]:
+    from webapp.extensions import db
+    from webapp.models import StagedUpload
+
+    with app.app_context():
+        states = sorted(db.session.scalars(sa.select(StagedUpload.state)))
+        db.session.remove()
+    return states
+
+
 def upload(client, path, content: bytes, filename: str, **kw):
     return post(client, path, {"file": (io.BytesIO(content), filename)}, content_type="multipart/form-data", **kw)
+
+
+def spool_count(db) -> int:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(SpoolMessage))
+
+
+def loads_html(client, dialer_id) -> str:
+    """The bulk-loads block as its polling fallback returns it."""
+    return client.get(f"/dialers/{dialer_id}/loads", headers={"HX-Request": "true"}).data.decode()
 
 
 BULK = (b"1campsms;098344384;Hola Mundo!;9999;\n"
@@ -216,30 +235,126 @@ BULK = (b"1campsms;098344384;Hola Mundo!;9999;\n"
         b"4campsms;098378984;Se\xc3\xb1or \xe2\x82\xac;5;\n")
 
 
-def test_bulk_upload_preview_then_confirm_loads(client, world, db, app):
-    """Preview writes nothing and keeps the file on disk; Confirm loads it and deletes the file."""
+def test_bulk_upload_preview_then_confirm_queues_a_load_that_a_worker_runs(client, world, db, app):
+    """Preview writes nothing and keeps the file; Confirm answers at once and queues the load; the worker
+    loads it, drops the kept bytes, and the dashboard shows the summary."""
     login(client, "sup")
     d = world["dialer_id"]
     response = upload(client, f"/dialers/{d}/bulk", BULK, "DISCTEST29042014.csv")
     assert response.status_code == 200
     html = response.data.decode()
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(SpoolMessage)) == 0
+    assert spool_count(db) == 0
     assert re.search(r'data-count="total"><span class="label">[^<]+</span><b>4</b>', html)
     assert re.search(r'data-count="invalid"><span class="label">[^<]+</span><b>1</b>', html)
     assert "+59898344384" in html and "Hola Mundo!" in html
     assert len(staged_files(app)) == 1
     confirm = re.search(rf'action="(/dialers/{d}/bulk/[A-Za-z0-9_-]+/confirm)"', html).group(1)
     response = post(client, confirm, follow_redirects=True)
-    assert "Cargados 4 mensajes; 1 números inválidos; 0 bloqueados." in flashes(response.data)
+    assert "cargando en segundo plano" in flashes(response.data)
+    assert spool_count(db) == 0  # the web request loaded nothing: a worker will
+    block = re.search(rf'<section id="dialer-{d}-loads".*?</section>', response.data.decode(), re.S).group(0)
+    assert 'data-state="queued"' in block and 'data-total="4"' in block and "<progress" in block
+    assert "4 filas, esperando un proceso que las cargue." in block
+
+    assert run_jobs(app) == 1
     states = db.session.execute(sa.select(SpoolMessage.destination, SpoolMessage.state).where(
         SpoolMessage.dialer_id == d).order_by(SpoolMessage.id)).all()
     assert [s for _, s in states].count(SpoolState.TO_PROCESS) == 3
     assert [s for _, s in states].count(SpoolState.INVALID) == 1
-    assert staged_files(app) == []
+    assert staged_files(app) == [] and staged_states(app) == ["done"]
+    block = loads_html(client, d)
+    assert block.startswith(f'<section id="dialer-{d}-loads"') and "<html" not in block
+    assert "every 5s[document.body.dataset.live!='on']" in block
+    assert 'data-state="done"' in block and 'data-rows="4"' in block
+    assert "Cargados 4 mensajes; 1 número inválido; 0 bloqueados." in " ".join(block.split())
     # the token is spent: a second confirm loads nothing more
     response = post(client, confirm, follow_redirects=True)
-    assert "expir" in flashes(response.data) or "venci" in flashes(response.data)
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(SpoolMessage)) == 4
+    assert "no se cargará dos veces" in flashes(response.data) or "venci" in flashes(response.data)
+    assert run_jobs(app) == 0
+    assert spool_count(db) == 4
+
+
+def test_the_load_summary_follows_the_viewers_language(client, world, db, app):
+    """Plural forms in both languages: one row loads as "1 message", in English and in Spanish."""
+    login(client, "sup")
+    d = world["dialer_id"]
+    html = upload(client, f"/dialers/{d}/bulk", b"1campsms;098344384;Hola;1;\n", "ONE.csv").data.decode()
+    post(client, re.search(rf'action="(/dialers/{d}/bulk/[A-Za-z0-9_-]+/confirm)"', html).group(1))
+    assert "1 fila, esperando un proceso que la cargue." in loads_html(client, d)
+    run_jobs(app)
+    assert "Cargado 1 mensaje; 0 números inválidos; 0 bloqueados." in " ".join(loads_html(client, d).split())
+    client.post("/language", data={"lang": "en", "next": f"/dialers/{d}", "csrf_token": csrf_token(client, "/dialers")})
+    assert "Loaded 1 message; 0 invalid numbers; 0 blocked." in " ".join(loads_html(client, d).split())
+
+
+def confirm_page(live_server, dialer_id, content: bytes):
+    """A supervisor's browser-like session on the live server with a previewed file: (session, confirm URL, CSRF)."""
+    import requests
+
+    s = requests.Session()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', s.get(f"{live_server}/login").text).group(1)
+    s.post(f"{live_server}/login", data={"username": "sup", "password": PASSWORD, "csrf_token": token})
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', s.get(f"{live_server}/dialers/{dialer_id}").text).group(1)
+    html = s.post(f"{live_server}/dialers/{dialer_id}/bulk", data={"csrf_token": csrf},
+                  files={"file": ("DISCTEST.csv", content, "text/csv")}).text
+    confirm = re.search(rf'action="(/dialers/{dialer_id}/bulk/[A-Za-z0-9_-]+/confirm)"', html).group(1)
+    return s, live_server + confirm, csrf
+
+
+@pytest.mark.parametrize("confirms", [2, 4, 8])
+def test_concurrent_confirms_of_one_upload_load_it_once(live_server, app, world, db, confirms):
+    """A double click or two tabs: N confirms of the same staged upload posted at once to a live server
+    (threads, each its own connection) claim it once; the others are told it is already being loaded."""
+    import threading
+
+    import requests
+
+    d = world["dialer_id"]
+    rows = "".join(f"{n}campsms;0983{n:05d};Hola {n};1;\n" for n in range(1, 41)).encode()
+    s, confirm, csrf = confirm_page(live_server, d, rows)
+    barrier = threading.Barrier(confirms)
+    answers: list[str] = []
+
+    def click() -> None:
+        with requests.Session() as tab:
+            tab.cookies.update(s.cookies)
+            barrier.wait()
+            answers.append(flashes(tab.post(confirm, data={"csrf_token": csrf}).content))
+
+    threads = [threading.Thread(target=click) for _ in range(confirms)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    s.close()
+    run_jobs(app)
+    assert spool_count(db) == 40
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SpoolUpload)) == 1
+    assert sum("cargando en segundo plano" in a for a in answers) == 1
+    assert sum("ya se está cargando" in a for a in answers) == confirms - 1, answers
+
+
+def test_a_file_refused_at_load_time_names_line_and_field_and_loads_nothing(client, world, db, app):
+    """The dialer renamed between preview and confirm: the worker refuses the file (line 1, field campaign),
+    nothing is loaded, and the dashboard says so in the confirming user's language."""
+    login(client, "sup")
+    d = world["dialer_id"]
+    html = upload(client, f"/dialers/{d}/bulk", BULK, "DISCTEST.csv").data.decode()
+    db.session.execute(sa.update(Dialer).where(Dialer.id == d).values(name="renamed"))
+    db.session.commit()
+    post(client, re.search(rf'action="(/dialers/{d}/bulk/[A-Za-z0-9_-]+/confirm)"', html).group(1))
+    run_jobs(app)
+    assert spool_count(db) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SpoolUpload)) == 0
+    assert staged_files(app) == [] and staged_states(app) == ["refused"]
+    block = loads_html(client, d)
+    assert 'data-state="refused"' in block and 'role="alert"' in block
+    assert "Archivo rechazado: línea 1, campo campaña: no existe un marcador llamado 1campsms" in block
+    # a finished load can be taken off the dashboard
+    token = re.search(r'action="/dialers/\d+/loads/([A-Za-z0-9_-]+)/dismiss"', block).group(1)
+    post(client, f"/dialers/{d}/loads/{token}/dismiss")
+    assert staged_states(app) == []
+    assert 'hidden' in loads_html(client, d).split(">", 1)[0]
 
 
 def test_bulk_preview_on_one_web_machine_confirms_on_another(client, app, world, db, tmp_path):
@@ -266,7 +381,9 @@ def test_bulk_preview_on_one_web_machine_confirms_on_another(client, app, world,
     second = other.test_client()
     second.set_cookie(app.config["SESSION_COOKIE_NAME"], client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value)
     response = post(second, confirm, follow_redirects=True)
-    assert "Cargados 40000 mensajes" in flashes(response.data)
+    assert "cargando en segundo plano" in flashes(response.data)
+    run_jobs(app)
+    assert "Cargados 40000 mensajes" in loads_html(second, d)
     bodies = db.session.scalars(sa.select(SpoolMessage.body).where(SpoolMessage.dialer_id == d)
                                 .order_by(SpoolMessage.id)).all()
     assert bodies[0] == "Hola número 1, su turno está confirmado" and len(bodies) == 40000
@@ -402,6 +519,35 @@ def test_socket_pushes_the_state_block_when_started(live_server, client, world, 
         frame = ws.recv()
         assert frame.startswith(f'<div id="dialer-{d}-state" class="dial-state" hx-swap-oob="true"')
         assert f'action="/dialers/{d}/stop"' in frame
+    finally:
+        ws.close()
+        s.close()
+
+
+def test_socket_pushes_the_loads_block_as_the_load_moves(live_server, app, world, db):
+    """The dashboard's socket hears the load claimed (waiting, with its bar) and then done (the summary)."""
+    d = world["dialer_id"]
+    s, confirm, csrf = confirm_page(live_server, d, BULK)
+    cookie = "; ".join(f"{k}={v}" for k, v in s.cookies.items())
+    ws = websocket.create_connection(live_server.replace("http://", "ws://") + f"/ws?topics=dialer:{d}",
+                                     cookie=cookie, timeout=10)
+
+    def loads_block(state: str) -> str:
+        """The next pushed loads block whose load is in `state` (a running one may come first)."""
+        while True:
+            frame = ws.recv()  # the socket's timeout fails the test if it never comes
+            if frame.startswith(f'<section id="dialer-{d}-loads"') and f'data-state="{state}"' in frame:
+                return frame
+
+    try:
+        assert 'data-live="on"' in ws.recv()
+        assert s.post(confirm, data={"csrf_token": csrf}).status_code == 200
+        frame = loads_block("queued")
+        assert 'hx-swap-oob="true"' in frame and "<progress" in frame
+        run_jobs(app)
+        frame = loads_block("done")
+        assert "Cargados 4 mensajes" in frame
+        assert f'action="/dialers/{d}/loads/' in frame  # the viewer's own Dismiss form
     finally:
         ws.close()
         s.close()

@@ -271,3 +271,32 @@ def test_dnc_rows_are_not_changed_by_bulk(db: Any, dialers: dict[str, Any]) -> N
     db.session.commit()
     load_bulk(csv(GOOD), "f.csv", region=REGION)
     assert db.session.scalar(sa.select(sa.func.count(DoNotContact.id))) == 1
+
+
+def test_progress_is_reported_after_each_chunk(db: Any, dialers: dict[str, Any]) -> None:
+    """`on_progress` hears the rows written so far after every chunk (the background load's progress bar)."""
+    seen: list[int] = []
+    rows = [f"campsms;0983{i % 100000:05d};Hola;1;" for i in range(CHUNK * 2 + 500)]
+    load_bulk(csv(*rows), "big.csv", region=REGION, on_progress=seen.append)
+    assert seen == [CHUNK, CHUNK * 2, CHUNK * 2 + 500]
+
+
+def test_before_commit_joins_the_load_transaction(db: Any, dialers: dict[str, Any]) -> None:
+    """What `before_commit` writes commits with the rows; when it fails, the rows are rolled back with it."""
+    from webapp.models import SecurityGroup
+
+    def mark(summary: Any) -> None:
+        db.session.add(SecurityGroup(name=f"loaded-{summary.loaded}"))
+        db.session.flush()
+
+    load_bulk(csv(GOOD, GOOD), "f.csv", region=REGION, before_commit=mark)
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(SecurityGroup.id).where(SecurityGroup.name == "loaded-2")) is not None
+    assert counts(db) == (2, 1)
+
+    def fail(summary: Any) -> None:
+        raise RuntimeError("taken over")
+
+    with pytest.raises(RuntimeError):
+        load_bulk(csv(GOOD, GOOD, GOOD), "g.csv", region=REGION, before_commit=fail)
+    assert counts(db) == (2, 1)

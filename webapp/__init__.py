@@ -30,6 +30,7 @@ def create_app(test_config: Any = None) -> Flask:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(p) for p in i18n.catalog_dirs()) or "translations"
 
     db.init_app(app)
+    _sqlite_readers_never_wait(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
     login.init_app(app)
     login.login_view = "auth.login"
@@ -54,6 +55,21 @@ def create_app(test_config: Any = None) -> Flask:
 
     cli.register(app)
     return app
+
+
+def _sqlite_readers_never_wait(app: Flask) -> None:
+    """A SQLite file database in WAL mode: a long write (a bulk load's one transaction, in a worker) would
+    otherwise lock every page's reads out until it commits (`make run`, the tests on SQLite)."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        return
+
+    def wal(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    with app.app_context():
+        sa.event.listen(db.engine, "connect", wal)
 
 
 def _migrations_dir() -> Any:

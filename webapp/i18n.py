@@ -76,9 +76,10 @@ def translated(locale: str = "es") -> dict[str, str]:
         with po_path.open("rb") as fh:
             for msg in read_po(fh, locale=locale):
                 if msg.id and msg.string and not msg.fuzzy:
-                    if isinstance(msg.id, tuple):  # a plural: both forms are translated, or neither
-                        if all(msg.string):
-                            out.update(dict.fromkeys(msg.id, msg.string[0]))
+                    if isinstance(msg.id, tuple):  # plural: both forms are the UI's, each needs its Spanish
+                        forms = msg.string if isinstance(msg.string, tuple) else (msg.string,)
+                        if all(forms):
+                            out.update(zip(msg.id, (forms[0], forms[-1]), strict=True))
                     else:
                         out[msg.id] = msg.string
     return out

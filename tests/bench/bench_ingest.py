@@ -41,7 +41,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def write_file(path: Path, rows: int, seed: int = 7) -> dict[str, Any]:
+def write_file(path: Path, rows: int, seed: int = 7, dialers: tuple[str, ...] = DIALERS) -> dict[str, Any]:
     """Realistic UY numbers (national, +598, landlines, ~2% invalid), some lines with template variables."""
     rng = random.Random(seed)
     names = ["Ana", "Bruno", "Carla", "Diego", "Elena", "Fabián", "Gabriela", "Hugo"]
@@ -59,7 +59,7 @@ def write_file(path: Path, rows: int, seed: int = 7) -> dict[str, Any]:
             else:
                 number = f"{rng.randrange(10000, 9999999)}"
                 invalid += 1
-            dialer = DIALERS[i % 2]
+            dialer = dialers[i % len(dialers)]
             if i % 3 == 0:
                 line = f"{dialer};{number};Hola {{1}}, tu turno #{{2}} es mañana;{i % 10};{rng.choice(names)};{i};"
             else:

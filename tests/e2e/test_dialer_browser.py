@@ -1,5 +1,6 @@
 """S4 in a real browser: a supervisor uploads a bulk file on the dashboard, previews it, confirms, and
-watches the "processed" counter reach the number loaded without reloading, while a real worker sends."""
+watches a real worker load it (the progress bar, then the summary) and send it (the "processed" counter
+reaching the number loaded), without reloading."""
 from __future__ import annotations
 
 import os
@@ -34,7 +35,7 @@ def worker(app: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def bulk_file(dialer: str, rows: int) -> bytes:
-    lines = [f"{n}{dialer};0983{n:05d};Hola Mundo! Mensaje {n};{100 - n};" for n in range(1, rows + 1)]
+    lines = [f"{n}{dialer};0983{n % 100_000:05d};Hola Mundo! Mensaje {n};{max(0, 100 - n)};" for n in range(1, rows + 1)]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -67,9 +68,11 @@ def test_bulk_upload_then_processed_counter_moves_live(make, new_page, worker, t
 
     page.click("#confirm-upload")
     page.wait_for_url(f"**/dialers/{d}")
-    assert f"Cargados {ROWS} mensajes" in page.locator(".flash").inner_text()
+    assert "cargando en segundo plano" in page.locator(".flash").inner_text()
     page.wait_for_function("document.body.dataset.live === 'on'")
     page.evaluate("window.__samePage = 'yes'")  # gone if anything reloads the page
+    page.locator(f"#dialer-{d}-loads [data-state=done]").wait_for(timeout=60_000)
+    assert f"Cargados {ROWS} mensajes" in page.locator(f"#dialer-{d}-loads").inner_text()
 
     page.wait_for_function(
         "([sel, n]) => document.querySelector(sel).textContent.trim() === n",
@@ -77,4 +80,56 @@ def test_bulk_upload_then_processed_counter_moves_live(make, new_page, worker, t
     assert page.evaluate("window.__samePage") == "yes"
     assert page.locator(f"#dialer-{d}-counts [data-count=not_processed] b").inner_text() == "0"
     page.screenshot(path=str(SHOTS / "dialer-dashboard-processed.png"), full_page=True)
+    assert worker.poll() is None, "the worker died"
+
+
+LARGE = 150_000
+
+
+def test_bulk_load_progress_bar_moves_then_shows_the_summary(make, new_page, worker, tmp_path):
+    """A file large enough to take a while: after Confirm the page answers at once, the bar moves through
+    values between 0 and the total (pushed over the socket), other pages answer meanwhile, and the summary
+    replaces the bar; nothing reloads the page."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    group = make.group("norte")
+    make.user("sup", role="supervisor", groups=[group])
+    dialer = make.dialer(group, make.provider("sandbox", name="sandbox-demo"), name="campsms")
+    d = dialer.id
+
+    page = new_page()
+    browser_login(page, "sup")
+    page.goto(f"/dialers/{d}")
+    assert page.locator(f"#dialer-{d}-loads").is_hidden()  # no load yet: no empty box
+    page.set_input_files("#bulk-file", files=[{"name": "DISCTEST.csv", "mimeType": "text/csv",
+                                               "buffer": bulk_file("campsms", LARGE)}])
+    page.click(f"#dialer-{d}-bulk button[type=submit]")
+    page.locator("#bulk-preview").wait_for(timeout=60_000)
+    page.click("#confirm-upload")
+    page.wait_for_url(f"**/dialers/{d}")
+    page.wait_for_function("document.body.dataset.live === 'on'")
+    # Every state and row count the block shows from now on, and whether another page answers meanwhile.
+    page.evaluate("""([sel]) => {
+      window.__samePage = 'yes'; window.__seen = []; window.__others = [];
+      setInterval(() => {
+        const a = document.querySelector(sel);
+        if (a) { window.__seen.push([a.dataset.state, +a.dataset.rows, +a.dataset.total]); }
+        if (a && a.dataset.state === 'running' && window.__others.length < 3) {
+          fetch('/dialers').then(r => window.__others.push(r.status));
+        }
+      }, 30);
+    }""", [f"#dialer-{d}-loads .bulk-load"])
+    page.locator(f"#dialer-{d}-loads [data-state=running]").wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "dialer-bulk-progress.png"), full_page=True)
+    page.locator(f"#dialer-{d}-loads [data-state=done]").wait_for(timeout=120_000)
+    page.screenshot(path=str(SHOTS / "dialer-bulk-loaded.png"), full_page=True)
+
+    seen = page.evaluate("window.__seen")
+    running = sorted({rows for state, rows, _total in seen if state == "running"})
+    assert any(0 < rows < LARGE for rows in running), running  # the bar was seen part-way
+    assert all(total == LARGE for _state, _rows, total in seen)
+    assert page.evaluate("window.__others") and set(page.evaluate("window.__others")) == {200}
+    block = page.locator(f"#dialer-{d}-loads")
+    assert block.locator("progress").get_attribute("value") == "1"
+    assert f"Cargados {LARGE} mensajes; 0 números inválidos; 0 bloqueados." in " ".join(block.inner_text().split())
+    assert page.evaluate("window.__samePage") == "yes"
     assert worker.poll() is None, "the worker died"

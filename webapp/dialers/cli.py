@@ -1,20 +1,23 @@
 """`flask dialer import FILE.csv` and `flask dialer import-dnc FILE.csv`: the dashboard's uploads, from a shell.
 
 Each prints its summary as JSON and exits 0; a refused file prints the error as JSON on stderr
-({"line", "field", "message", "error"}), exits 1 and leaves the database as it was.
+({"line", "field", "message", "error"}), exits 1 and leaves the database as it was. `import` runs in
+the shell's own process (no worker needed) and, when stderr is a terminal, shows its progress there.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
-from flask_babel import force_locale
+from flask_babel import force_locale, ngettext
 
 from ..extensions import db
 from ..models import Dialer
@@ -32,13 +35,41 @@ def _dialer_id(name: str | None) -> int | None:
     return found
 
 
-def _run(load: Any, path: str, **kwargs: Any) -> None:
+class _Progress:
+    """Rows loaded so far and the share of the file read, rewritten in place on a terminal's stderr."""
+
+    def __init__(self, stream: IO[bytes], size: int):
+        self.stream, self.size, self.shown, self.last = stream, max(1, size), False, 0.0
+
+    def __call__(self, rows: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        percent = min(100, self.stream.tell() * 100 // self.size)
+        text = ngettext("%(num)s row loaded", "%(num)s rows loaded", rows)
+        click.echo(f"\r{text} · {percent}%", nl=False, err=True)
+        self.shown = True
+
+    def end(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
+def _run(load: Any, path: str, progress: bool = False, **kwargs: Any) -> None:
     with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")), open(path, "rb") as stream:
+        shown = _Progress(stream, os.fstat(stream.fileno()).st_size) if progress and sys.stderr.isatty() else None
+        if shown is not None:
+            kwargs["on_progress"] = shown
         try:
             summary = load(stream, Path(path).name, **kwargs)
         except spool_ingest.FileRejected as exc:
+            if shown is not None:
+                shown.end()
             click.echo(json.dumps(exc.as_dict(), ensure_ascii=False), err=True)
             sys.exit(1)
+        if shown is not None:
+            shown.end()
     click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
 
 
@@ -48,7 +79,7 @@ def _run(load: Any, path: str, **kwargs: Any) -> None:
 @click.option("--region", default=None, help="Region for numbers without country code (DEFAULT_REGION).")
 def import_command(path: str, dialer_name: str | None, region: str | None) -> None:
     """Load a bulk-message file (campaign;destination;message;priority;) into the spool."""
-    _run(spool_ingest.load_bulk, path, region=region or current_app.config.get("DEFAULT_REGION", "UY"),
+    _run(spool_ingest.load_bulk, path, progress=True, region=region or current_app.config.get("DEFAULT_REGION", "UY"),
          only_dialer_id=_dialer_id(dialer_name))
 
 

@@ -14,7 +14,7 @@ from ..extensions import db
 from ..live.registry import renderer, topic_check
 from ..models import Dialer
 from ..security import visible_dialers
-from ..services import dialer_engine
+from ..services import bulk_loads, dialer_engine
 from ..templating import oob_remove
 
 
@@ -53,6 +53,10 @@ def state_block(dialer: Dialer, *, oob: bool = False) -> str:
     return render_template("dialers/_state.html", dialer=dialer, status=dialer_engine.status(dialer), oob=oob)
 
 
+def loads_block(dialer: Dialer, *, oob: bool = False) -> str:
+    return render_template("dialers/_loads.html", dialer=dialer, loads=bulk_loads.loads_for(dialer.id), oob=oob)
+
+
 def list_row(dialer: Dialer, *, oob: bool = False) -> str:
     return render_template("dialers/_row.html", dialer=dialer, status=dialer_engine.status(dialer), oob=oob)
 
@@ -73,6 +77,13 @@ def render_state(event: dict[str, Any], user: Any) -> str | None:
     """Per viewer: the block carries the Start/Stop form, whose CSRF token is the viewer's own."""
     dialer = _dialer(event)
     return state_block(dialer, oob=True) if dialer else None
+
+
+@renderer("dialer", "bulk.progress", per_viewer=True)
+def render_loads(event: dict[str, Any], user: Any) -> str | None:
+    """A bulk load was claimed, moved on or finished. Per viewer: a finished one carries a Dismiss form."""
+    dialer = _dialer(event)
+    return loads_block(dialer, oob=True) if dialer else None
 
 
 @renderer("dialers", "dialer.state")

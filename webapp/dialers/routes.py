@@ -10,13 +10,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
 from ..extensions import db
-from ..models import Dialer, SpoolMessage
+from ..models import Dialer, LoadState, SpoolMessage
 from ..security import get_dialer_or_404, supervisor_required, visible_dialers
+from ..services import bulk_loads
 from ..services import dialer_engine as engine
 from ..services import spool_ingest as ingest
 from ..templating import render_page
@@ -82,6 +84,7 @@ def dashboard_page(dialer: Dialer, status: int = 200, **context: Any) -> Any:
     return render_template(
         "dialers/dashboard.html", dialer=dialer, status=dialer_status, cancellable=cancellable(dialer_status.counts),
         dialers=db.session.scalars(visible_dialers()).all(), review=review_messages(dialer),
+        loads=bulk_loads.loads_for(dialer.id),
         edit_url=optional_url("campaigns.dialer_edit", dialer_id=dialer.id), **context), status
 
 
@@ -249,11 +252,12 @@ def bulk_preview(dialer_id: int) -> Any:
             preview = ingest.preview_bulk(stream, filename, region=current_app.config["DEFAULT_REGION"],
                                           only_dialer_id=dialer.id)
     except ingest.FileRejected as exc:
-        staging.discard(token)
+        db.session.rollback()
+        staging.discard(token, dialer.id)
         flash(rejected_message(exc), "error")
         return back(dialer)
-    finally:
-        db.session.rollback()  # a preview writes nothing
+    db.session.rollback()  # a preview writes nothing to the spool
+    staging.counted(token, preview.total)
     return render_template("dialers/bulk_preview.html", dialer=dialer, preview=preview, token=token,
                            filename=filename)
 
@@ -261,26 +265,19 @@ def bulk_preview(dialer_id: int) -> Any:
 @bp.post("/dialers/<int:dialer_id>/bulk/<token>/confirm")
 @supervisor_required
 def bulk_confirm(dialer_id: int, token: str) -> Any:
-    """Step 2: load the kept file into the spool, all or nothing."""
+    """Step 2: claim the kept file (only one confirm can) and hand it to a worker; the dashboard shows
+    its progress and then its summary."""
     dialer = checked_action(dialer_id)
-    staged = staging.lookup(token, dialer.id)
-    if staged is None:
+    outcome = staging.claim(token, dialer.id, current_user.id, str(get_locale()))
+    if outcome == "claimed":
+        bulk_loads.enqueue(token, 1)
+        flash(_("Loading the file in the background; its progress shows below."), "ok")
+    elif outcome == LoadState.QUEUED:
+        flash(_("That file is already being loaded; it will not load twice."), "error")
+    elif outcome in LoadState.FINISHED:
+        flash(_("That file was already loaded; it will not load twice."), "error")
+    else:
         flash(_("That upload has expired; upload the file again."), "error")
-        return back(dialer)
-    stream, filename = staged
-    try:
-        with stream:
-            summary = ingest.load_bulk(stream, filename, region=current_app.config["DEFAULT_REGION"],
-                                       user_id=current_user.id, only_dialer_id=dialer.id)
-        db.session.commit()
-    except ingest.FileRejected as exc:
-        db.session.rollback()
-        flash(rejected_message(exc), "error")
-        return back(dialer)
-    finally:
-        staging.discard(token)
-    flash(_("Loaded %(loaded)s messages; %(invalid)s invalid numbers; %(blocked)s blocked.",
-            loaded=summary.loaded, invalid=summary.invalid, blocked=summary.blocked), "ok")
     return back(dialer)
 
 
@@ -288,6 +285,26 @@ def bulk_confirm(dialer_id: int, token: str) -> Any:
 @supervisor_required
 def bulk_cancel(dialer_id: int, token: str) -> Any:
     dialer = checked_action(dialer_id)
-    staging.discard(token)
-    flash(_("Upload discarded; nothing was loaded."), "ok")
+    if staging.discard(token, dialer.id):
+        flash(_("Upload discarded; nothing was loaded."), "ok")
+    else:
+        flash(_("That upload has expired; upload the file again."), "error")
+    return back(dialer)
+
+
+@bp.get("/dialers/<int:dialer_id>/loads")
+@supervisor_required
+def loads(dialer_id: int) -> Any:
+    """The bulk loads block alone: the polling fallback of its progress bars."""
+    return live.loads_block(get_dialer_or_404(dialer_id))
+
+
+@bp.post("/dialers/<int:dialer_id>/loads/<token>/dismiss")
+@supervisor_required
+def dismiss_load(dialer_id: int, token: str) -> Any:
+    """Take a finished load's summary off the dashboard."""
+    dialer = checked_action(dialer_id)
+    bulk_loads.dismiss(token, dialer.id)
+    if request.headers.get("HX-Request"):
+        return live.loads_block(dialer)
     return back(dialer)

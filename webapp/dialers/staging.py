@@ -3,12 +3,13 @@
 The preview and the confirm may reach different web machines, so the file cannot wait on one machine's
 disk: it is written to `staged_uploads` / `staged_upload_chunks` in 1 MiB pieces and read back as a
 seekable stream (the loader reads it twice: once to detect the encoding, once to parse). The session
-remembers which tokens (and original file names) are this user's. Confirm or cancel deletes the rows;
-anything older than an hour is swept whenever another upload is staged, and by the worker's clock.
+remembers which tokens (and original file names) are this user's. Confirm hands the upload to a worker
+(services/bulk_loads.py), which deletes the pieces once loaded; cancel deletes an upload not yet claimed.
+A preview left unconfirmed, and a load's record, are swept an hour later (whenever another upload is
+staged, and by the worker's clock); a load still queued or running is never swept.
 """
 from __future__ import annotations
 
-import io
 import re
 import secrets
 import time
@@ -19,63 +20,35 @@ import sqlalchemy as sa
 from flask import session
 
 from ..extensions import db
-from ..models import StagedUpload, StagedUploadChunk, utcnow
+from ..models import LoadState, StagedUpload, StagedUploadChunk, utcnow
+from ..services import bulk_loads
+from ..services.bulk_loads import CHUNK, StagedFile
 
-CHUNK = 1 << 20
+__all__ = ["CHUNK", "StagedFile", "claim", "discard", "lookup", "stage", "sweep"]
 MAX_AGE_SECONDS = 3600
 _SESSION_KEY = "dialer_uploads"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
-class StagedFile(io.RawIOBase):
-    """A staged upload read back piece by piece: one chunk in memory at a time, seekable."""
-
-    def __init__(self, token: str, size: int):
-        super().__init__()
-        self.token, self.size, self.pos = token, size, 0
-        self._seq, self._chunk = -1, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def readinto(self, buffer: Any) -> int:
-        if self.pos >= self.size:
-            return 0
-        seq, offset = divmod(self.pos, CHUNK)
-        if seq != self._seq:
-            self._chunk = db.session.scalar(sa.select(StagedUploadChunk.data).where(
-                StagedUploadChunk.token == self.token, StagedUploadChunk.seq == seq)) or b""
-            self._seq = seq
-        piece = self._chunk[offset:offset + len(buffer)]
-        buffer[:len(piece)] = piece
-        self.pos += len(piece)
-        return len(piece)
-
-
 def sweep(max_age: float = MAX_AGE_SECONDS) -> int:
-    """Delete staged uploads older than max_age seconds (abandoned previews); commits; returns how many."""
-    old = sa.select(StagedUpload.token).where(StagedUpload.created_at < utcnow() - timedelta(seconds=max_age))
-    tokens = list(db.session.scalars(old))
-    if tokens:
-        _delete(tokens)
+    """Delete previews and finished loads older than max_age seconds; commits; returns how many."""
+    cutoff = utcnow() - timedelta(seconds=max_age)
+    old = sa.or_(sa.and_(StagedUpload.state == LoadState.STAGED, StagedUpload.created_at < cutoff),
+                 sa.and_(StagedUpload.state.in_(LoadState.FINISHED), StagedUpload.finished_at < cutoff))
+    removed = _delete(old)
+    if removed:
         db.session.commit()
-    return len(tokens)
+    return removed
 
 
-def _delete(tokens: list[str]) -> None:
-    db.session.execute(sa.delete(StagedUploadChunk).where(StagedUploadChunk.token.in_(tokens)))
-    db.session.execute(sa.delete(StagedUpload).where(StagedUpload.token.in_(tokens)))
+def _delete(which: Any) -> int:
+    """Delete the uploads matching `which`, then the pieces of those gone (never of one a worker took)."""
+    removed = db.session.execute(sa.delete(StagedUpload).where(which)
+                                 .execution_options(synchronize_session=False)).rowcount
+    if removed:
+        db.session.execute(sa.delete(StagedUploadChunk).where(
+            StagedUploadChunk.token.not_in(sa.select(StagedUpload.token))))
+    return removed
 
 
 def _read_full(stream: IO[bytes], size: int) -> bytes:
@@ -106,26 +79,58 @@ def stage(stream: IO[bytes], filename: str, dialer_id: int) -> str:
     return token
 
 
-def lookup(token: str, dialer_id: int) -> tuple[IO[bytes], str] | None:
-    """(a stream of the file, original file name) when this session staged `token` for this dialer and it
-    is still there."""
+def _entry(token: str, dialer_id: int) -> dict[str, Any] | None:
+    """This session's record of `token` for this dialer, while still fresh."""
     if not _TOKEN.match(token or ""):
         return None
     entry: dict[str, Any] | None = session.get(_SESSION_KEY, {}).get(token)
     if not entry or entry.get("dialer_id") != dialer_id or time.time() - entry["at"] > MAX_AGE_SECONDS:
         return None
-    size = db.session.scalar(sa.select(StagedUpload.size).where(StagedUpload.token == token,
-                                                                StagedUpload.dialer_id == dialer_id))
+    return entry
+
+
+def lookup(token: str, dialer_id: int) -> tuple[IO[bytes], str] | None:
+    """(a stream of the file, original file name) when this session staged `token` for this dialer and it
+    is still there, not yet claimed."""
+    entry = _entry(token, dialer_id)
+    if entry is None:
+        return None
+    size = db.session.scalar(sa.select(StagedUpload.size).where(
+        StagedUpload.token == token, StagedUpload.dialer_id == dialer_id, StagedUpload.state == LoadState.STAGED))
     if size is None:
         return None
-    return io.BufferedReader(StagedFile(token, size), buffer_size=256 * 1024), entry["filename"]
+    return StagedFile.reader(token, size), entry["filename"]
 
 
-def discard(token: str) -> None:
-    """Forget the token and delete its rows (commits)."""
+def counted(token: str, rows: int) -> None:
+    """The preview's row count: the progress bar's 100% (commits)."""
+    db.session.execute(sa.update(StagedUpload).where(StagedUpload.token == token).values(rows_total=rows)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def _forget(token: str) -> None:
     staged = dict(session.get(_SESSION_KEY, {}))
     staged.pop(token, None)
     session[_SESSION_KEY] = staged
-    if _TOKEN.match(token or ""):
-        _delete([token])
-        db.session.commit()
+
+
+def claim(token: str, dialer_id: int, user_id: int, locale: str | None) -> str:
+    """Hand this session's upload to a worker: bulk_loads.claim()'s answer ("claimed" for the one
+    confirm that wins), or "gone" when this session has no such upload."""
+    if _entry(token, dialer_id) is None:
+        return "gone"
+    _forget(token)  # spent, whoever wins
+    return bulk_loads.claim(token, dialer_id, user_id=user_id, locale=locale)
+
+
+def discard(token: str, dialer_id: int) -> bool:
+    """Forget this session's upload and delete it, unless a confirm has claimed it already (commits)."""
+    mine = _entry(token, dialer_id) is not None
+    _forget(token)
+    if not mine:
+        return False
+    removed = _delete(sa.and_(StagedUpload.token == token, StagedUpload.dialer_id == dialer_id,
+                              StagedUpload.state == LoadState.STAGED))
+    db.session.commit()
+    return bool(removed)

@@ -15,6 +15,7 @@ from .campaigns import (
 from .dialers import (
     Dialer,
     DoNotContact,
+    LoadState,
     SpoolMessage,
     SpoolState,
     SpoolUpload,
@@ -29,7 +30,7 @@ from .users import voice_campaign_members as voice_campaign_members_table
 
 __all__ = [
     "AgentChatMessage", "AgentState", "AuditEntry", "BreakType", "Campaign", "CannedResponse",
-    "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "MODES", "Membership",
+    "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "LoadState", "MODES", "Membership",
     "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",
     "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "StagedUpload", "StagedUploadChunk", "User",
     "UserSession", "VoiceCampaign", "split_strategy", "utcnow", "user_security_groups_table",

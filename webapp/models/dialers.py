@@ -77,9 +77,23 @@ class SpoolUpload(db.Model):
     created_at: Mapped[datetime] = created_at_column()
 
 
+class LoadState:
+    """A staged bulk file's life: previewed, then claimed by one confirm and queued for a worker, then
+    loaded (done), refused by a rule (refused) or given up after its worker was lost too often (failed)."""
+
+    STAGED = "staged"
+    QUEUED = "queued"
+    DONE = "done"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+    FINISHED = (DONE, REFUSED, FAILED)
+
+
 class StagedUpload(db.Model):
-    """A bulk file between its preview and its confirm (at most an hour). In the database, so that any
-    web machine can confirm what another one previewed; its bytes are in StagedUploadChunk rows."""
+    """A bulk file between its preview and its load, then the record of that load (at most an hour). In
+    the database, so that any web machine can confirm what another one previewed, and any one can show
+    the load's state; its bytes are in StagedUploadChunk rows until it is loaded."""
 
     __tablename__ = "staged_uploads"
 
@@ -88,6 +102,16 @@ class StagedUpload(db.Model):
     filename: Mapped[str] = mapped_column(sa.String(255))
     size: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = created_at_column(index=True)
+    # LoadState; one confirm moves it from "staged" (a conditional UPDATE only one request can win).
+    state: Mapped[str] = mapped_column(sa.String(16), default=LoadState.STAGED, server_default=LoadState.STAGED)
+    rows_total: Mapped[int | None] = mapped_column()  # counted by the preview
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    locale: Mapped[str | None] = mapped_column(sa.String(8))  # of the user who confirmed: the job's language
+    # Each (re)queued run of the load has its number; a run of an older number loads nothing.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # the summary, or the refusal
 
 
 class StagedUploadChunk(db.Model):

@@ -538,8 +538,14 @@ def preview_bulk(stream: IO[bytes], filename: str, *, region: str, only_dialer_i
 
 
 def load_bulk(stream: IO[bytes], filename: str, *, region: str, user_id: int | None = None,
-              only_dialer_id: int | None = None) -> LoadSummary:
-    """Load an F1 file into sms_spool, all or nothing (one transaction; commits on success)."""
+              only_dialer_id: int | None = None, on_progress: Callable[[int], None] | None = None,
+              before_commit: Callable[[LoadSummary], None] | None = None) -> LoadSummary:
+    """Load an F1 file into sms_spool, all or nothing (one transaction; commits on success).
+
+    `on_progress(rows)` is called after each chunk with the rows written so far (still uncommitted);
+    `before_commit(summary)` runs in the load's transaction, so what it writes commits with the rows
+    or not at all.
+    """
     check_filename(filename)
     session = db.session
     lines = _Lines(stream)
@@ -554,6 +560,7 @@ def load_bulk(stream: IO[bytes], filename: str, *, region: str, user_id: int | N
         connection = session.connection()
         per_dialer: dict[int, dict[str, int]] = {}
         names: dict[int, str] = {}
+        written = 0
         with _few_collections():
             for chunk in parser.chunks(lines):
                 listed = check.blocked(chunk)
@@ -572,6 +579,9 @@ def load_bulk(stream: IO[bytes], filename: str, *, region: str, user_id: int | N
                     counts[key] += 1
                     values.append((dialer.id, e164 or destination, body, priority, state, *constants))
                 connection.exec_driver_sql(insert, values)
+                written += len(values)
+                if on_progress is not None:
+                    on_progress(written)
         totals = _new_counts()
         by_name: dict[str, dict[str, int]] = {}
         for dialer_id, counts in per_dialer.items():
@@ -586,6 +596,8 @@ def load_bulk(stream: IO[bytes], filename: str, *, region: str, user_id: int | N
             upload.dialer_id = next(iter(per_dialer))
         for dialer_id in sorted(per_dialer):
             publish(f"dialer:{dialer_id}", "dialer.counts", dialer_id=dialer_id)
+        if before_commit is not None:
+            before_commit(summary)
         session.commit()
         return summary
     except BaseException:
