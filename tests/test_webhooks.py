@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import run_jobs
+from tests.services import stream_post
 from webapp.models import Interaction, InteractionStatus, Message
 from webapp.services.interactions import MESSAGE_REF_OFFSET
 
@@ -309,3 +311,105 @@ def test_voice_api_sets_and_clears_on_call(client: Any, make: Any, db: Any) -> N
     assert agent.on_call is False
     assert client.post("/api/voice/agents/nadie/call", json={"on_call": True}, headers=auth).status_code == 404
     assert client.post("/api/voice/agents/ana/call", json={"on_call": "yes"}, headers=auth).status_code == 400
+
+
+# -- body limit ----------------------------------------------------------------------------------
+BIG = 8 * 1024 * 1024  # far above what any gateway sends, far below MAX_UPLOAD_MB
+
+
+class Body(io.RawIOBase):
+    """A request body of `size` bytes made on demand (`head`, then filler), counting what the server reads."""
+
+    def __init__(self, size: int, head: bytes = b""):
+        self.head = head
+        self.size = size
+        self.pos = 0
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # the test client measures the stream for its Content-Length
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self.size - self.pos))
+        chunk = self.head[self.pos:self.pos + n]
+        buffer[:n] = chunk + b"x" * (n - len(chunk))
+        self.pos += n
+        self.read_bytes += n
+        return n
+
+
+# What a server that decodes chunked transfer-encoding hands the app: no length, a stream it ends itself.
+CHUNKED = {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}
+
+
+def dinstar_push(text: str, ident: int = 7) -> bytes:
+    return json.dumps({"sn": "DG-1", "sms": [{"incoming_sms_id": ident, "port": 1, "number": "099123456",
+                                              "timestamp": "2025-03-04 10:00:00", "text": text}]}).encode()
+
+
+def padded_push(size: int) -> bytes:
+    """A good Dinstar push of exactly `size` bytes (its text padded)."""
+    empty = dinstar_push("")
+    return dinstar_push("x" * (size - len(empty)))
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversized_webhook_is_refused_before_its_body_is_read(client: Any, app: Any, db: Any, twilio: Any,
+                                                                 dinstar: Any, chunked: bool) -> None:
+    """413 for a forged Twilio body and for a Dinstar push with the right token alike: a declared length over
+    the limit reads nothing, a chunked body (no length) is read no further than the limit."""
+    calls = [(f"/webhooks/{twilio.id}/inbound", {"X-Twilio-Signature": "forged"}, b"MessageSid=SM1&Body=",
+              "application/x-www-form-urlencoded"),
+             (f"/webhooks/{dinstar.id}/inbound?token=gw-token", {}, dinstar_push("x" * BIG)[:BIG],
+              "application/json")]
+    for path, headers, head, ctype in calls:
+        body = Body(BIG, head)
+        response = client.post(path, input_stream=body, headers=headers, content_type=ctype,
+                               environ_overrides=CHUNKED if chunked else {})
+        assert response.status_code == 413, path
+        if chunked:
+            assert body.read_bytes < BIG // 2, path
+        else:
+            assert body.read_bytes == 0, path
+    assert queued(app) == 0
+    run_jobs(app)
+    assert stored(db) == (0, 0)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_webhook_at_the_limit_is_taken(client: Any, app: Any, db: Any, dinstar: Any, chunked: bool) -> None:
+    """The limit is the largest body taken, declared or chunked: one byte more is refused."""
+    limit = app.config["WEBHOOK_MAX_BYTES"]
+    path = f"/webhooks/{dinstar.id}/inbound?token=gw-token"
+    for size, code in ((limit + 1, 413), (limit, 200)):
+        data = padded_push(size)
+        assert len(data) == size
+        response = client.post(path, input_stream=io.BytesIO(data), content_type="application/json",
+                               environ_overrides=CHUNKED if chunked else {})
+        assert response.status_code == code, size
+    run_jobs(app)
+    assert stored(db) == (1, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_real_server_answers_413_to_a_streamed_body_without_taking_it_all(
+        live_server: str, app: Any, db: Any, meta: Any, chunked: bool) -> None:
+    """Over real HTTP, a 64 MB forged WhatsApp body streamed in chunks gets its 413 while most of it is unsent."""
+    total = 64 * 1024 * 1024
+    status, sent = stream_post(f"{live_server}/webhooks/{meta.id}/inbound",
+                               {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + "0" * 64},
+                               total, chunked=chunked)
+    assert status == 413
+    assert sent < total // 2
+    assert queued(app) == 0
