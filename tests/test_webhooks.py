@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import run_jobs
+from tests.services import stream_post
 from webapp.models import Interaction, InteractionStatus, Message
 from webapp.services.interactions import MESSAGE_REF_OFFSET
 
@@ -309,3 +311,235 @@ def test_voice_api_sets_and_clears_on_call(client: Any, make: Any, db: Any) -> N
     assert agent.on_call is False
     assert client.post("/api/voice/agents/nadie/call", json={"on_call": True}, headers=auth).status_code == 404
     assert client.post("/api/voice/agents/ana/call", json={"on_call": "yes"}, headers=auth).status_code == 400
+
+
+# -- body limit ----------------------------------------------------------------------------------
+BIG = 8 * 1024 * 1024  # far above what any gateway sends, far below MAX_UPLOAD_MB
+
+
+class Body(io.RawIOBase):
+    """A request body of `size` bytes made on demand (`head`, then filler), counting what the server reads."""
+
+    def __init__(self, size: int, head: bytes = b""):
+        self.head = head
+        self.size = size
+        self.pos = 0
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # the test client measures the stream for its Content-Length
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self.size - self.pos))
+        chunk = self.head[self.pos:self.pos + n]
+        buffer[:n] = chunk + b"x" * (n - len(chunk))
+        self.pos += n
+        self.read_bytes += n
+        return n
+
+
+# What a server that decodes chunked transfer-encoding hands the app: no length, a stream it ends itself.
+CHUNKED = {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}
+
+
+def dinstar_push(text: str, ident: int = 7) -> bytes:
+    return json.dumps({"sn": "DG-1", "sms": [{"incoming_sms_id": ident, "port": 1, "number": "099123456",
+                                              "timestamp": "2025-03-04 10:00:00", "text": text}]}).encode()
+
+
+def padded_push(size: int) -> bytes:
+    """A good Dinstar push of exactly `size` bytes (its text padded)."""
+    empty = dinstar_push("")
+    return dinstar_push("x" * (size - len(empty)))
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversized_webhook_is_refused_before_its_body_is_read(client: Any, app: Any, db: Any, twilio: Any,
+                                                                 dinstar: Any, chunked: bool) -> None:
+    """413 for a forged Twilio body and for a Dinstar push with the right token alike: a declared length over
+    the limit reads nothing, a chunked body (no length) is read no further than the limit."""
+    calls = [(f"/webhooks/{twilio.id}/inbound", {"X-Twilio-Signature": "forged"}, b"MessageSid=SM1&Body=",
+              "application/x-www-form-urlencoded"),
+             (f"/webhooks/{dinstar.id}/inbound?token=gw-token", {}, dinstar_push("x" * BIG)[:BIG],
+              "application/json")]
+    for path, headers, head, ctype in calls:
+        body = Body(BIG, head)
+        response = client.post(path, input_stream=body, headers=headers, content_type=ctype,
+                               environ_overrides=CHUNKED if chunked else {})
+        assert response.status_code == 413, path
+        if chunked:
+            assert body.read_bytes < BIG // 2, path
+        else:
+            assert body.read_bytes == 0, path
+    assert queued(app) == 0
+    run_jobs(app)
+    assert stored(db) == (0, 0)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_webhook_at_the_limit_is_taken(client: Any, app: Any, db: Any, dinstar: Any, chunked: bool) -> None:
+    """The limit is the largest body taken, declared or chunked: one byte more is refused."""
+    limit = app.config["WEBHOOK_MAX_BYTES"]
+    path = f"/webhooks/{dinstar.id}/inbound?token=gw-token"
+    for size, code in ((limit + 1, 413), (limit, 200)):
+        data = padded_push(size)
+        assert len(data) == size
+        response = client.post(path, input_stream=io.BytesIO(data), content_type="application/json",
+                               environ_overrides=CHUNKED if chunked else {})
+        assert response.status_code == code, size
+    run_jobs(app)
+    assert stored(db) == (1, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_real_server_answers_413_to_a_streamed_body_without_taking_it_all(
+        live_server: str, app: Any, db: Any, meta: Any, chunked: bool) -> None:
+    """Over real HTTP, a 64 MB forged WhatsApp body streamed in chunks gets its 413 while most of it is unsent."""
+    total = 64 * 1024 * 1024
+    status, sent = stream_post(f"{live_server}/webhooks/{meta.id}/inbound",
+                               {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + "0" * 64},
+                               total, chunked=chunked)
+    assert status == 413
+    assert sent < total // 2
+    assert queued(app) == 0
+
+
+# -- signed but malformed payloads -----------------------------------------------------------------
+def failed_jobs(app: Any) -> int:
+    from rq.registry import FailedJobRegistry
+
+    return FailedJobRegistry(queue=app.extensions["conversa_queue"]).count
+
+
+def bodies(db: Any) -> list[str]:
+    db.session.expire_all()
+    return db.session.scalars(sa.select(Message.body).where(Message.sender_kind == "customer")
+                              .order_by(Message.id)).all()
+
+
+def wa_message(wamid: str, text: str) -> dict[str, Any]:
+    return {"from": "59899123456", "id": wamid, "timestamp": "1741096800", "type": "text", "text": {"body": text}}
+
+
+def wa_change(*messages: Any) -> dict[str, Any]:
+    return {"field": "messages", "value": {"messaging_product": "whatsapp",
+                                           "metadata": {"display_phone_number": "59829001000"},
+                                           "contacts": [{"profile": {"name": "Lucía"}, "wa_id": "59899123456"}],
+                                           "messages": list(messages)}}
+
+
+GOOD = wa_message("wamid.GOOD", "El mensaje bueno")
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    ({"entry": "abc"}, []),
+    ({"entry": [{"changes": [1, wa_change(GOOD)]}]}, ["El mensaje bueno"]),
+    ({"entry": [{"changes": [wa_change("x", GOOD)]}]}, ["El mensaje bueno"]),
+    ({"entry": [7, {"changes": [wa_change(GOOD)]}]}, ["El mensaje bueno"]),
+    ({"entry": [{"changes": [wa_change({"id": "wamid.NOFROM", "type": "text"}, GOOD,
+                                       {**GOOD, "id": {"not": "text"}})]}]}, ["El mensaje bueno"]),
+], ids=["entry-text", "change-number", "message-text", "entry-number", "message-without-sender"])
+def test_meta_malformed_siblings_are_skipped_and_the_good_message_kept(client: Any, app: Any, db: Any, meta: Any,
+                                                                       payload: Any, expected: list[str]) -> None:
+    """Signed, so it is Meta's: answer 200 (a 500 only makes Meta resend the same body for days), store every
+    message that can be read, skip the rest."""
+    body = json.dumps(payload).encode()
+    for _ in range(2):  # the gateway's retry of the same body changes nothing
+        assert meta_post(client, meta, body).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    assert bodies(db) == expected
+
+
+def test_meta_statuses_beside_malformed_ones_apply(client: Any, app: Any, db: Any, meta: Any) -> None:
+    message = _outbound(db, meta, "wamid.OUT1")
+    body = json.dumps({"entry": [{"changes": [{"value": {"statuses": [
+        "x", {"id": ["wamid.OUT1"], "status": "read"}, {"id": "wamid.OUT1", "status": "delivered", "errors": "e"},
+        {"id": "wamid.OUT1", "status": "sent", "errors": ["x"]}]}}]}]}).encode()
+    assert meta_post(client, meta, body).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    db.session.refresh(message)
+    assert message.status == "delivered"
+
+
+def dinstar_sms(ident: int, text: str, **changes: Any) -> dict[str, Any]:
+    return {"incoming_sms_id": ident, "port": 1, "number": "099123456", "timestamp": "2025-03-04 10:00:00",
+            "text": text, **changes}
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    ({"sn": "DG-1", "sms": "abc"}, []),
+    ({"sn": "DG-1", "sms": [dinstar_sms(1, "puerto roto", port="x"), dinstar_sms(2, "El SMS bueno")]},
+     ["El SMS bueno"]),
+    ({"sn": "DG-1", "sms": ["x", 3, None, dinstar_sms(2, "El SMS bueno"), dinstar_sms(4, "sin número", number=None)]},
+     ["El SMS bueno"]),
+], ids=["sms-text", "port-text", "odd-siblings"])
+def test_dinstar_malformed_pushes_keep_what_can_be_read(client: Any, app: Any, db: Any, dinstar: Any,
+                                                        payload: Any, expected: list[str]) -> None:
+    response = client.post(f"/webhooks/{dinstar.id}/inbound?token=gw-token", json=payload)
+    assert response.status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    assert bodies(db) == expected
+
+
+def test_dinstar_results_and_reports_beside_malformed_ones_apply(client: Any, app: Any, db: Any,
+                                                                 dinstar: Any) -> None:
+    by_ref = _outbound(db, dinstar, None)
+    by_report = _outbound(db, dinstar, "1:9")
+    result = {"sn": "DG-1", "sms_result": [
+        {"port": 1, "user_id": "abc", "number": "099123456", "status": "DELIVERED", "ref_id": 3},
+        {"port": 1, "user_id": 10 ** 30, "number": "099123456", "status": "FAILED", "ref_id": 4},
+        {"port": 1, "user_id": MESSAGE_REF_OFFSET + by_ref.id, "number": "099123456", "status": "DELIVERED",
+         "ref_id": 3}],
+        "sms_deliver_status": [{"port": 1, "ref_id": 9, "number": "099123456", "status_code": "x"},
+                               {"port": 1, "ref_id": 9, "number": "099123456", "status_code": 0}]}
+    assert client.post(f"/webhooks/{dinstar.id}/status?token=gw-token", json=result).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    db.session.refresh(by_ref)
+    db.session.refresh(by_report)
+    assert (by_ref.status, by_report.status) == ("delivered", "delivered")
+
+
+def test_twilio_unreadable_media_count_keeps_the_message(client: Any, app: Any, db: Any, twilio: Any) -> None:
+    params = {**twilio_inbound(body="Mirá la foto"), "NumMedia": "abc",
+              "MediaUrl0": "https://api.twilio.com/media/ME1", "MediaContentType0": "image/jpeg"}
+    assert signed_post(client, f"/webhooks/{twilio.id}/inbound", params).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    message = db.session.scalar(sa.select(Message))
+    assert (message.body, message.media) == ("Mirá la foto", [{"url": "https://api.twilio.com/media/ME1",
+                                                               "content_type": "image/jpeg"}])
+
+
+def test_meta_edge_values_are_stored_or_skipped_never_failing_the_job(client: Any, app: Any, db: Any,
+                                                                      meta: Any) -> None:
+    """Values at the store's limits go in (on PostgreSQL too); past them, or text no database takes, the
+    message is skipped or the text mended, and the job carries on with the rest."""
+    longest_id = "wamid." + "x" * 74
+    contact = {"profile": {"name": "N" * 200}, "wa_id": "5" * 31}
+    edge = {**wa_message(longest_id, "a\x00b\ud800c"), "from": "5" * 31}
+    change = wa_change({**GOOD, "id": "wamid." + "y" * 75}, {**GOOD, "id": "wamid.LONGFROM", "from": "5" * 40},
+                       edge, {**GOOD, "timestamp": 10 ** 30})
+    change["value"]["contacts"].append(contact)
+    assert meta_post(client, meta, json.dumps({"entry": [{"changes": [change]}]}).encode()).status_code == 200
+    run_jobs(app)
+    assert failed_jobs(app) == 0
+    rows = db.session.execute(sa.select(Message.provider_message_id, Message.body, Interaction.customer_number,
+                                        Interaction.customer_name).join(Message.interaction)
+                              .order_by(Message.id)).all()
+    assert [tuple(r) for r in rows] == [(longest_id, "ab?c", "+" + "5" * 31, "N" * 120),
+                                        ("wamid.GOOD", "El mensaje bueno", "+59899123456", "Lucía")]

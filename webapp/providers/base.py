@@ -169,9 +169,12 @@ class ProviderAdapter:
         return True
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        """The customer messages in a webhook. Never raises on what the gateway sent: an item that cannot
+        be read is logged and skipped, the others kept (see providers/payload.py)."""
         return []
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        """The delivery receipts in a webhook; like parse_inbound, skips what it cannot read."""
         return []
 
     def poll_inbound(self) -> list[InboundMessage]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from . import payload
 from .base import (
     InboundMessage,
     LookupOutcome,
@@ -37,6 +38,7 @@ SUCCESS_CODES = frozenset({200, 202})
 MAX_BATCH = 50
 RESULT_STATUS = {"SENDING": "queued", "SENT_OK": "sent", "DELIVERED": "delivered", "FAILED": "failed"}
 FOUND_STATUSES = frozenset({"SENT_OK", "DELIVERED", "SENDING"})
+MAX_PORT = 9999  # far more SIM ports than any gateway has
 
 
 def delivery_status(status_code: int) -> str:
@@ -219,31 +221,31 @@ class DinstarAdapter(HttpAdapter):
         data = response.json()
         if response.status_code != 200 or data.get("error_code") not in SUCCESS_CODES:
             raise GatewayError(f"query_incoming_sms: HTTP {response.status_code} {data.get('error_code')}")
-        return [self._inbound(item, data.get("sn")) for item in data.get("sms") or []]
+        return self._incoming(data, self._where("poll"))
 
     def poll_status(self, refs: list[int]) -> list[StatusUpdate]:
         """Results by user_id, joined by (port, ref_id) to the delivery reports."""
         if not refs:
             return []
-        rows = self._query_results(list(refs))
-        updates = {self._result_key(row): self._result_update(row) for row in rows}
-        numbers = sorted({str(row["number"]) for row in rows if row.get("number")})
-        reports: list[dict[str, Any]] = []
+        where = self._where("poll")
+        rows = [row for row in self._query_results(list(refs)) if isinstance(row, dict)]
+        updates = dict(payload.each(rows, lambda row: (self._result_key(row), self._result_update(row)),
+                                    f"{where}: result"))
+        numbers = sorted({str(row["number"]) for row in rows if payload.text(row.get("number"))})
+        reports: list[Any] = []
         if numbers:
             response = self.http.fetch("POST", self._url("/api/query_sms_deliver_status"),
                                        data=json.dumps({"number": numbers}))
             data = response.json()
             if response.status_code == 200 and data.get("error_code") in SUCCESS_CODES:
-                reports = list(data.get("result") or data.get("sms_deliver_status") or [])
-        for report in reports:
-            key = self._result_key(report)
+                reports = payload.as_list(data.get("result") or data.get("sms_deliver_status"), f"{where}: reports")
+        for key, code in payload.each(reports, lambda r: (self._result_key(payload.an_object(r)), _report_code(r)),
+                                      f"{where}: reports"):
             if key in updates and updates[key].status in ("sent", "queued"):
                 base = updates[key]
-                updates[key] = StatusUpdate(delivery_status(int(report.get("status_code", 0))),
-                                            base.provider_message_id, base.ref,
-                                            error_code=None if int(report.get("status_code", 0)) == 0
-                                            else str(report.get("status_code")))
-        return [u for u in updates.values() if u is not None]
+                updates[key] = StatusUpdate(delivery_status(code), base.provider_message_id, base.ref,
+                                            error_code=None if code == 0 else str(code))
+        return list(updates.values())
 
     @staticmethod
     def _result_key(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -252,53 +254,72 @@ class DinstarAdapter(HttpAdapter):
     @staticmethod
     def _provider_id(row: dict[str, Any]) -> str | None:
         # Delivery reports carry no user_id, only the port's SMSC reference: "port:ref_id" ties them.
-        if row.get("ref_id") is None:
+        ref_id, port = payload.text(row.get("ref_id")), row.get("port")
+        if ref_id is None or (port is not None and payload.text(port) is None):
             return None
-        return f"{row.get('port')}:{row.get('ref_id')}"
+        found = f"{port}:{ref_id}"
+        return found if len(found) <= payload.MAX_ID else None
 
-    def _result_update(self, row: dict[str, Any]) -> StatusUpdate:
-        status = str(row.get("status", ""))
-        ref = row.get("user_id")
+    def _result_update(self, row: Any) -> StatusUpdate:
+        row = payload.an_object(row)
+        status = payload.text(row.get("status")) or ""
         return StatusUpdate(RESULT_STATUS.get(status, "queued"), self._provider_id(row),
-                            int(ref) if ref is not None else None,
+                            payload.integer(row.get("user_id"), "user_id", 0, payload.MAX_REF),
                             error_code=status if status == "FAILED" else None)
 
-    def _inbound(self, item: dict[str, Any], sn: Any) -> InboundMessage:
-        ident = item.get("incoming_sms_id")
+    def _report_update(self, report: Any) -> StatusUpdate:
+        code = _report_code(report)
+        provider_id = self._provider_id(report)
+        if provider_id is None:
+            raise payload.Unreadable("no port and ref_id")
+        return StatusUpdate(delivery_status(code), provider_id, None, error_code=None if code == 0 else str(code))
+
+    def _inbound(self, item: Any, sn: Any) -> InboundMessage:
+        item = payload.an_object(item)
+        number = self.e164(payload.required(item.get("number"), "number", payload.MAX_NUMBER))
+        if len(number) > payload.MAX_NUMBER:
+            raise payload.Unreadable(f"number longer than {payload.MAX_NUMBER}")
+        port = payload.integer(item.get("port"), "port", 0, MAX_PORT)
+        ident = payload.text(item.get("incoming_sms_id"))
         if ident is None:  # some firmware omits it: the port, sender and time identify the message
             ident = hashlib.sha1(f"{item.get('port')}|{item.get('number')}|{item.get('timestamp')}|"
-                                 f"{item.get('text')}".encode()).hexdigest()[:16]
-        port = item.get("port")
-        return InboundMessage(provider_message_id=f"{sn or 'dinstar'}-{ident}",
-                              from_number=self.e164(str(item.get("number", ""))), to=self.port_number(port),
-                              body=str(item.get("text", "")), channel="sms",
-                              received_at=_timestamp(item.get("timestamp")),
-                              port=int(port) if port is not None else None)
+                                 f"{item.get('text')}".encode(errors="replace")).hexdigest()[:16]
+        message_id = f"{payload.text(sn) or 'dinstar'}-{ident}"
+        if len(message_id) > payload.MAX_ID:
+            raise payload.Unreadable(f"sn and incoming_sms_id longer than {payload.MAX_ID}")
+        return InboundMessage(provider_message_id=message_id, from_number=number, to=self.port_number(port),
+                              body=payload.text(item.get("text")) or "", channel="sms",
+                              received_at=_timestamp(item.get("timestamp")), port=port)
 
     # -- push webhooks ---------------------------------------------------------------
     def verify_signature(self, request: WebhookRequest) -> bool:
         return token_matches(request, self.config.options.get("webhook_token"))
 
-    @staticmethod
-    def _json(request: WebhookRequest) -> dict[str, Any]:
-        try:
-            data = json.loads(request.body or b"{}")
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
+    def _where(self, kind: str = "webhook") -> str:
+        return f"dinstar provider {self.config.id} {kind}"
+
+    def _incoming(self, data: dict[str, Any], where: str) -> list[InboundMessage]:
+        """The SMS of a push or of query_incoming_sms: {"sn": ..., "sms": [...]}."""
+        return payload.each(payload.as_list(data.get("sms"), f"{where}: sms"),
+                            lambda item: self._inbound(item, data.get("sn")), f"{where}: sms")
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
-        data = self._json(request)
-        return [self._inbound(item, data.get("sn")) for item in data.get("sms") or []]
+        return self._incoming(payload.json_object(request.body, self._where()), self._where())
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
-        data = self._json(request)
-        updates = [self._result_update(row) for row in data.get("sms_result") or []]
-        for report in data.get("sms_deliver_status") or []:
-            code = int(report.get("status_code", 0))
-            updates.append(StatusUpdate(delivery_status(code), self._provider_id(report), None,
-                                        error_code=None if code == 0 else str(code)))
-        return updates
+        data, where = payload.json_object(request.body, self._where()), self._where()
+        return (payload.each(payload.as_list(data.get("sms_result"), f"{where}: sms_result"), self._result_update,
+                             f"{where}: sms_result")
+                + payload.each(payload.as_list(data.get("sms_deliver_status"), f"{where}: sms_deliver_status"),
+                               self._report_update, f"{where}: sms_deliver_status"))
+
+
+def _report_code(report: Any) -> int:
+    """A delivery report's status_code (0-255, see delivery_status); a report without one says nothing."""
+    code = payload.integer(payload.an_object(report).get("status_code"), "status_code", 0, 255)
+    if code is None:
+        raise payload.Unreadable("no status_code")
+    return code
 
 
 def classify(response: requests.Response) -> SendResult:

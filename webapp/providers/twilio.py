@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import requests
 
+from . import payload
 from .base import (
     InboundMessage,
     LookupOutcome,
@@ -47,6 +48,7 @@ LOOKUP_MAX_PAGES = 20
 LOOKUP_SLACK = timedelta(seconds=60)
 SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 HASHES = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
+MAX_MEDIA = 10  # media items Twilio puts in one inbound message
 
 
 def _strip_channel(address: str) -> str:
@@ -253,29 +255,44 @@ class TwilioAdapter(HttpAdapter):
         form = _form(request)
         if not form.get("MessageSid"):
             return []
+        return payload.each([form], self._inbound, f"twilio provider {self.config.id} webhook")
+
+    def _inbound(self, form: dict[str, str]) -> InboundMessage:
+        sender = _strip_channel(payload.required(form.get("From"), "From", payload.MAX_NUMBER + len("whatsapp:")))
+        if not sender.strip() or len(sender) > payload.MAX_NUMBER:
+            raise payload.Unreadable(f"From is no number of at most {payload.MAX_NUMBER} characters")
         channel = "whatsapp" if form.get("From", "").startswith("whatsapp:") else self.config.channel
-        media = []
-        for i in range(int(form.get("NumMedia") or 0)):
-            if form.get(f"MediaUrl{i}"):
-                media.append({"url": form[f"MediaUrl{i}"], "content_type": form.get(f"MediaContentType{i}", "")})
-        return [InboundMessage(
-            provider_message_id=form["MessageSid"], from_number=_strip_channel(form.get("From", "")),
-            to=_strip_channel(form.get("To", "")), body=form.get("Body", ""), channel=channel,
-            profile_name=form.get("ProfileName") or None, media=media, received_at=datetime.now(UTC))]
+        # MediaUrl0..9 as given (Twilio sends at most 10), whatever NumMedia says.
+        media = [{"url": url, "content_type": payload.text(form.get(f"MediaContentType{i}")) or ""}
+                 for i in range(MAX_MEDIA) if (url := payload.text(form.get(f"MediaUrl{i}")))]
+        return InboundMessage(
+            provider_message_id=payload.required(form.get("MessageSid"), "MessageSid", payload.MAX_ID),
+            from_number=sender, to=_strip_channel(payload.text(form.get("To")) or ""),
+            body=payload.text(form.get("Body")) or "", channel=channel,
+            profile_name=(payload.text(form.get("ProfileName")) or "")[:payload.MAX_NAME] or None, media=media,
+            received_at=datetime.now(UTC))
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
         form = _form(request)
-        status = STATUS_MAP.get((form.get("MessageStatus") or form.get("SmsStatus") or "").lower())
-        if not form.get("MessageSid") or status is None:
+        if not form.get("MessageSid"):
             return []
-        return [StatusUpdate(status=status, provider_message_id=form["MessageSid"],
-                             error_code=form.get("ErrorCode") or None,
-                             error_message=form.get("ErrorMessage") or None)]
+        return payload.each([form], _status, f"twilio provider {self.config.id} webhook")
 
     def webhook_reply(self, kind: str) -> tuple[str, int, dict[str, str]]:
         if kind == "inbound":
             return EMPTY_TWIML, 200, {"Content-Type": "text/xml"}
         return "", 200, {}
+
+
+def _status(form: dict[str, str]) -> StatusUpdate | None:
+    status = STATUS_MAP.get((payload.text(form.get("MessageStatus")) or payload.text(form.get("SmsStatus"))
+                             or "").lower())
+    if status is None:
+        return None
+    return StatusUpdate(status=status,
+                        provider_message_id=payload.required(form.get("MessageSid"), "MessageSid", payload.MAX_ID),
+                        error_code=payload.text(form.get("ErrorCode")) or None,
+                        error_message=payload.text(form.get("ErrorMessage")) or None)
 
 
 def classify(response: requests.Response) -> SendResult:

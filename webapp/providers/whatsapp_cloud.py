@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
+from . import payload
 from .base import (
     InboundMessage,
     OutboundMessage,
@@ -86,74 +87,104 @@ class WhatsAppCloudAdapter(HttpAdapter):
             return args.get("hub.challenge", ""), 200
         return "Forbidden", 403
 
-    @staticmethod
-    def _values(request: WebhookRequest) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(request.body or b"{}")
-        except ValueError:
-            return []
-        if not isinstance(data, dict):
-            return []
-        return [change.get("value") or {} for entry in data.get("entry") or []
-                for change in entry.get("changes") or []]
+    @property
+    def _where(self) -> str:
+        return f"whatsapp_cloud provider {self.config.id} webhook"
+
+    def _values(self, request: WebhookRequest) -> list[dict[str, Any]]:
+        """Every entry[].changes[].value object; entries and changes that cannot be read are skipped."""
+        where = self._where
+        entries = payload.each(payload.as_list(payload.json_object(request.body, where).get("entry"),
+                                               f"{where}: entry"), payload.an_object, f"{where}: entry")
+        return [value for i, entry in enumerate(entries)
+                for value in payload.each(payload.as_list(entry.get("changes"), f"{where}: entry[{i}].changes"),
+                                          _change_value, f"{where}: entry[{i}].changes")]
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
-        found = []
+        found: list[InboundMessage] = []
         for value in self._values(request):
-            names = {c.get("wa_id"): (c.get("profile") or {}).get("name") for c in value.get("contacts") or []}
-            to = (value.get("metadata") or {}).get("display_phone_number") or self.config.sender
-            for msg in value.get("messages") or []:
-                body, media = _content(msg)
-                sender = str(msg.get("from", ""))
-                found.append(InboundMessage(
-                    provider_message_id=str(msg.get("id", "")), from_number=_plus(sender), to=_plus(str(to)),
-                    body=body, channel="whatsapp", profile_name=names.get(sender), media=media,
-                    received_at=_when(msg.get("timestamp"))))
+            names: dict[str, str] = {}
+            for contact in payload.as_list(value.get("contacts"), f"{self._where}: contacts"):
+                contact = payload.as_dict(contact)
+                wa_id, name = payload.text(contact.get("wa_id")), payload.text(payload.as_dict(
+                    contact.get("profile")).get("name"))
+                if wa_id and name:
+                    names[wa_id] = name[:payload.MAX_NAME]
+            to = payload.text(payload.as_dict(value.get("metadata")).get("display_phone_number")) \
+                or self.config.sender
+            found += payload.each(payload.as_list(value.get("messages"), f"{self._where}: messages"),
+                                  lambda msg, to=to, names=names: self._message(msg, to, names),
+                                  f"{self._where}: messages")
         return found
 
+    def _message(self, msg: Any, to: str, names: dict[str, str]) -> InboundMessage:
+        msg = payload.an_object(msg)
+        sender = payload.required(msg.get("from"), "from", payload.MAX_NUMBER - 1)
+        body, media = _content(msg)
+        return InboundMessage(
+            provider_message_id=payload.required(msg.get("id"), "id", payload.MAX_ID), from_number=_plus(sender),
+            to=_plus(to), body=body, channel="whatsapp", profile_name=names.get(sender), media=media,
+            received_at=_when(msg.get("timestamp")))
+
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
-        updates = []
+        updates: list[StatusUpdate] = []
         for value in self._values(request):
-            for item in value.get("statuses") or []:
-                status = STATUS_MAP.get(str(item.get("status", "")))
-                if status is None:
-                    continue
-                error = (item.get("errors") or [{}])[0]
-                updates.append(StatusUpdate(status=status, provider_message_id=str(item.get("id", "")),
-                                            error_code=str(error["code"]) if error.get("code") else None,
-                                            error_message=error.get("title") or error.get("message")))
+            updates += payload.each(payload.as_list(value.get("statuses"), f"{self._where}: statuses"),
+                                    self._status, f"{self._where}: statuses")
         return updates
+
+    @staticmethod
+    def _status(item: Any) -> StatusUpdate | None:
+        item = payload.an_object(item)
+        status = STATUS_MAP.get(payload.text(item.get("status")) or "")
+        if status is None:
+            return None  # a status we do not track (e.g. "deleted")
+        errors = item.get("errors")
+        error = payload.as_dict(errors[0] if isinstance(errors, list) and errors else None)
+        return StatusUpdate(status=status, provider_message_id=payload.required(item.get("id"), "id", payload.MAX_ID),
+                            error_code=payload.text(error.get("code")) or None,
+                            error_message=payload.text(error.get("title")) or payload.text(error.get("message")))
+
+
+def _change_value(change: Any) -> dict[str, Any]:
+    value = payload.an_object(change).get("value")
+    if not isinstance(value, dict):
+        raise payload.Unreadable("value is not an object")
+    return value
 
 
 def _plus(number: str) -> str:
     return number if not number or number.startswith("+") else "+" + number
 
 
+# Meta's timestamps are Unix seconds; outside these years one is no timestamp at all.
+_EARLIEST, _LATEST = 946684800, 4102444800  # 2000-01-01, 2100-01-01
+
+
 def _when(timestamp: Any) -> datetime | None:
     try:
-        return datetime.fromtimestamp(int(timestamp), UTC)
-    except (TypeError, ValueError):
+        seconds = payload.integer(timestamp, "timestamp", _EARLIEST, _LATEST)
+    except payload.Unreadable:
         return None
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 def _content(msg: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
-    """Text and media of one inbound message, whatever its type."""
-    kind = msg.get("type")
-    if kind == "text":
-        return str((msg.get("text") or {}).get("body", "")), []
-    if kind == "button":
-        return str((msg.get("button") or {}).get("text", "")), []
+    """Text and media of one inbound message, whatever its type; parts that cannot be read are left out."""
+    kind = payload.text(msg.get("type"))
+    part = payload.as_dict(msg.get(kind)) if kind else {}
+    if kind in ("text", "button"):
+        return payload.text(part.get("body" if kind == "text" else "text")) or "", []
     if kind == "interactive":
-        reply = (msg.get("interactive") or {})
-        chosen = reply.get("button_reply") or reply.get("list_reply") or {}
-        return str(chosen.get("title", "")), []
+        chosen = payload.as_dict(part.get("button_reply")) or payload.as_dict(part.get("list_reply"))
+        return payload.text(chosen.get("title")) or "", []
     if kind in ("image", "audio", "video", "document", "sticker"):
-        item = msg.get(kind) or {}
-        return str(item.get("caption", "")), [{"id": str(item.get("id", "")),
-                                               "content_type": str(item.get("mime_type", ""))}]
+        media = {"id": payload.text(part.get("id")) or "", "content_type": payload.text(part.get("mime_type")) or ""}
+        return payload.text(part.get("caption")) or "", [media] if media["id"] else []
     if kind == "location":
-        loc = msg.get("location") or {}
-        return f"{loc.get('latitude')},{loc.get('longitude')}", []
+        lat, lon = part.get("latitude"), part.get("longitude")
+        if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (lat, lon)):
+            return f"{lat},{lon}", []
     return "", []
 
 

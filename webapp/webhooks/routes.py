@@ -29,6 +29,23 @@ def public_url() -> str:
     return base.rstrip("/") + request.path + (f"?{query}" if query else "")
 
 
+@bp.before_request
+def limit_body() -> None:
+    """Refuse a body larger than WEBHOOK_MAX_BYTES before reading any of it: a declared length over the
+    limit answers 413 at once; a chunked body (no length) is read no further than the limit."""
+    limit = current_app.config["WEBHOOK_MAX_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        _refuse_large(f"{request.content_length} bytes declared")
+    # Werkzeug's stream then ends (silently) after this many bytes: one past the limit tells "larger".
+    request.max_content_length = limit + 1
+
+
+def _refuse_large(detail: str) -> None:
+    log.warning("webhook %s from %s refused: body over WEBHOOK_MAX_BYTES (%s)", request.path, request.remote_addr,
+                detail)
+    abort(413)
+
+
 def _provider_or_404(provider_id: int) -> tuple[Provider, ProviderAdapter]:
     provider = db.session.get(Provider, provider_id)
     if provider is None or not provider.enabled:
@@ -38,6 +55,8 @@ def _provider_or_404(provider_id: int) -> tuple[Provider, ProviderAdapter]:
 
 def _webhook_request() -> WebhookRequest:
     body = request.get_data(cache=True)
+    if len(body) > current_app.config["WEBHOOK_MAX_BYTES"]:
+        _refuse_large("chunked, no length declared")
     form = request.form.to_dict() if request.mimetype == "application/x-www-form-urlencoded" else {}
     return WebhookRequest(method=request.method, url=public_url(), headers=dict(request.headers), body=body,
                           form=form, args=request.args.to_dict())
