@@ -157,6 +157,20 @@ def test_opening_a_conversation_marks_it_read(client: Any, world: dict[str, Any]
     assert 'hx-trigger="load"' not in page(client, f"/inbox/{mine.id}")
 
 
+def test_a_conversation_answers_page_or_fragment_and_says_it_varies(client: Any, world: dict[str, Any],
+                                                                    db: Any) -> None:
+    """The same URL is the full page or the pane's fragment: a cache must keep them apart (Vary)."""
+    mine = conversation(db, world["sales"], world["ana"])
+    login(client, "ana")
+    full = client.get(f"/inbox/{mine.id}")
+    fragment = client.get(f"/inbox/{mine.id}", headers={"HX-Request": "true"})
+    assert "<html" in full.get_data(as_text=True) and "<html" not in fragment.get_data(as_text=True)
+    assert f'id="conv-{mine.id}"' in fragment.get_data(as_text=True)
+    for response in (full, fragment):
+        assert response.status_code == 200
+        assert "HX-Request" in response.headers.get("Vary", "")
+
+
 def test_customer_html_shows_as_text(client: Any, world: dict[str, Any], db: Any) -> None:
     mine = conversation(db, world["sales"], world["ana"], name="<b>Eve</b>",
                         texts=("<script>alert('x')</script><img src=x onerror=alert(1)>",))
