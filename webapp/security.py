@@ -110,6 +110,15 @@ def get_agent_or_404(agent_id: int) -> User:
     return agent
 
 
+def get_membership_or_404(membership_id: int) -> Membership:
+    """A membership of a campaign the user sees (another group's campaign answers 404)."""
+    membership = db.session.get(Membership, membership_id)
+    if membership is None:
+        abort(404)
+    get_campaign_or_404(membership.campaign_id)
+    return membership
+
+
 def get_interaction_or_404(interaction_id: int) -> Interaction:
     """Agents reach their own interactions (and ringall offers of their campaigns); supervisors their groups'."""
     interaction = db.session.get(Interaction, interaction_id)
