@@ -318,6 +318,30 @@ def test_transfer_to_an_agent_or_a_campaign(client: Any, world: dict[str, Any], 
     assert client.post(f"/inbox/{third.id}/transfer", data={"agent_id": 99999}, headers=headers).status_code == 404
 
 
+def test_the_workspace_refuses_what_the_agent_may_not_use(client: Any, make: Any, world: dict[str, Any],
+                                                          db: Any) -> None:
+    """A disabled break, a campaign or an agent outside the transfer menu, an offer of a campaign that is
+    not the agent's: each answers 404 and changes nothing."""
+    off = BreakType(name="Apagado", icon="x", enabled=False)
+    db.session.add(off)
+    other = make.campaign(world["group"], world["provider"], name="Ajena", did="+59829003000", strategy="ringall")
+    inactive = make.user("ceci", groups=[world["group"]], state="free", active=False)
+    make.member(world["sales"], inactive)
+    mine = conversation(db, world["sales"], world["ana"])
+    offer = conversation(db, other, None, number="+59899000009", status=InteractionStatus.WAITING)
+    login(client, "ana")
+    headers = htmx(client)
+    assert client.post("/inbox/break", data={"break_type_id": off.id}, headers=headers).status_code == 404
+    for data in ({"agent_id": 0, "campaign_id": other.id}, {"agent_id": inactive.id, "campaign_id": 0}):
+        assert client.post(f"/inbox/{mine.id}/transfer", data=data, headers=headers).status_code == 404
+    assert client.post(f"/inbox/{offer.id}/take", headers=headers).status_code == 404
+    db.session.expire_all()
+    assert db.session.get(User, world["ana"].id).break_type_id is None
+    assert (db.session.get(Interaction, mine.id).agent_id, db.session.get(Interaction, mine.id).campaign_id) == (
+        world["ana"].id, world["sales"].id)
+    assert db.session.get(Interaction, offer.id).agent_id is None
+
+
 # -- ringall offers -------------------------------------------------------------------------------
 def test_ringall_offer_goes_to_the_first_taker(client: Any, app: Any, make: Any, world: dict[str, Any],
                                                db: Any) -> None:
