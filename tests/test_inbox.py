@@ -157,6 +157,20 @@ def test_opening_a_conversation_marks_it_read(client: Any, world: dict[str, Any]
     assert 'hx-trigger="load"' not in page(client, f"/inbox/{mine.id}")
 
 
+def test_a_conversation_answers_page_or_fragment_and_says_it_varies(client: Any, world: dict[str, Any],
+                                                                    db: Any) -> None:
+    """The same URL is the full page or the pane's fragment: a cache must keep them apart (Vary)."""
+    mine = conversation(db, world["sales"], world["ana"])
+    login(client, "ana")
+    full = client.get(f"/inbox/{mine.id}")
+    fragment = client.get(f"/inbox/{mine.id}", headers={"HX-Request": "true"})
+    assert "<html" in full.get_data(as_text=True) and "<html" not in fragment.get_data(as_text=True)
+    assert f'id="conv-{mine.id}"' in fragment.get_data(as_text=True)
+    for response in (full, fragment):
+        assert response.status_code == 200
+        assert "HX-Request" in response.headers.get("Vary", "")
+
+
 def test_customer_html_shows_as_text(client: Any, world: dict[str, Any], db: Any) -> None:
     mine = conversation(db, world["sales"], world["ana"], name="<b>Eve</b>",
                         texts=("<script>alert('x')</script><img src=x onerror=alert(1)>",))
@@ -302,6 +316,30 @@ def test_transfer_to_an_agent_or_a_campaign(client: Any, world: dict[str, Any], 
     empty = client.post(f"/inbox/{third.id}/transfer", data={"agent_id": 0, "campaign_id": 0}, headers=headers)
     assert empty.headers["HX-Retarget"] == f"#conv-notice-{third.id}"
     assert client.post(f"/inbox/{third.id}/transfer", data={"agent_id": 99999}, headers=headers).status_code == 404
+
+
+def test_the_workspace_refuses_what_the_agent_may_not_use(client: Any, make: Any, world: dict[str, Any],
+                                                          db: Any) -> None:
+    """A disabled break, a campaign or an agent outside the transfer menu, an offer of a campaign that is
+    not the agent's: each answers 404 and changes nothing."""
+    off = BreakType(name="Apagado", icon="x", enabled=False)
+    db.session.add(off)
+    other = make.campaign(world["group"], world["provider"], name="Ajena", did="+59829003000", strategy="ringall")
+    inactive = make.user("ceci", groups=[world["group"]], state="free", active=False)
+    make.member(world["sales"], inactive)
+    mine = conversation(db, world["sales"], world["ana"])
+    offer = conversation(db, other, None, number="+59899000009", status=InteractionStatus.WAITING)
+    login(client, "ana")
+    headers = htmx(client)
+    assert client.post("/inbox/break", data={"break_type_id": off.id}, headers=headers).status_code == 404
+    for data in ({"agent_id": 0, "campaign_id": other.id}, {"agent_id": inactive.id, "campaign_id": 0}):
+        assert client.post(f"/inbox/{mine.id}/transfer", data=data, headers=headers).status_code == 404
+    assert client.post(f"/inbox/{offer.id}/take", headers=headers).status_code == 404
+    db.session.expire_all()
+    assert db.session.get(User, world["ana"].id).break_type_id is None
+    assert (db.session.get(Interaction, mine.id).agent_id, db.session.get(Interaction, mine.id).campaign_id) == (
+        world["ana"].id, world["sales"].id)
+    assert db.session.get(Interaction, offer.id).agent_id is None
 
 
 # -- ringall offers -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ A guessed URL for an object outside the user's groups answers 404, never the obj
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -11,10 +12,14 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import abort
 from flask_login import current_user, login_required
+from sqlalchemy.orm import joinedload
 
 from .extensions import db
 from .models import (
+    RINGALL_MODES,
+    BreakType,
     Campaign,
+    CannedResponse,
     Dialer,
     Interaction,
     Membership,
@@ -105,6 +110,15 @@ def get_agent_or_404(agent_id: int) -> User:
     return agent
 
 
+def get_membership_or_404(membership_id: int) -> Membership:
+    """A membership of a campaign the user sees (another group's campaign answers 404)."""
+    membership = db.session.get(Membership, membership_id)
+    if membership is None:
+        abort(404)
+    get_campaign_or_404(membership.campaign_id)
+    return membership
+
+
 def get_interaction_or_404(interaction_id: int) -> Interaction:
     """Agents reach their own interactions (and ringall offers of their campaigns); supervisors their groups'."""
     interaction = db.session.get(Interaction, interaction_id)
@@ -120,7 +134,85 @@ def can_see_interaction(user: User, interaction: Interaction) -> bool:
     if user.is_agent:
         if interaction.agent_id == user.id:
             return True
-        return bool(interaction.agent_id is None and interaction.is_open and db.session.scalar(
-            sa.select(Membership.id).where(Membership.campaign_id == interaction.campaign_id,
-                                           Membership.user_id == user.id)))
+        return interaction.agent_id is None and interaction.is_open and _is_member(user, interaction.campaign_id)
     return interaction.campaign.security_group_id in user.security_group_ids
+
+
+def _is_member(user: User, campaign_id: int) -> bool:
+    return bool(db.session.scalar(sa.select(Membership.id).where(Membership.campaign_id == campaign_id,
+                                                                 Membership.user_id == user.id)))
+
+
+# -- the agent workspace ------------------------------------------------------------------
+def get_viewed_interaction_or_404(interaction_id: int) -> Interaction:
+    """get_interaction_or_404's rule, with the interaction's campaign read in the same query (the
+    conversation pane shows it)."""
+    interaction = db.session.scalar(_viewed_statement(), {"interaction_id": interaction_id})
+    if interaction is None or not can_see_interaction(current_user, interaction):
+        abort(404)
+    return interaction
+
+
+@functools.cache
+def _viewed_statement() -> sa.Select:
+    """Built once (every request opening a conversation runs it): parameter interaction_id."""
+    return (sa.select(Interaction).options(joinedload(Interaction.campaign))
+            .where(Interaction.id == sa.bindparam("interaction_id")))
+
+
+def get_own_interaction_or_404(interaction_id: int) -> Interaction:
+    """Acting on a conversation (send, close, transfer) needs it to be the agent's own."""
+    interaction = get_interaction_or_404(interaction_id)
+    if interaction.agent_id != current_user.id:
+        abort(404)
+    return interaction
+
+
+def get_offer_or_404(interaction_id: int) -> Interaction:
+    """What an agent may try to take: a conversation of one of their ringall campaigns (taken or not:
+    the loser of the race hears so), or one they may see."""
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or not (
+            (interaction.campaign.mode in RINGALL_MODES and _is_member(current_user, interaction.campaign_id))
+            or can_see_interaction(current_user, interaction)):
+        abort(404)
+    return interaction
+
+
+def get_canned_response_or_404(canned_id: str, interaction: Interaction) -> CannedResponse:
+    """A canned response (a WhatsApp template) of the conversation's own campaign."""
+    canned = db.session.get(CannedResponse, int(canned_id)) if canned_id.isdigit() else None
+    if canned is None or canned.campaign_id != interaction.campaign_id:
+        abort(404)
+    return canned
+
+
+def transfer_choices(interaction: Interaction, agent_id: int) -> list[tuple[int, str]]:
+    """Who the conversation may go to: the other active agents of its campaign, connected ones first, as
+    (id, display name) pairs."""
+    return [(uid, name or username) for uid, name, username in db.session.execute(
+        _transfer_choices_statement(), {"campaign_id": interaction.campaign_id, "agent_id": agent_id})]
+
+
+@functools.cache
+def _transfer_choices_statement() -> sa.Select:
+    """Built once (building it cost several times running it); parameters campaign_id and agent_id."""
+    return (sa.select(User.id, User.name, User.username).join(Membership, Membership.user_id == User.id)
+            .where(Membership.campaign_id == sa.bindparam("campaign_id"), User.id != sa.bindparam("agent_id"),
+                   User.role == Role.AGENT, User.active.is_(True))
+            .order_by((User.state == "disconnected"), User.name, User.username))
+
+
+def get_transfer_agent_or_404(interaction: Interaction, agent_id: int) -> User:
+    """One of the agents the transfer menu offers (transfer_choices)."""
+    if agent_id not in dict(transfer_choices(interaction, current_user.id)):
+        abort(404)
+    return db.session.get(User, agent_id)
+
+
+def get_break_type_or_404(break_type_id: int | None) -> BreakType:
+    """A break an agent may start: an enabled break type."""
+    break_type = db.session.get(BreakType, break_type_id)
+    if break_type is None or not break_type.enabled:
+        abort(404)
+    return break_type

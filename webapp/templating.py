@@ -1,26 +1,65 @@
-"""Template helpers: one fragment serves the full page and the htmx request."""
+"""Template helpers: one fragment serves the full page and the htmx request; the app's filters.
+
+Every view answers through `render_page` (a page or its fragment) or `respond` (a form post: the
+fragment to htmx, a redirect to a plain browser); both set `Vary: HX-Request`.
+"""
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, make_response, render_template, request
+from flask import Flask, flash, make_response, redirect, render_template, request
 from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from .models import utcnow
+from .services import time as clock
 
 
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
 
 
-def render_page(page: str, fragment: str, status: int = 200, **context: Any) -> Any:
-    """The full page includes the fragment; an htmx request gets the fragment alone."""
-    template = fragment if is_htmx() else page
-    response = make_response(render_template(template, **context), status)
+def render_page(page: str, fragment: str, status: int = 200,
+                page_context: Callable[[], dict[str, Any]] | None = None, **context: Any) -> Any:
+    """The full page includes the fragment; an htmx request gets the fragment alone. `page_context()`
+    adds what only the full page shows around the fragment (built only for the full page)."""
+    htmx = is_htmx()
+    if not htmx and page_context is not None:
+        context.update(page_context())
+    response = make_response(render_template(fragment if htmx else page, **context), status)
     response.headers["Vary"] = "HX-Request"
     return response
+
+
+def respond(fragment: str, redirect_to: str, *, flashed: str | None = None, category: str = "message",
+            status: int = 200, target: str | None = None, push: str | None = None, trigger: str | None = None,
+            **context: Any) -> Any:
+    """A form post's answer: htmx gets `fragment`, a plain browser a redirect to `redirect_to` with
+    `flashed` flashed (the fragment shows that news itself). `target` swaps the fragment into another
+    element than the requesting one's hx-target; `push` puts a URL in the history; `trigger` fires an
+    event on the page. htmx looks a retarget up from the requesting element, so a request from an
+    element that a socket message may remove meanwhile (an offer's Take) must not retarget."""
+    if not is_htmx():
+        if flashed:
+            flash(flashed, category)
+        return redirect(redirect_to)
+    response = make_response(render_template(fragment, **context), status)
+    if target is not None:
+        response.headers.update({"HX-Retarget": target, "HX-Reswap": "innerHTML"})
+    if push:
+        response.headers["HX-Push-Url"] = push
+    if trigger:
+        response.headers["HX-Trigger"] = trigger
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def failure_status(failed: bool, status: int = 422) -> int:
+    """A refused form's status: `status` for a plain browser; 200 for htmx, which swaps only 2xx answers."""
+    return status if failed and not is_htmx() else 200
 
 
 def _to_sink(marks: str) -> Markup:
@@ -40,6 +79,7 @@ def oob_fill(element_id: str, html: str) -> Markup:
     return _to_sink(f'<div data-fill="{escape(element_id)}">{escape(html)}</div>')
 
 
+# -- filters and globals, for every template ------------------------------------------------
 def seconds_since(moment: datetime | None) -> int:
     if moment is None:
         return 0
@@ -54,22 +94,36 @@ def duration(seconds: int | float | None) -> str:
 
 
 def local_time(moment: datetime | None, fmt: str = "short") -> str:
+    """Center time in the user's language (Babel), for the few times a page shows."""
+    return format_datetime(clock.to_center(moment), fmt) if moment is not None else ""
+
+
+def short_clock(moment: datetime | None, full: bool = False) -> str:
+    """Center time, cheaply (no Babel: a list renders dozens): HH:MM today, dd/mm before; full for titles."""
     if moment is None:
         return ""
-    from datetime import UTC
-    from zoneinfo import ZoneInfo
+    local = clock.to_center(moment)
+    if full:
+        return local.strftime("%d/%m/%Y %H:%M:%S")
+    today = datetime.now(UTC).astimezone(clock.center_zone()).date()
+    return local.strftime("%H:%M" if local.date() == today else "%d/%m")
 
-    tz = ZoneInfo(current_app.config["CENTER_TIMEZONE"])
-    return format_datetime(moment.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None), fmt)
+
+def now_epoch() -> float:
+    return clock.epoch(utcnow())
+
+
+def item_labels() -> dict[str, str]:
+    """An inbox item's words, translated once per list (gettext per item was a third of a list's time)."""
+    return {"waiting": _("Waiting for your answer"), "unread": _("Unread messages"), "closed": _("Closed"),
+            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:")}
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters["duration"] = duration
-    app.jinja_env.filters["since"] = seconds_since
-    app.jinja_env.filters["localtime"] = local_time
-    app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
-    app.jinja_env.globals["is_htmx"] = is_htmx
-    app.jinja_env.globals["oob_remove"] = oob_remove
-    app.jinja_env.globals["oob_fill"] = oob_fill
+    app.jinja_env.filters.update(duration=duration, since=seconds_since, localtime=local_time,
+                                 clock=short_clock, epoch=clock.epoch)
+    app.jinja_env.globals.update(current_locale=lambda: str(get_locale()), is_htmx=is_htmx,
+                                 oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
+                                 item_labels=item_labels)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

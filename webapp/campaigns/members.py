@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, render_template, request
+from flask import render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..extensions import db
 from ..models import Campaign, Membership, User
-from ..security import get_campaign_or_404, supervisor_required, visible_agents, visible_campaigns
+from ..security import get_membership_or_404, supervisor_required, visible_agents, visible_campaigns
 from ..services import admin as admin_service
 from ..services import campaign_config
-from ..templating import is_htmx, render_page
+from ..templating import failure_status, render_page
 from . import bp
 from .forms import MembershipForm, apply_errors
 
@@ -61,8 +61,7 @@ def _change(action: Any, done_message: str) -> Any:
     except admin_service.Refused as exc:
         db.session.rollback()
         error = str(exc)
-    status = 422 if error and not is_htmx() else 200  # htmx swaps only 2xx answers
-    return render_page("campaigns/members.html", "campaigns/_members.html", status,
+    return render_page("campaigns/members.html", "campaigns/_members.html", failure_status(bool(error)),
                        **_context(campaigns, agents, message=message, error=error))
 
 
@@ -82,19 +81,20 @@ def members_remove() -> Any:
 @supervisor_required
 def membership_update(membership_id: int) -> Any:
     """htmx: order and penalty edited in place; the row comes back (with its errors)."""
-    membership = db.session.get(Membership, membership_id)
-    if membership is None:
-        abort(404)
-    get_campaign_or_404(membership.campaign_id)  # another group's campaign answers 404
+    membership = get_membership_or_404(membership_id)
     form = MembershipForm()
-    saved = False
-    if form.validate_on_submit():
-        try:
-            campaign_config.update_membership(membership, form.position.data, form.penalty.data, current_user)
-            db.session.commit()
-            saved = True
-        except admin_service.Invalid as exc:
-            db.session.rollback()
-            apply_errors(form, exc.errors)
-    status = 200 if saved or is_htmx() else 422
-    return render_template("campaigns/_membership_row.html", m=membership, form=form, saved=saved), status
+    saved = form.validate_on_submit() and _update(membership, form)
+    return render_template("campaigns/_membership_row.html", m=membership, form=form,
+                           saved=saved), failure_status(not saved)
+
+
+def _update(membership: Membership, form: MembershipForm) -> bool:
+    """The new order and penalty, committed; or the form's fields marked with what the service refused."""
+    try:
+        campaign_config.update_membership(membership, form.position.data, form.penalty.data, current_user)
+        db.session.commit()
+    except admin_service.Invalid as exc:
+        db.session.rollback()
+        apply_errors(form, exc.errors)
+        return False
+    return True

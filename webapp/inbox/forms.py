@@ -1,9 +1,13 @@
 """The agent workspace's forms; choices are filled per request from what the agent may see."""
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
+
+from ..models import Campaign
 
 DISPOSITIONS = (
     ("resolved", _l("Resolved")),
@@ -26,9 +30,20 @@ class SendForm(FlaskForm):
     canned_id = HiddenField()
 
 
+def error_text(form: FlaskForm) -> str:
+    """Every error of a refused form, in one line ("" when none)."""
+    return "; ".join(e for errors in form.errors.values() for e in errors)
+
+
 class CloseForm(FlaskForm):
     disposition = SelectField(_l("Disposition"), choices=choices(DISPOSITIONS), validators=[Optional()])
     note = StringField(_l("Other"), validators=[Optional(), Length(max=80)])
+
+    def disposition_text(self) -> str:
+        """What the closed conversation records: the note written, else the chosen disposition's label."""
+        disposition = (self.note.data or "").strip() or dict(DISPOSITIONS).get(
+            self.disposition.data, self.disposition.data) or ""
+        return str(disposition)[:80]
 
 
 class TransferForm(FlaskForm):
@@ -42,6 +57,13 @@ class OutboundForm(FlaskForm):
     campaign_id = SelectField(_l("Campaign"), coerce=int, choices=[], validate_choice=False)
     number = StringField(_l("Number"), validators=[DataRequired(), Length(max=32)])
     body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1600)])
+
+
+def outbound_form(campaigns: list[Campaign], **kwargs: Any) -> OutboundForm:
+    """The softphone's form, offering the agent's campaigns."""
+    form = OutboundForm(**kwargs)
+    form.campaign_id.choices = choices((c.id, c.name) for c in campaigns)
+    return form
 
 
 class BreakForm(FlaskForm):

@@ -19,6 +19,7 @@ from ..models import AgentChatMessage, Interaction, Membership, Message, User
 from ..security import can_see_interaction
 from ..templating import oob_remove
 from . import queries
+from .context import state_context
 
 SCREEN_KEY = "conversa:screen:{agent_id}"
 SCREEN_TTL = 30  # seconds: a mirror of a page that went away fades quickly
@@ -100,8 +101,6 @@ def render_state(event: dict[str, Any], user: Any) -> str | None:
     agent = db.session.get(User, _topic_id(event) or 0)
     if agent is None:
         return None
-    from .routes import state_context
-
     return render_template("inbox/_state.html", oob=True, live=True, **state_context(agent))
 
 

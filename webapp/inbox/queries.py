@@ -19,9 +19,9 @@ from ..models import (
     InteractionStatus,
     Membership,
     Message,
-    Role,
     User,
 )
+from ..services.inbox import unread_chat
 
 LIST_OPEN_LIMIT = 100
 LIST_CLOSED_LIMIT = 30
@@ -165,22 +165,6 @@ def _canned_statement() -> sa.Select:
             .order_by(CannedResponse.position, CannedResponse.id))
 
 
-def transfer_choices(interaction: Interaction, agent_id: int) -> list[tuple[int, str]]:
-    """Who the conversation may go to: the other active agents of its campaign, connected ones first, as
-    (id, display name) pairs."""
-    return [(uid, name or username) for uid, name, username in db.session.execute(
-        _transfer_choices_statement(), {"campaign_id": interaction.campaign_id, "agent_id": agent_id})]
-
-
-@functools.cache
-def _transfer_choices_statement() -> sa.Select:
-    """Built once (building it cost several times running it); parameters campaign_id and agent_id."""
-    return (sa.select(User.id, User.name, User.username).join(Membership, Membership.user_id == User.id)
-            .where(Membership.campaign_id == sa.bindparam("campaign_id"), User.id != sa.bindparam("agent_id"),
-                   User.role == Role.AGENT, User.active.is_(True))
-            .order_by((User.state == "disconnected"), User.name, User.username))
-
-
 def agent_campaigns(agent_id: int) -> list[Campaign]:
     return list(db.session.scalars(_agent_campaigns_statement(), {"agent_id": agent_id}))
 
@@ -201,9 +185,7 @@ def break_types() -> list[BreakType]:
 
 
 def _chat_unread_count(agent_id: int | sa.BindParameter[int]) -> sa.Select:
-    return sa.select(sa.func.count(AgentChatMessage.id)).where(
-        AgentChatMessage.agent_id == agent_id, AgentChatMessage.read_at.is_(None),
-        sa.or_(AgentChatMessage.author_id.is_(None), AgentChatMessage.author_id != agent_id))
+    return sa.select(sa.func.count(AgentChatMessage.id)).where(unread_chat(agent_id))
 
 
 def chat_unread(agent_id: int) -> int:

@@ -36,10 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 
 from ..extensions import db
 from ..models import AgentState as State
@@ -59,7 +57,7 @@ CHANNELS = ("sms", "whatsapp")
 
 def day_start(now: datetime) -> datetime:
     """Local midnight (center time zone) of the day containing `now`, as naive UTC."""
-    tz = ZoneInfo(current_app.config["CENTER_TIMEZONE"])
+    tz = clock.center_zone()
     local = now.replace(tzinfo=UTC).astimezone(tz)
     midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
     return midnight.astimezone(UTC).replace(tzinfo=None)
@@ -235,7 +233,7 @@ def agent_rows(*, viewer_agents: sa.Select | None = None, campaign_ids: list[int
                              monitor_screen_allowed=r.monitor_screen_allowed, break_name=r.break_name,
                              break_icon=r.break_icon, active=int(r.active or 0), completed=int(r.completed or 0),
                              channels={k: v for k, v in channels.items() if v},
-                             since_epoch=since_epoch(r.state_changed_at),
+                             since_epoch=clock.epoch(r.state_changed_at),
                              since_text=elapsed_text(r.state_changed_at, now)))
     return rows
 
@@ -295,7 +293,7 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
         query = query.limit(limit)
     now = clock.now()
     return [WaitingRow(id=r[0], customer_number=r[1], customer_name=r[2] or "", channel=r[3], campaign_id=r[4],
-                       campaign_name=r[5], queued_at=r[6], since_epoch=since_epoch(r[6]),
+                       campaign_name=r[5], queued_at=r[6], since_epoch=clock.epoch(r[6]),
                        since_text=elapsed_text(r[6], now)) for r in db.session.execute(query)]
 
 
@@ -315,13 +313,6 @@ def agent_today(agent_id: int, now: datetime | None = None) -> dict[str, float |
     avg = row.avg_first_response
     return {"active": int(row.active or 0), "completed": int(row.completed or 0),
             "avg_first_response": None if avg is None else round(float(avg), 1)}
-
-
-def since_epoch(moment: datetime | None) -> float:
-    """A stored naive-UTC time as epoch seconds, for the ticking timers (data-since)."""
-    if moment is None:
-        return 0.0
-    return moment.replace(tzinfo=UTC).timestamp()
 
 
 

@@ -1,6 +1,7 @@
 """The clock, in one place so tests can control it."""
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -12,12 +13,26 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+@functools.cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def center_zone() -> ZoneInfo:
+    """The contact center's time zone (CENTER_TIMEZONE); read once per name (a list converts dozens of times)."""
+    return _zone(current_app.config["CENTER_TIMEZONE"])
+
+
 def center_now() -> datetime:
     """Naive local time of the contact center, for schedules."""
-    tz = ZoneInfo(current_app.config["CENTER_TIMEZONE"])
-    return datetime.now(UTC).astimezone(tz).replace(tzinfo=None)
+    return datetime.now(UTC).astimezone(center_zone()).replace(tzinfo=None)
 
 
 def to_center(moment: datetime) -> datetime:
-    tz = ZoneInfo(current_app.config["CENTER_TIMEZONE"])
-    return moment.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+    """A stored naive-UTC time as the contact center's naive local time."""
+    return moment.replace(tzinfo=UTC).astimezone(center_zone()).replace(tzinfo=None)
+
+
+def epoch(moment: datetime | None) -> float:
+    """A stored naive-UTC time as epoch seconds (to a tenth), for the ticking `data-since` timers; None is 0."""
+    return round(moment.replace(tzinfo=UTC).timestamp(), 1) if moment else 0.0

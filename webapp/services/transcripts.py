@@ -11,10 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import pgettext
 from sqlalchemy.orm import aliased, joinedload
@@ -22,6 +20,7 @@ from sqlalchemy.orm import aliased, joinedload
 from ..extensions import db
 from ..models import Campaign, Interaction, Message, SenderKind, User
 from ..security import visible_agents, visible_campaigns
+from . import time as clock
 
 PER_PAGE = 25
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -37,8 +36,7 @@ class TranscriptFilter:
 
 
 def local_midnight_utc(day: date) -> datetime:
-    tz = ZoneInfo(current_app.config["CENTER_TIMEZONE"])
-    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+    return datetime(day.year, day.month, day.day, tzinfo=clock.center_zone()).astimezone(UTC).replace(tzinfo=None)
 
 
 def _like_escape(text: str) -> str:
@@ -124,8 +122,7 @@ def sender_kind_label(kind: str) -> str:
 def _utc_text(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    tz = ZoneInfo(current_app.config["CENTER_TIMEZONE"])
-    return moment.replace(tzinfo=UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return clock.to_center(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def conversation_text(interaction: Interaction) -> str:

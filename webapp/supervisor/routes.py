@@ -7,8 +7,6 @@ import sqlalchemy as sa
 from flask import (
     Response,
     abort,
-    flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -30,7 +28,7 @@ from ..security import (
 )
 from ..services import stats, supervision, transcripts
 from ..services.supervision import SupervisionError
-from ..templating import is_htmx, render_page
+from ..templating import render_page, respond
 from . import bp
 from . import live as _live  # noqa: F401 - registers topic checks and renderers
 from .forms import ChatForm, MonitorCampaignsForm, PauseForm, TranscriptSearchForm
@@ -39,11 +37,6 @@ MONITOR_KEY = "monitor_campaigns"
 # A wallboard lists the longest waits (more rows than a screen shows, fewer than make the page slow and
 # heavy on a supervisor's connection); the campaign blocks count every waiting customer.
 WAITING_SHOWN = 100
-
-
-@bp.app_template_filter("epoch_seconds")
-def epoch_filter(moment: Any) -> float:
-    return stats.since_epoch(moment)
 
 
 # -- S1 campaign monitor ------------------------------------------------------------
@@ -196,14 +189,10 @@ def agent_info(agent_id: int) -> Any:
 
 
 def _after_action(agent: User, message: str | None, error: str | None = None) -> Any:
-    if not is_htmx():
-        if message:
-            flash(message)
-        if error:
-            flash(error, "error")
-        return redirect(url_for(".agent_panel", agent_id=agent.id))
-    return _panel(agent, "supervisor/_agent_panel.html", status=400 if error else 200, notice=message,
-                  error=error, **_panel_context(agent))
+    """The agent's panel again, with what the action did (or why it did not)."""
+    return respond("supervisor/_agent_panel.html", url_for(".agent_panel", agent_id=agent.id), flashed=error or message,
+                   category="error" if error else "message", status=400 if error else 200, agent=agent,
+                   panel_fragment="supervisor/_agent_panel.html", notice=message, error=error, **_panel_context(agent))
 
 
 @bp.post("/monitor/agents/<int:agent_id>/pause")
@@ -247,25 +236,24 @@ def agent_logout(agent_id: int) -> Any:
                                   "queue.", agent=agent.display_name, count=len(requeued)))
 
 
-@bp.route("/monitor/agents/<int:agent_id>/chat", methods=["GET", "POST"])
+@bp.get("/monitor/agents/<int:agent_id>/chat")
 @supervisor_required
 def agent_chat(agent_id: int) -> Any:
     agent = get_agent_or_404(agent_id)
-    form = ChatForm()
-    if request.method == "GET":
-        return _panel(agent, "supervisor/_chat.html", form=form, chat=supervision.chat_history(agent))
+    return _panel(agent, "supervisor/_chat.html", form=ChatForm(), chat=supervision.chat_history(agent))
+
+
+@bp.post("/monitor/agents/<int:agent_id>/chat")
+@supervisor_required
+def agent_chat_send(agent_id: int) -> Any:
+    agent = get_agent_or_404(agent_id)
+    form, back = ChatForm(), url_for(".agent_chat", agent_id=agent.id)
     if not form.validate_on_submit():
-        if not is_htmx():
-            return redirect(url_for(".agent_chat", agent_id=agent.id))
-        return render_template("supervisor/_chat_form.html", agent=agent, form=form), 400
+        return respond("supervisor/_chat_form.html", back, status=400, agent=agent, form=form)
     supervision.send_chat(current_user, agent, form.body.data)
     db.session.commit()
-    if not is_htmx():
-        return redirect(url_for(".agent_chat", agent_id=agent.id))
     # The new line reaches every open chat over the socket (or the log's polling, told by chat-sent).
-    response = make_response(render_template("supervisor/_chat_form.html", agent=agent, form=ChatForm(formdata=None)))
-    response.headers["HX-Trigger"] = "chat-sent"
-    return response
+    return respond("supervisor/_chat_form.html", back, trigger="chat-sent", agent=agent, form=ChatForm(formdata=None))
 
 
 @bp.get("/monitor/agents/<int:agent_id>/chat/log")

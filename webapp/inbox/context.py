@@ -1,0 +1,71 @@
+"""What the agent workspace's templates show: one builder per pane (workspace, conversation, transfer
+menu, state picker, supervisor chat), shared by the views and the socket's renderers."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask_login import current_user
+
+from ..extensions import db
+from ..models import BreakType, Campaign, Interaction, User
+from ..security import transfer_choices
+from ..services import interactions as conversations
+from . import queries
+from .forms import ChatForm, CloseForm, SendForm, TransferForm, choices, outbound_form
+
+
+def conversation_context(interaction: Interaction, send_form: SendForm | None = None) -> dict[str, Any]:
+    """What the conversation pane shows; the transfer choices load when their menu opens (transfer_form).
+    `send_form` is a rejected reply shown again; without one the composer starts empty (no form built)."""
+    items, names = queries.messages_with_names(interaction.id)
+    mine = interaction.agent_id == current_user.id
+    window_open = interaction.channel != "whatsapp" or conversations.whatsapp_window_open(interaction)
+    canned = queries.canned_responses(interaction.campaign_id)
+    return dict(interaction=interaction, messages=items, names=names, mine=mine,
+                window_open=window_open, canned=canned, templates=[c for c in canned if c.template_ref],
+                send_form=send_form, close_form=CloseForm(formdata=None),
+                campaign=interaction.campaign)
+
+
+def transfer_context(interaction: Interaction, campaigns: list[Campaign] | None = None) -> dict[str, Any]:
+    transfer = TransferForm(formdata=None)
+    transfer.agent_id.choices = choices([(0, "—")] + transfer_choices(interaction, current_user.id))
+    campaigns = queries.agent_campaigns(current_user.id) if campaigns is None else campaigns
+    transfer.campaign_id.choices = choices([(0, "—")] + [(c.id, c.name) for c in campaigns
+                                                         if c.id != interaction.campaign_id])
+    return dict(interaction=interaction, transfer_form=transfer)
+
+
+def workspace_context(interaction: Interaction | None = None, q: str = "") -> dict[str, Any]:
+    """The full page around the panes: the list, the offers, the bar (state, softphone, chat), the
+    socket's topics; the open conversation's own pane is conversation_context's."""
+    agent_id = current_user.id
+    campaigns = queries.agent_campaigns(agent_id)
+    topics = [f"offers:{c.id}" for c in campaigns]
+    if interaction is not None:
+        topics.append(f"interaction:{interaction.id}")
+    outbound = outbound_form(campaigns, formdata=None)
+    ctx = dict(items=queries.inbox_items(agent_id, q), q=q, offers=queries.offers(agent_id, campaigns),
+               ws_topics=",".join(topics), outbound_form=outbound, **state_context(current_user),
+               **chat_context(agent_id))
+    # A full page works without JavaScript: the transfer menu is inline.
+    if interaction is not None and interaction.agent_id == agent_id and interaction.is_open:
+        ctx.update(transfer_context(interaction, campaigns))
+    ctx["current"] = interaction
+    return ctx
+
+
+def state_context(user: User) -> dict[str, Any]:
+    types = queries.break_types()
+    current_break = None
+    if user.break_type_id:
+        current_break = next((b for b in types if b.id == user.break_type_id), None) or db.session.get(
+            BreakType, user.break_type_id)
+    return dict(agent=user, break_types=types, current_break=current_break)
+
+
+def chat_context(agent_id: int) -> dict[str, Any]:
+    lines, unread = queries.chat_lines_and_unread(agent_id)
+    others = {c.author_id for c in lines if c.author_id and c.author_id != agent_id}  # own lines say "You"
+    authors = {u.id: u.display_name for u in db.session.query(User).filter(User.id.in_(others))} if others else {}
+    return dict(chat_lines=lines, chat_authors=authors, chat_unread=unread, chat_form=ChatForm(formdata=None))
