@@ -24,6 +24,12 @@ def open_for_agent(interaction: Interaction, agent: User) -> None:
         publish(f"user:{agent.id}", "interaction.updated", interaction_id=interaction.id)
 
 
+def _leaves(interaction: Interaction, agent: User) -> None:
+    """The conversation is no longer this agent's: out of their inbox, and they may be free now."""
+    publish(f"user:{agent.id}", "interaction.removed", interaction_id=interaction.id)
+    presence.refresh_busy(agent)
+
+
 def _may_handle(interaction: Interaction, user: User) -> None:
     with translating():
         if not interaction.is_open:
@@ -69,8 +75,7 @@ def close(interaction: Interaction, agent: User, disposition: str) -> None:
     interaction.disposition = disposition[:80]
     interaction.unread = 0
     if owner is not None:
-        publish(f"user:{owner.id}", "interaction.removed", interaction_id=interaction.id)
-        presence.refresh_busy(owner)
+        _leaves(interaction, owner)
     publish(f"campaign:{interaction.campaign_id}", "interaction.changed", interaction_id=interaction.id)
     routing.request_routing(None)
 
@@ -90,8 +95,7 @@ def transfer_to_agent(interaction: Interaction, agent: User, target_agent: User)
     interaction.assigned_at = clock.now()
     db.session.flush()
     if previous is not None:
-        publish(f"user:{previous.id}", "interaction.removed", interaction_id=interaction.id)
-        presence.refresh_busy(previous)
+        _leaves(interaction, previous)
     presence.refresh_busy(target_agent)
     announce(interaction, "interaction.assigned")
     routing.request_routing(None)
@@ -117,8 +121,7 @@ def transfer_to_campaign(interaction: Interaction, agent: User, campaign: Campai
     db.session.flush()
     db.session.expire(interaction, ["campaign", "agent"])
     if previous is not None:
-        publish(f"user:{previous.id}", "interaction.removed", interaction_id=interaction.id)
-        presence.refresh_busy(previous)
+        _leaves(interaction, previous)
     publish(f"campaign:{old_campaign}", "interaction.changed", interaction_id=interaction.id)
     publish(f"campaign:{campaign.id}", "interaction.changed", interaction_id=interaction.id)
     routing.request_routing(campaign.id)
