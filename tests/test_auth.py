@@ -229,7 +229,7 @@ CLOSE_WAIT = 20.0
 
 def wait_closed(ws: Any) -> list[str]:
     """Read until the server closes the socket (a generous bound, not a timing assertion); the frames read."""
-    from webapp.live.routes import CHECK_EVERY
+    from webapp.live.channel import CHECK_EVERY
 
     assert CLOSE_WAIT < CHECK_EVERY
     frames: list[str] = []

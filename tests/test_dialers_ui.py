@@ -476,9 +476,9 @@ def test_counters_fragment_for_htmx(client, world, db):
 
 
 def test_renderers_give_oob_blocks_with_the_right_ids_and_numbers(app, world, db):
+    from webapp.live.channel import render_event
     from webapp.live.events import make_event
     from webapp.live.registry import allowed
-    from webapp.live.routes import render_event
     from webapp.models import User
 
     d = world["dialer_id"]

@@ -440,8 +440,8 @@ def test_topic_checks_follow_get_interaction_or_404(app: Any, world: dict[str, A
 
 
 def test_renderers_make_oob_fragments(app: Any, world: dict[str, Any], db: Any) -> None:
+    from webapp.live.channel import render_event
     from webapp.live.events import make_event
-    from webapp.live.routes import render_event
 
     mine = conversation(db, world["sales"], world["ana"], texts=("<i>hola</i>",), unread=1)
     message_id, mine_id = db.session.scalar(sa.select(Message.id)), mine.id

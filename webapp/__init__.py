@@ -40,9 +40,10 @@ def create_app(test_config: Any = None) -> Flask:
     babel.init_app(app, locale_selector=i18n.select_locale)
 
     _init_redis(app)
-    from .live import events
+    from . import after_commit
+    from .live import events  # noqa: F401 - registers the live events' sender
 
-    events.install(app)
+    after_commit.install()
     _register_blueprints(app)
     _register_static_versions(app)
     _register_template_helpers(app)

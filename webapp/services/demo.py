@@ -1,12 +1,35 @@
-"""Demo traffic for `make run`: a few hundred messages queued on the demo dialer."""
+"""Demo traffic for `make run`: a few hundred messages queued on the demo dialer, and simulated
+customers on sandbox campaigns (who write first, receive our messages and now and then answer)."""
 from __future__ import annotations
 
 import random
+import uuid
 
 import sqlalchemy as sa
+from flask import current_app
 
+from ..after_commit import enqueue_after_commit
 from ..extensions import db
-from ..models import Dialer, SpoolMessage, SpoolState
+from ..models import (
+    Campaign,
+    Dialer,
+    Interaction,
+    InteractionStatus,
+    Message,
+    Provider,
+    SenderKind,
+    SpoolMessage,
+    SpoolState,
+)
+from ..providers.base import InboundMessage, StatusUpdate
+from ..providers.sandbox import simulated_reply
+from .interactions import apply_status, receive_inbound
+
+SANDBOX_DELIVERY_DELAY = 2.0
+SANDBOX_REPLY_DELAY = (3.0, 8.0)
+GREETINGS = ("Hola, buenas tardes", "Hola! quería hacer una consulta", "Buen día, ¿me pueden ayudar?",
+             "Hola, tengo un problema con mi factura", "¿Hasta qué hora atienden?",
+             "Hola, quiero saber el estado de mi pedido", "Buenas, ¿cómo hago para pagar en cuotas?")
 
 
 def queue_demo_messages(count: int = 300) -> int:
@@ -29,3 +52,62 @@ def queue_demo_messages(count: int = 300) -> int:
     db.session.execute(sa.insert(SpoolMessage), rows)
     db.session.commit()
     return count
+
+
+# -- simulated customers on sandbox campaigns ----------------------------------------------------------
+def follow_sandbox_send(message: Message, rng: random.Random) -> None:
+    """A message the sandbox accepted reaches the simulated handset a moment later; with simulated
+    customers on, a person's message may get an answer (jobs, after commit)."""
+    provider = db.session.get(Provider, message.provider_id) if message.provider_id else None
+    if provider is None or provider.type != "sandbox":
+        return
+    enqueue_after_commit("workers.inbound.sandbox_delivered", message.id, delay=SANDBOX_DELIVERY_DELAY)
+    if current_app.config.get("SANDBOX_CUSTOMERS") and message.sender_kind in (
+            SenderKind.AGENT, SenderKind.SUPERVISOR):
+        enqueue_after_commit("workers.inbound.sandbox_reply", message.interaction_id, message.body,
+                             delay=round(rng.uniform(*SANDBOX_REPLY_DELAY), 1))
+
+
+def handset_received(message_id: int) -> bool:
+    """The simulated handset received the message: its delivery receipt."""
+    message = db.session.get(Message, message_id)
+    if message is None or not message.provider_message_id or message.provider_id is None:
+        return False
+    provider = db.session.get(Provider, message.provider_id)
+    return apply_status(provider, StatusUpdate("delivered", message.provider_message_id))
+
+
+def customer_answers(interaction_id: int, body: str, rng: random.Random) -> bool:
+    """A simulated customer answers an agent (or stays silent, as real ones do)."""
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or not interaction.is_open:
+        return False
+    text = simulated_reply(body, rng)
+    if text is None:
+        return False
+    campaign = interaction.campaign
+    inbound = InboundMessage(provider_message_id=f"sbx-in-{uuid.uuid4().hex[:12]}",
+                             from_number=interaction.customer_number, to=campaign.did, body=text,
+                             channel=interaction.channel)
+    return receive_inbound(campaign.provider, inbound) is not None
+
+
+def campaigns_with_room() -> list[Campaign]:
+    """Enabled sandbox campaigns whose queue has room for one more simulated customer."""
+    campaigns = db.session.scalars(
+        sa.select(Campaign).join(Provider, Provider.id == Campaign.provider_id)
+        .where(Campaign.enabled.is_(True), Provider.enabled.is_(True), Provider.type == "sandbox")).all()
+    return [campaign for campaign in campaigns if _waiting(campaign) < campaign.acd_max_waiting]
+
+
+def _waiting(campaign: Campaign) -> int:
+    return db.session.scalar(sa.select(sa.func.count(Interaction.id)).where(
+        Interaction.campaign_id == campaign.id, Interaction.status == InteractionStatus.WAITING)) or 0
+
+
+def new_customer(campaign: Campaign, rng: random.Random) -> bool:
+    """A new simulated customer writes to the campaign."""
+    number = f"+5989{rng.randrange(1_000_000, 9_999_999)}"
+    inbound = InboundMessage(provider_message_id=f"sbx-in-{uuid.uuid4().hex[:12]}", from_number=number,
+                             to=campaign.did, body=rng.choice(GREETINGS), channel=campaign.channel)
+    return receive_inbound(campaign.provider, inbound) is not None

@@ -33,7 +33,9 @@ import random
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from flask import current_app
 
+from ..after_commit import enqueue_after_commit, take_jobs_after_commit
 from ..extensions import db
 from ..live.events import publish
 from ..models import (
@@ -47,7 +49,7 @@ from ..models import (
     split_strategy,
     voice_campaign_members_table,
 )
-from . import agents
+from . import presence
 from .time import now
 
 ROUTING_LOCK_KEY = 0x436F6E76  # "Conv"
@@ -77,9 +79,13 @@ def lock_routing(campaign_id: int | None = None) -> None:
 
 def request_routing(campaign_id: int | None = None) -> None:
     """Run routing (a job) once the current transaction commits."""
-    from .interactions import enqueue_after_commit
-
     enqueue_after_commit(ROUTE_JOB, campaign_id)
+
+
+def take_requests() -> list[int | None]:
+    """Withdraw the routing requests the commit would queue (the caller routes at once); their campaign
+    ids, once each, in order."""
+    return list(dict.fromkeys(campaign_id for campaign_id, in take_jobs_after_commit(ROUTE_JOB)))
 
 
 # -- who may take work -----------------------------------------------------------------
@@ -248,7 +254,7 @@ def _assign(campaign: Campaign, rng: random.Random) -> list[tuple[int, int]]:
         if campaign.mode == "incall":
             exclusive.add(agent.id)
         campaign.rr_last_user_id = agent.id
-        agents.refresh_busy(agent)
+        presence.refresh_busy(agent)
         publish(f"user:{agent.id}", "interaction.assigned", interaction_id=interaction.id)
         publish(f"campaign:{campaign.id}", "interaction.changed", interaction_id=interaction.id)
         done.append((interaction.id, agent.id))
@@ -259,8 +265,6 @@ def _offer(campaign: Campaign) -> None:
     """Ringall: announce each waiting interaction to the campaign's members (again each minute)."""
     if not eligible_members(campaign):
         return
-    from flask import current_app
-
     redis = current_app.extensions["conversa_redis"]
     for interaction in _waiting(campaign):
         key = f"conversa:offered:{interaction.id}"

@@ -16,7 +16,6 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..live.events import publish
 from ..models import (
     AgentChatMessage,
     BreakType,
@@ -24,10 +23,10 @@ from ..models import (
     Interaction,
     InteractionStatus,
     Membership,
+    Message,
     User,
 )
-from . import accounts, agents, audit, stats
-from . import time as clock
+from . import accounts, agents, audit, chat, stats
 
 SCREEN_KEY = "conversa:screen:{agent_id}"
 
@@ -73,17 +72,12 @@ def logout_agent(supervisor: User, agent: User) -> list[int]:
 
 
 def send_chat(supervisor: User, agent: User, body: str) -> AgentChatMessage:
-    """A supervisor's chat line to an agent: stored, shown on the agent's page and every supervisor's chat."""
-    body = (body or "").strip()
-    if not body:
+    """A supervisor's chat line to an agent (`chat.write_line`), audited."""
+    if not (body or "").strip():
         raise SupervisionError(_l("Write a message."))
-    message = AgentChatMessage(agent_id=agent.id, author_id=supervisor.id, body=body[:1000], created_at=clock.now())
-    db.session.add(message)
-    db.session.flush()
-    publish(f"user:{agent.id}", "chat.message", chat_id=message.id)
-    publish(f"chat:{agent.id}", "chat.message", chat_id=message.id)
-    _record(supervisor, "agent.chat", agent, chat_id=message.id)
-    return message
+    line = chat.write_line(agent, supervisor, body)
+    _record(supervisor, "agent.chat", agent, chat_id=line.id)
+    return line
 
 
 def chat_history(agent: User, limit: int = 100) -> list[AgentChatMessage]:
@@ -110,8 +104,6 @@ def open_interactions(agent: User) -> list[Interaction]:
 
 def recent_messages(interaction: Interaction, limit: int = 200) -> list[Any]:
     """The last `limit` messages of a conversation, oldest first, senders loaded."""
-    from ..models import Message
-
     rows = db.session.scalars(
         sa.select(Message).where(Message.interaction_id == interaction.id)
         .options(joinedload(Message.sender))

@@ -1,0 +1,102 @@
+"""What Conversa writes to a customer (A3, C2): the agent's and the supervisor's replies and the bot's
+automatic messages, each queued for the send job after commit; and the announcement of an interaction's
+change to its agent's page and the campaign's monitor."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask_babel import gettext as _
+
+from ...after_commit import enqueue_after_commit
+from ...extensions import db
+from ...live.events import publish
+from ...models import Interaction, InteractionStatus, Message, SenderKind, User
+from .. import time as clock
+from .errors import InteractionError, translating
+
+MAX_BODY = 1600
+WHATSAPP_WINDOW = timedelta(hours=24)
+SEND_JOB = "workers.inbound.send_message"
+
+
+def announce(interaction: Interaction, agent_kind: str = "interaction.updated") -> None:
+    """The interaction changed: its agent's inbox (as `agent_kind`) and the campaign's monitor."""
+    if interaction.agent_id:
+        publish(f"user:{interaction.agent_id}", agent_kind, interaction_id=interaction.id)
+    publish(f"campaign:{interaction.campaign_id}", "interaction.changed", interaction_id=interaction.id)
+
+
+def whatsapp_window_open(interaction: Interaction, now: datetime | None = None) -> bool:
+    """Free text on WhatsApp only within 24 h of the customer's last message; SMS always."""
+    if interaction.channel != "whatsapp":
+        return True
+    last = interaction.last_customer_message_at
+    if last is None:
+        return False
+    return (now or clock.now()) - last < WHATSAPP_WINDOW
+
+
+def _validate(interaction: Interaction, body: str, template_ref: str | None) -> str:
+    body = (body or "").strip()
+    with translating():
+        if not body and not template_ref:
+            raise InteractionError(_("Write a message first."))
+        if len(body) > MAX_BODY:
+            raise InteractionError(_("The message is too long (%(max)d characters at most).", max=MAX_BODY))
+        if not interaction.is_open:
+            raise InteractionError(_("This conversation is closed."))
+        if not template_ref and not whatsapp_window_open(interaction):
+            raise InteractionError(_("More than 24 hours have passed since the customer's last WhatsApp "
+                                     "message: choose an approved template to write again."))
+    return body
+
+
+def _new_message(interaction: Interaction, kind: str, body: str, user: User | None,
+                 template_ref: str | None = None) -> Message:
+    now = clock.now()
+    message = Message(interaction=interaction, sender_kind=kind, sender_user_id=user.id if user else None,
+                      body=body, status="queued", provider_id=interaction.campaign.provider_id,
+                      template_ref=template_ref, created_at=now)
+    db.session.add(message)
+    interaction.last_message_at = now
+    db.session.flush()
+    enqueue_after_commit(SEND_JOB, message.id)
+    publish(f"interaction:{interaction.id}", "message.new", message_id=message.id)
+    return message
+
+
+def _first_reply(interaction: Interaction) -> None:
+    if interaction.first_reply_at is None:
+        interaction.first_reply_at = clock.now()
+    if interaction.status == InteractionStatus.ASSIGNED:
+        interaction.status = InteractionStatus.ACTIVE
+    interaction.unread = 0
+
+
+def send_agent_message(interaction: Interaction, agent: User, body: str, *,
+                       template_ref: str | None = None) -> Message:
+    """The agent's reply: queued for sending; the first one makes the interaction ACTIVE."""
+    body = _validate(interaction, body, template_ref)
+    if interaction.agent_id != agent.id:
+        with translating():
+            raise InteractionError(_("This conversation is not assigned to you."))
+    message = _new_message(interaction, SenderKind.AGENT, body, agent, template_ref)
+    _first_reply(interaction)
+    announce(interaction)
+    return message
+
+
+def send_supervisor_message(interaction: Interaction, supervisor: User, body: str, *,
+                            template_ref: str | None = None) -> Message:
+    """A supervisor writes into a conversation (it counts as a reply, like an agent's)."""
+    body = _validate(interaction, body, template_ref)
+    message = _new_message(interaction, SenderKind.SUPERVISOR, body, supervisor, template_ref)
+    if interaction.agent_id is not None:
+        _first_reply(interaction)
+    announce(interaction)
+    return message
+
+
+def send_bot_message(interaction: Interaction, body: str) -> Message:
+    """An automatic message (out-of-hours, opt-out confirmation); it is no reply for statistics."""
+    return _new_message(interaction, SenderKind.BOT, (body or "").strip()[:MAX_BODY], None)
