@@ -21,7 +21,7 @@ from ..models import (
     Message,
     User,
 )
-from ..services.inbox import unread_chat
+from ..services.chat import unread_chat
 
 LIST_OPEN_LIMIT = 100
 LIST_CLOSED_LIMIT = 30

@@ -26,7 +26,7 @@ from ..security import (
     get_viewed_interaction_or_404,
 )
 from ..services import agents
-from ..services import inbox as agent_chat
+from ..services import chat as agent_chat
 from ..services import interactions as conversations
 from ..templating import render_page, respond
 from . import bp, live, queries  # noqa: F401 - live registers the socket's renderers and handlers
@@ -270,7 +270,7 @@ def chat_send() -> Any:
     form = ChatForm()
     if not form.validate_on_submit():
         abort(400)
-    line = agent_chat.send_chat_line(current_user, form.body.data)
+    line = agent_chat.write_line(current_user, current_user, form.body.data)
     db.session.commit()
     return respond("inbox/_chat_line.html", page_url(), line=line,
                    chat_authors={current_user.id: current_user.display_name})
