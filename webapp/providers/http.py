@@ -29,7 +29,16 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPDigestAuth, _basic_auth_str
 
-from .base import LookupOutcome, LookupResult, Outcome, ProviderAdapter, ProviderConfig, SendResult
+from .base import (
+    LookupOutcome,
+    LookupResult,
+    MediaDownload,
+    MediaError,
+    Outcome,
+    ProviderAdapter,
+    ProviderConfig,
+    SendResult,
+)
 
 USER_AGENT = "Conversa/1.0"
 FINAL_OUTCOMES = frozenset({Outcome.SENT, Outcome.PERMANENT, Outcome.OPTED_OUT})
@@ -363,6 +372,21 @@ class HttpAdapter(ProviderAdapter):
         return (self.config.base_url or self.default_base_url).rstrip("/")
 
     default_base_url = ""
+
+    def open_download(self, url: str, what: str, **kwargs: Any) -> MediaDownload:
+        """GET a file as a stream (retried on transport errors, 5xx and 429 like any read); a 404 or 410 is
+        permanent (the gateway no longer has it), any other refusal may pass on a later try."""
+        try:
+            response = self.http.fetch("GET", url, stream=True, **kwargs)
+        except GatewayError as exc:
+            raise MediaError(f"{what}: {exc}") from exc
+        if response.status_code != 200:
+            response.close()
+            raise MediaError(f"{what}: HTTP {response.status_code}", permanent=response.status_code in (404, 410))
+        length = response.headers.get("Content-Length", "")
+        return MediaDownload(chunks=response.iter_content(64 * 1024),
+                             content_type=response.headers.get("Content-Type", ""),
+                             size=int(length) if length.isdigit() else None, close=response.close)
 
 
 def utc_now() -> datetime:

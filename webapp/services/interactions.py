@@ -284,6 +284,10 @@ def receive_inbound(provider: Provider, inbound: InboundMessage) -> Message | No
     except IntegrityError:  # the same message, delivered twice at once: the other delivery has it
         log.info("provider %s: duplicate inbound %s ignored", provider.id, inbound.provider_message_id)
         return None
+    if inbound.media:  # W1 hook (issue 13): keep the media; files are downloaded after the commit
+        from . import media
+
+        media.attach_inbound(message, provider, inbound.media)
     publish(f"interaction:{interaction.id}", "message.new", message_id=message.id)
     _announce(interaction)
     if stop:
