@@ -150,6 +150,15 @@ class MediaError(Exception):
         self.permanent = permanent
 
 
+class MediaTooLarge(MediaError):
+    """The gateway declares a file larger than the caller takes: not downloaded."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"{size} bytes, over the {limit} bytes allowed", permanent=True)
+        self.size = size
+        self.limit = limit
+
+
 @dataclass
 class MediaDownload:
     """A file on its way from the gateway: read `chunks` once, then close()."""
@@ -245,8 +254,9 @@ class ProviderAdapter:
         """Template status and quality changes in a webhook (Meta sends them with the messages)."""
         return []
 
-    def download_media(self, item: dict[str, Any]) -> MediaDownload:
-        """Start downloading one media item of an inbound message (`InboundMessage.media`); raises MediaError."""
+    def download_media(self, item: dict[str, Any], max_size: int | None = None) -> MediaDownload:
+        """Start downloading one media item of an inbound message (`InboundMessage.media`); raises MediaError,
+        MediaTooLarge before any of the file is read when the gateway declares more than `max_size` bytes."""
         raise MediaError(f"{self.type} keeps no media to download", permanent=True)
 
     def list_templates(self) -> list[TemplateInfo]:

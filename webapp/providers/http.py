@@ -34,6 +34,7 @@ from .base import (
     LookupResult,
     MediaDownload,
     MediaError,
+    MediaTooLarge,
     Outcome,
     ProviderAdapter,
     ProviderConfig,
@@ -373,9 +374,10 @@ class HttpAdapter(ProviderAdapter):
 
     default_base_url = ""
 
-    def open_download(self, url: str, what: str, **kwargs: Any) -> MediaDownload:
+    def open_download(self, url: str, what: str, max_size: int | None = None, **kwargs: Any) -> MediaDownload:
         """GET a file as a stream (retried on transport errors, 5xx and 429 like any read); a 404 or 410 is
-        permanent (the gateway no longer has it), any other refusal may pass on a later try."""
+        permanent (the gateway no longer has it), any other refusal may pass on a later try. A declared
+        length over `max_size` ends it before the body is read."""
         try:
             response = self.http.fetch("GET", url, stream=True, **kwargs)
         except GatewayError as exc:
@@ -384,6 +386,9 @@ class HttpAdapter(ProviderAdapter):
             response.close()
             raise MediaError(f"{what}: HTTP {response.status_code}", permanent=response.status_code in (404, 410))
         length = response.headers.get("Content-Length", "")
+        if max_size is not None and length.isdigit() and int(length) > max_size:
+            response.close()
+            raise MediaTooLarge(int(length), max_size)
         return MediaDownload(chunks=response.iter_content(64 * 1024),
                              content_type=response.headers.get("Content-Type", ""),
                              size=int(length) if length.isdigit() else None, close=response.close)

@@ -119,7 +119,7 @@ class SandboxAdapter(ProviderAdapter):
         return token_matches(request, self.config.options.get("webhook_token"))
 
     # -- W1 and W2 on the WhatsApp channel --------------------------------------------
-    def download_media(self, item: dict[str, Any]) -> MediaDownload:
+    def download_media(self, item: dict[str, Any], max_size: int | None = None) -> MediaDownload:
         sample = SAMPLES.get(str(item.get("sample") or ""))
         if sample is None:
             raise MediaError(f"sandbox has no sample {item.get('sample')!r}", permanent=True)

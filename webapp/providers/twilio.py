@@ -266,7 +266,7 @@ class TwilioAdapter(HttpAdapter):
         return body_ok and any(matches)
 
     # -- media (W1) -------------------------------------------------------------
-    def download_media(self, item: dict[str, Any]) -> MediaDownload:
+    def download_media(self, item: dict[str, Any], max_size: int | None = None) -> MediaDownload:
         """GET the MediaUrl with the account's Basic auth. Twilio answers with a redirect to its CDN, which
         gets no credentials (requests drops them for another host); they go only to Twilio's API host."""
         url = str(item.get("url") or "")
@@ -274,7 +274,7 @@ class TwilioAdapter(HttpAdapter):
         if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
             raise MediaError(f"Twilio media URL {url[:120]!r} is not on {ours.netloc}: not fetched with the "
                              "account's credentials", permanent=True)
-        return self.open_download(url, "Twilio media")
+        return self.open_download(url, "Twilio media", max_size)
 
     # -- template catalog (W2): the Content API ---------------------------------------
     @property

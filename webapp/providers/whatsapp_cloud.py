@@ -15,6 +15,7 @@ from .base import (
     InboundMessage,
     MediaDownload,
     MediaError,
+    MediaTooLarge,
     OutboundMessage,
     Outcome,
     SendResult,
@@ -164,23 +165,28 @@ class WhatsAppCloudAdapter(HttpAdapter):
         return updates
 
     # -- media (W1) ---------------------------------------------------------------
-    def download_media(self, item: dict[str, Any]) -> MediaDownload:
+    def download_media(self, item: dict[str, Any], max_size: int | None = None) -> MediaDownload:
         """GET /{media-id} for its download URL (it lives 5 minutes), then GET that URL, both with the bearer
-        token. A URL that expired between the two is asked for again once."""
+        token. A URL that expired between the two is asked for again once; a file_size over `max_size` is
+        refused before the download."""
         media_id = str(item.get("id") or "")
         if not media_id:
             raise MediaError("WhatsApp media without an id", permanent=True)
         last: MediaError | None = None
         for _ in range(2):
             info = self._media_info(media_id)
+            size = int(info["file_size"]) if str(info.get("file_size") or "").isdigit() else None
+            if max_size is not None and size is not None and size > max_size:
+                raise MediaTooLarge(size, max_size)
             try:
-                download = self.open_download(str(info["url"]), f"WhatsApp media {media_id} download")
+                download = self.open_download(str(info["url"]), f"WhatsApp media {media_id} download", max_size)
+            except MediaTooLarge:
+                raise
             except MediaError as exc:
                 last = MediaError(str(exc))  # the media id lives 7 days: a later try gets a new URL
                 continue
-            size = info.get("file_size")
             download.content_type = str(info.get("mime_type") or download.content_type)
-            download.size = int(size) if str(size or "").isdigit() else download.size
+            download.size = size if size is not None else download.size
             download.sha256 = str(info.get("sha256") or "") or None
             return download
         raise last or MediaError(f"WhatsApp media {media_id}: no download")

@@ -34,7 +34,7 @@ from ..extensions import db
 from ..live.events import publish
 from ..models import Attachment, AttachmentKind, AttachmentState, Message, Provider
 from ..providers import get_adapter
-from ..providers.base import MediaDownload, MediaError
+from ..providers.base import MediaDownload, MediaError, MediaTooLarge
 from . import media_store
 from . import time as clock
 
@@ -115,7 +115,8 @@ def attach_inbound(message: Message, provider: Provider, items: list[dict[str, A
             attachment.state = AttachmentState.PENDING
             attachment.source = {k: item[k] for k in ("id", "url", "sample", "sha256") if item.get(k)}
             attachment.content_type = normal_type(item.get("content_type"))
-            attachment.filename = safe_filename(item.get("filename"), kind, attachment.content_type)[:255]
+            attachment.filename = safe_filename(item.get("filename"), kind, attachment.content_type)[:255] \
+                if item.get("filename") else ""
             attachment.details = {k: True for k in ("voice", "animated") if item.get(k) is True}
             if not attachment.source:
                 attachment.state = AttachmentState.FAILED
@@ -125,6 +126,8 @@ def attach_inbound(message: Message, provider: Provider, items: list[dict[str, A
     if made:
         db.session.flush()
         for attachment in made:
+            if attachment.is_file and not attachment.filename:  # named after its id, now that it has one
+                attachment.filename = safe_filename(None, attachment.kind, attachment.content_type, attachment.id)
             if attachment.state == AttachmentState.PENDING:
                 fetch_after_commit(attachment.id)
     return made
@@ -246,8 +249,17 @@ def _download(config: Any, source: dict[str, Any], kind: str, attachment_id: int
     """Copy the file from the gateway to the store, counting and hashing it on the way; what to record."""
     limit = LIMITS.get(kind, LIMITS[AttachmentKind.DOCUMENT])
     timeout = current_app.config.get("PROVIDER_TIMEOUT", 10.0)
-    with get_adapter(config, timeout=timeout, redis=current_app.extensions["conversa_redis"]) as adapter, \
-            adapter.download_media(source) as download:
+    with get_adapter(config, timeout=timeout, redis=current_app.extensions["conversa_redis"]) as adapter:
+        try:
+            download = adapter.download_media(source, max_size=limit)
+        except MediaTooLarge as exc:
+            raise Refused(exc.size, limit) from exc
+        return _keep(download, source, kind, limit, attachment_id)
+
+
+def _keep(download: MediaDownload, source: dict[str, Any], kind: str, limit: int,
+          attachment_id: int) -> dict[str, Any]:
+    with download:
         if download.size is not None and download.size > limit:
             raise Refused(download.size, limit)
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)

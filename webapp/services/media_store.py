@@ -13,6 +13,7 @@ never come from a request.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import uuid
@@ -171,15 +172,18 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         start = fileobj.tell()
+        size = fileobj.seek(0, os.SEEK_END) - start
+        fileobj.seek(start)
         try:
-            # Large files go up in parts of 8 MiB, read from the file object as they go.
-            self.client.upload_fileobj(fileobj, self.bucket, self._key(key),
+            # Large files go up in parts of 8 MiB, read from the file object as they go. s3transfer closes
+            # the file it is given: the caller's stays open (it makes a thumbnail from it next).
+            self.client.upload_fileobj(_KeptOpen(fileobj), self.bucket, self._key(key),
                                        ExtraArgs={"ContentType": content_type or "application/octet-stream"},
                                        Config=TransferConfig(multipart_threshold=8 * 1024 * 1024,
                                                              use_threads=False))
         except (BotoCoreError, ClientError) as exc:
             raise self._error(key, exc) from exc
-        return fileobj.tell() - start
+        return size
 
     def size(self, key: str) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -216,6 +220,34 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError) as exc:
             raise self._error(key, exc) from exc
+
+
+class _KeptOpen(io.RawIOBase):
+    """A seekable file object whose close() leaves the underlying file open."""
+
+    def __init__(self, raw: IO[bytes]):
+        super().__init__()
+        self.raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self.raw.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
 
 
 MediaStore = DiskStore | S3Store
