@@ -80,7 +80,7 @@ class FakeTwilio(FakeServer):
         self.media: dict[str, tuple[bytes, str]] = {}  # ME sid -> (bytes, MIME type)
         self._cdn: dict[str, str] = {}  # CDN token -> ME sid
         self.contents: list[dict[str, Any]] = []  # the Content API's list
-        self.content_page_size = 50
+        self.content_page_size = 50  # the most one page holds, whatever PageSize the request names
         self.route("GET", API + r"/Messages/(?P<message>MM\w+)/Media/(?P<media>ME\w+)")(self._media)
         self.route("GET", r"/cdn/(?P<token>\w+)")(self._cdn_file)
         self.route("GET", r"/v1/ContentAndApprovals")(self._contents)
@@ -163,7 +163,7 @@ class FakeTwilio(FakeServer):
     def _contents(self, req: Recorded, m: re.Match[str]) -> Reply:
         if basic_credentials(req) != (self.account_sid, self.auth_token):
             return twilio_error(20003, "Authenticate", 401)
-        size = min(int(req.query.get("PageSize", self.content_page_size)), 1000)
+        size = min(int(req.query.get("PageSize", self.content_page_size)), self.content_page_size)
         page = int(req.query.get("Page", 0))
         with self.lock:
             rows = [dict(c) for c in self.contents]

@@ -144,7 +144,7 @@ class FakeWhatsAppCloud(FakeServer):
         self.url_ttl = 300.0  # seconds a download URL works
         self.expire_next_urls = 0  # hand out this many URLs already expired
         self.templates: list[dict[str, Any]] = []  # as message_templates lists them
-        self.template_page_size = 25  # when the request names no limit
+        self.template_page_size = 25  # the most one page holds, whatever limit the request names
         self._media_ids = itertools.count(900000000000001)
         self._template_ids = itertools.count(1689556908129832)
         self.route("POST", r"/v(?P<version>[\d.]+)/(?P<phone>\d+)/messages")(self._send)
@@ -243,7 +243,7 @@ class FakeWhatsAppCloud(FakeServer):
         if m["waba"] != WABA_ID:
             return meta_error(100, f"Unsupported get request. Object with ID '{m['waba']}' does not exist.", 400,
                               "GraphMethodException")
-        limit = int(req.query.get("limit") or self.template_page_size)
+        limit = min(int(req.query.get("limit") or self.template_page_size), self.template_page_size)
         start = int(req.query.get("after") or 0)
         with self.lock:
             rows = [dict(t) for t in self.templates]
