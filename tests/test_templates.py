@@ -275,7 +275,11 @@ def test_the_provider_page_lists_the_templates_and_its_button_syncs_them(client:
     sms = make.provider("dinstar", base_url="http://127.0.0.1:9")
     assert "Plantillas de WhatsApp" not in client.get(f"/admin/providers/{sms.id}").get_data(as_text=True)
     token = csrf_token(client, f"/admin/providers/{sms.id}")
-    assert client.post(f"/admin/providers/{sms.id}/templates/sync", data={"csrf_token": token}).status_code == 404
+    queued = app.extensions["conversa_queue"].count
+    answer = client.post(f"/admin/providers/{sms.id}/templates/sync", data={"csrf_token": token},
+                         follow_redirects=True)
+    assert "no tiene catálogo de plantillas de WhatsApp" in answer.get_data(as_text=True)
+    assert app.extensions["conversa_queue"].count == queued
 
 
 def test_a_sync_error_shows_on_the_provider_page(client: Any, app: Any, db: Any, make: Any,

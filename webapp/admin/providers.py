@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
@@ -137,8 +137,8 @@ def provider_templates_sync(provider_id: int) -> Any:
     """W2: pull the provider's WhatsApp template catalog now, in a worker job."""
     provider = db.get_or_404(Provider, provider_id)
     if not templates.has_catalog(provider):
-        abort(404)
-    if templates.request_sync(provider.id):
+        flash(_("This provider has no WhatsApp template catalog (only WhatsApp providers do)."), "error")
+    elif templates.request_sync(provider.id):
         flash(_("Template sync started; the list updates in a few seconds (reload the page)."), "ok")
     else:
         flash(_("The sync could not be started: the job queue is not answering. Try again in a moment."), "error")
