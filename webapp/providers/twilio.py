@@ -53,7 +53,6 @@ SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 HASHES = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
 MAX_MEDIA = 10  # media items Twilio puts in one inbound message
 CONTENT_API = "https://content.twilio.com"
-CONTENT_MAX_PAGES = 50
 # The Content API's types, in the order their body is taken as the template's text.
 CONTENT_TYPES = ("twilio/text", "twilio/media", "twilio/quick-reply", "twilio/call-to-action", "twilio/card",
                  "whatsapp/card", "twilio/list-picker", "whatsapp/authentication")
@@ -284,22 +283,9 @@ class TwilioAdapter(HttpAdapter):
     def list_templates(self) -> list[TemplateInfo]:
         """GET content.twilio.com/v1/ContentAndApprovals (every page): each content with its WhatsApp approval."""
         base = str(self.config.options.get("content_api_url") or CONTENT_API).rstrip("/")
-        url: str | None = f"{base}/v1/ContentAndApprovals"
-        params: dict[str, str] | None = {"PageSize": "100"}
-        found: list[TemplateInfo] = []
-        for _ in range(CONTENT_MAX_PAGES):
-            if url is None:
-                return found
-            response = self.http.fetch("GET", url, params=params)
-            with response:
-                if response.status_code != 200:
-                    raise GatewayError(f"ContentAndApprovals: HTTP {response.status_code} {response.text[:200]}")
-                page = response.json()
-            found += payload.each(payload.as_list(page.get("contents"), "contents"), _content_template,
-                                  f"twilio provider {self.config.id} ContentAndApprovals")
-            url = payload.text(payload.as_dict(page.get("meta")).get("next_page_url")) or None
-            params = None
-        raise GatewayError(f"ContentAndApprovals: more than {CONTENT_MAX_PAGES} pages")
+        return self.read_pages(f"{base}/v1/ContentAndApprovals", {"PageSize": "100"}, items="contents",
+                               next_url=lambda page: payload.as_dict(page.get("meta")).get("next_page_url"),
+                               read=_content_template, what="ContentAndApprovals")
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         form = _form(request)

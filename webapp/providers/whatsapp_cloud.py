@@ -40,7 +40,6 @@ FILE_KINDS = ("image", "audio", "video", "document", "sticker")
 NO_SUCH_OBJECT = 100
 TEMPLATE_FIELDS = ("message_template_status_update", "message_template_quality_update")
 TEMPLATE_LIST_FIELDS = "id,name,language,category,status,quality_score,components,rejected_reason"
-MAX_PAGES = 50
 
 
 class WhatsAppCloudAdapter(HttpAdapter):
@@ -215,22 +214,10 @@ class WhatsAppCloudAdapter(HttpAdapter):
         waba = str(self.config.options.get("waba_id") or "").strip()
         if not waba:
             raise GatewayError("no WhatsApp Business Account ID set on this provider")
-        url: str | None = f"{self.graph_url}/{waba}/message_templates"
-        params: dict[str, str] | None = {"fields": TEMPLATE_LIST_FIELDS, "limit": "100"}
-        found: list[TemplateInfo] = []
-        for _ in range(MAX_PAGES):
-            if url is None:
-                return found
-            response = self.http.fetch("GET", url, params=params)
-            with response:
-                if response.status_code != 200:
-                    raise GatewayError(f"message_templates: HTTP {response.status_code} {_error_text(response)}")
-                page = response.json()
-            found += payload.each(payload.as_list(page.get("data"), "message_templates data"), _template,
-                                  f"{self._where}: message_templates")
-            url = payload.text(payload.as_dict(page.get("paging")).get("next")) or None
-            params = None  # the next URL carries them
-        raise GatewayError(f"message_templates: more than {MAX_PAGES} pages")
+        return self.read_pages(f"{self.graph_url}/{waba}/message_templates",
+                               {"fields": TEMPLATE_LIST_FIELDS, "limit": "100"}, items="data",
+                               next_url=lambda page: payload.as_dict(page.get("paging")).get("next"),
+                               read=_template, what="message_templates", error_text=_error_text)
 
     @staticmethod
     def _status(item: Any) -> StatusUpdate | None:

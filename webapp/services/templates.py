@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..extensions import db
-from ..models import CannedResponse, Provider, WhatsAppTemplate
+from ..models import Provider, WhatsAppTemplate
 from ..providers import get_adapter
 from ..providers.base import TemplateInfo, TemplateUpdate
 from . import time as clock
@@ -223,7 +223,3 @@ def choices() -> list[tuple[WhatsAppTemplate, str]]:
         .order_by(Provider.name, WhatsAppTemplate.name, WhatsAppTemplate.language)).all()
     return [(template, provider_name) for template, provider_name in rows]
 
-
-def canned_using(template_id: int) -> int:
-    return db.session.scalar(sa.select(sa.func.count(CannedResponse.id)).where(
-        CannedResponse.template_id == template_id)) or 0
