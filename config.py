@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR") or BASE_DIR / "instance")
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -67,6 +68,13 @@ class Config:
     BULK_LOAD_TIMEOUT = int(os.environ.get("BULK_LOAD_TIMEOUT", "3600"))
     # The sandbox provider's simulated customers answer agents' messages.
     SANDBOX_CUSTOMERS = _bool("SANDBOX_CUSTOMERS", True)
+    # W1: where inbound media is kept. A folder (default instance/media) or s3://bucket/prefix?endpoint_url=…
+    # &region=… for an S3-compatible store that several machines share (credentials: the AWS_* variables).
+    MEDIA_STORE_URL = os.environ.get("MEDIA_STORE_URL") or str(INSTANCE_DIR / "media")
+    # A download from the provider is tried this many times (backoff between them) before it shows as failed.
+    MEDIA_FETCH_ATTEMPTS = int(os.environ.get("MEDIA_FETCH_ATTEMPTS", "5"))
+    # W2: every WhatsApp provider's template catalog is pulled again this often (and at once by webhooks).
+    TEMPLATE_SYNC_SECONDS = float(os.environ.get("TEMPLATE_SYNC_SECONDS", "3600"))
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN")
     LIVE_POLL_SECONDS = int(os.environ.get("LIVE_POLL_SECONDS", "5"))
 

@@ -63,7 +63,7 @@ class IsolatedClient(FlaskClient):
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str, redis_url: str) -> Iterator[Any]:
+def app(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from flask_migrate import upgrade
 
     from webapp import create_app
@@ -71,6 +71,7 @@ def app(database_url: str, redis_url: str) -> Iterator[Any]:
     class Cfg(TestConfig):
         SQLALCHEMY_DATABASE_URI = database_url
         REDIS_URL = redis_url
+        MEDIA_STORE_URL = str(tmp_path_factory.mktemp("media"))  # never the checkout's instance/
 
     application = create_app(Cfg)
     application.test_client_class = IsolatedClient
@@ -316,7 +317,7 @@ def process_env(app: Any) -> dict[str, str]:
     env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
                RQ_QUEUE=app.config["RQ_QUEUE"], SECRET_KEY=app.config["SECRET_KEY"],
                SANDBOX_CUSTOMERS="0", PYTHONPATH=str(ROOT), FLASK_APP="wsgi:app",
-               PUBLIC_BASE_URL=app.config.get("PUBLIC_BASE_URL") or "")
+               PUBLIC_BASE_URL=app.config.get("PUBLIC_BASE_URL") or "", MEDIA_STORE_URL=app.config["MEDIA_STORE_URL"])
     return env
 
 

@@ -25,6 +25,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "index": EVERYONE,
     "api": frozenset(),  # the voice platform's bearer token only, never a session
     "metrics": frozenset({"admin"}),  # or its bearer token
+    "media": frozenset({"admin", "supervisor", "agent"}),  # whoever sees the conversation (all do, in `world`)
 }
 # Their own authentication (gateway signatures, the socket's handshake) or none by design.
 SKIP_PREFIXES = ("/static", "/ws", "/webhooks/", "/healthz")
@@ -101,10 +102,33 @@ def world(db: Any, group_name: str = "g") -> dict[str, Any]:
     spool = SpoolMessage(dialer_id=dialer.id, destination="+59899000002", body="hola", needs_review=True,
                          state=2)
     db.session.add_all([membership, interaction, spool])
+    db.session.flush()
+    attachment = _kept_photo(db, interaction, group_name)
     db.session.commit()
     return {"group": group, "users": users, "spare": spare, "voice": voice, "provider": provider,
             "campaign": campaign, "dialer": dialer, "break_type": break_type, "membership": membership,
-            "interaction": interaction, "spool": spool}
+            "interaction": interaction, "spool": spool, "attachment": attachment}
+
+
+def _kept_photo(db: Any, interaction: Any, group_name: str) -> Any:
+    """A customer's photo in the interaction, in the media store with its thumbnail."""
+    import io
+
+    from webapp.models import Attachment, Message
+    from webapp.services import media_store
+
+    message = Message(interaction_id=interaction.id, sender_kind="customer", body="", media=[{"kind": "image"}])
+    db.session.add(message)
+    db.session.flush()
+    key = f"access/{group_name}-{message.id}"
+    store = media_store.current()
+    store.put(key, io.BytesIO(b"\xff\xd8photo"), "image/jpeg")
+    store.put(key + ".thumb.jpg", io.BytesIO(b"\xff\xd8thumb"), "image/jpeg")
+    attachment = Attachment(message_id=message.id, kind="image", state="ready", content_type="image/jpeg",
+                            filename="photo.jpg", size=7, sha256="0" * 64, storage_key=key,
+                            thumb_key=key + ".thumb.jpg", thumb_width=10, thumb_height=10)
+    db.session.add(attachment)
+    return attachment
 
 
 # Values for path arguments; the generic admin sections share `object_id`, resolved by endpoint.
@@ -112,7 +136,7 @@ OBJECT_IDS = {"admin.user": "spare", "admin.group": "group", "admin.break_type":
               "admin.voice_campaign": "voice"}
 ARGUMENTS = {"campaign_id": "campaign", "dialer_id": "dialer", "provider_id": "provider",
              "interaction_id": "interaction", "membership_id": "membership", "message_id": "spool",
-             "agent_id": ("users", "agent"), "user_id": ("users", "agent")}
+             "agent_id": ("users", "agent"), "user_id": ("users", "agent"), "attachment_id": "attachment"}
 # Query arguments a route needs to find its object (a form's GET fallback).
 QUERY = {"dialers.pick": {"dialer_id": "dialer"}}
 # Signed-out visitors are sent to sign in from these even though "everyone" may call them.
@@ -187,9 +211,11 @@ def test_every_endpoint_is_classified(app):
 
 
 @pytest.mark.parametrize("endpoint, path", [(e, p) for e, p in _rule_ids()
-                                            if "<int:campaign_id>" in p or "<int:dialer_id>" in p])
+                                            if "<int:campaign_id>" in p or "<int:dialer_id>" in p
+                                            or "<int:attachment_id>" in p])
 def test_other_groups_objects_answer_404_to_a_supervisor(app, client, db, endpoint, path):
-    """A supervisor of group g guessing the URL of group h's campaign or dialer gets 404, never the object."""
+    """A supervisor of group g guessing the URL of group h's campaign, dialer or media file gets 404, never
+    the object."""
     world(db, "g")
     theirs = world(db, "h")
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint and r.rule == path)

@@ -412,8 +412,8 @@ def test_parse_inbound_whatsapp_with_media(adapter: TwilioAdapter) -> None:
     [inbound] = adapter.parse_inbound(WebhookRequest("POST", WEBHOOK_URL, {}, b"", form))
     assert (inbound.provider_message_id, inbound.from_number, inbound.to) == ("SM1", "+59898344384", SENDER)
     assert (inbound.channel, inbound.profile_name, inbound.body) == ("whatsapp", "Ana", "mirá la foto")
-    assert inbound.media == [{"url": "https://api.twilio.com/m0", "content_type": "image/jpeg"},
-                             {"url": "https://api.twilio.com/m1", "content_type": "application/pdf"}]
+    assert inbound.media == [{"kind": "image", "url": "https://api.twilio.com/m0", "content_type": "image/jpeg"},
+                             {"kind": "document", "url": "https://api.twilio.com/m1", "content_type": "application/pdf"}]
 
 
 @pytest.mark.parametrize(("twilio_status", "ours"), [

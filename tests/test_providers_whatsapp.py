@@ -177,7 +177,7 @@ def test_media_message_parsed(make_adapter) -> None:
         type="image", image={"id": "MEDIA1", "mime_type": "image/jpeg", "caption": "la factura"})
     [inbound] = make_adapter().parse_inbound(signed(json.dumps(payload).encode()))
     assert inbound.body == "la factura"
-    assert inbound.media == [{"id": "MEDIA1", "content_type": "image/jpeg"}]
+    assert inbound.media == [{"kind": "image", "id": "MEDIA1", "content_type": "image/jpeg"}]
 
 
 @pytest.mark.parametrize(("args", "expected"), [

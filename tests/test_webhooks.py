@@ -515,14 +515,16 @@ def test_dinstar_results_and_reports_beside_malformed_ones_apply(client: Any, ap
 
 
 def test_twilio_unreadable_media_count_keeps_the_message(client: Any, app: Any, db: Any, twilio: Any) -> None:
+    # A media URL off Twilio's API host is never fetched with the account's credentials (and no network here).
     params = {**twilio_inbound(body="Mirá la foto"), "NumMedia": "abc",
-              "MediaUrl0": "https://api.twilio.com/media/ME1", "MediaContentType0": "image/jpeg"}
+              "MediaUrl0": "https://media.example.com/ME1", "MediaContentType0": "image/jpeg"}
     assert signed_post(client, f"/webhooks/{twilio.id}/inbound", params).status_code == 200
     run_jobs(app)
     assert failed_jobs(app) == 0
     message = db.session.scalar(sa.select(Message))
-    assert (message.body, message.media) == ("Mirá la foto", [{"url": "https://api.twilio.com/media/ME1",
+    assert (message.body, message.media) == ("Mirá la foto", [{"kind": "image", "url": "https://media.example.com/ME1",
                                                                "content_type": "image/jpeg"}])
+    assert [(a.state, a.kind) for a in message.attachments] == [("failed", "image")]
 
 
 def test_meta_edge_values_are_stored_or_skipped_never_failing_the_job(client: Any, app: Any, db: Any,

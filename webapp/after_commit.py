@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 _PENDING = "conversa_after_commit"  # session.info: [[savepoint or None, kind, item], ...] in queue order
 LIVE, JOB = "live", "job"
-KINDS = (LIVE, JOB)  # the order kinds are sent in at commit
+KINDS = (LIVE, JOB)  # sent first at commit, in this order; other kinds follow in registration order
 _senders: dict[str, Callable[[list[Any]], None]] = {}
 
 
@@ -93,7 +93,7 @@ def _after_commit(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    for kind in KINDS:
+    for kind in sorted(_senders, key=lambda k: KINDS.index(k) if k in KINDS else len(KINDS)):
         items = [item for _, k, item in pending if k == kind]
         if items:
             _senders[kind](items)

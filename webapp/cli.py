@@ -22,6 +22,7 @@ from .models import (
     SecurityGroup,
     User,
     VoiceCampaign,
+    WhatsAppTemplate,
 )
 
 DEMO_USERS = [
@@ -81,6 +82,7 @@ def seed_demo(password: str) -> dict[str, Any]:
         ])
         for pos, i in enumerate((1, 2, 3)):
             campaign.memberships.append(Membership(user_id=users[f"agent{i}"].id, position=pos, penalty=0))
+    _seed_whatsapp(group, users)
     dialer, created = _get_or_create(
         Dialer, {"name": "demo"}, security_group_id=group.id, provider_id=provider.id, interval_ms=200,
         enabled=True, dncr=True, running=True)
@@ -88,6 +90,35 @@ def seed_demo(password: str) -> dict[str, Any]:
         dialer.schedule.append(ScheduleEntry(days=0b1111111, start_time=time(0, 0), end_time=time(23, 59)))
     db.session.commit()
     return {"created_users": created_users, "campaign": campaign.id, "dialer": dialer.id}
+
+
+def _seed_whatsapp(group: SecurityGroup, users: dict[str, User]) -> None:
+    """W1/W2 in the demo: a WhatsApp sandbox provider (its customers send photos and voice notes now and
+    then) with its small template catalog synced, and a campaign on it for the demo agents."""
+    from .services import templates
+
+    provider, created = _get_or_create(Provider, {"name": "Sandbox WhatsApp"}, type="sandbox", channel="whatsapp",
+                                       sender="+59829000001", max_per_second=50.0,
+                                       options={"webhook_token": secrets.token_urlsafe(24)})
+    if created:
+        provider.credentials = {}
+        templates.sync(provider)
+    campaign, created = _get_or_create(
+        Campaign, {"name": "whatsapp"}, security_group_id=group.id, provider_id=provider.id,
+        did="+59829000001", strategy="rrmemory_nocall")
+    if created:
+        campaign.schedule.append(ScheduleEntry(days=0b1111111, start_time=time(0, 0), end_time=time(23, 59)))
+        reminder = db.session.scalar(sa.select(WhatsAppTemplate).where(
+            WhatsAppTemplate.provider_id == provider.id, WhatsAppTemplate.name == "recordatorio_pago"))
+        campaign.canned_responses.extend([
+            CannedResponse(title="Saludo", body="¡Hola! Gracias por escribirnos por WhatsApp. ¿En qué te ayudo?",
+                           position=0),
+            CannedResponse(title="Recordatorio (plantilla)", body=reminder.body if reminder else "",
+                           template_id=reminder.id if reminder else None,
+                           template_ref=reminder.ref if reminder else None, position=1),
+        ])
+        for pos, i in enumerate((1, 2, 3)):
+            campaign.memberships.append(Membership(user_id=users[f"agent{i}"].id, position=pos, penalty=0))
 
 
 def register(app: Flask) -> None:

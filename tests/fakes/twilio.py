@@ -6,6 +6,21 @@ To / From / DateSent filters, fetch by sid, and signed status callbacks and
 inbound webhooks back to the app (signed with the official package's
 RequestValidator, so what our verifier accepts is what Twilio sends).
 
+Media (issue 13): an inbound message's `MediaUrl{N}` is
+`https://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Messages/{MM…}/Media/{ME…}`; a GET with the
+account's Basic auth answers 307 to a short-lived CDN URL on another host (here: `localhost` instead of
+`127.0.0.1`) that takes no credentials (an Authorization header there is refused, as S3 refuses two auth
+mechanisms); without valid Basic auth the media URL answers 401 (20003), an unknown one 404 (20404).
+WhatsApp locations come as `Latitude`, `Longitude`, `Address`, `Label` form fields.
+
+Content API (issue 13): `GET https://content.twilio.com/v1/ContentAndApprovals?PageSize=N` (Basic auth) →
+`{"contents": [{sid: HX…, friendly_name, language, variables: {"1": "…"}, types: {"twilio/text": {body},
+"twilio/media": {body, media: [url]}, "twilio/quick-reply": {body, actions: [{title, id}]},
+"twilio/call-to-action": {body, actions: [{type, title, url|phone}]}, …}, approval_requests: {name,
+category, status, rejection_reason, content_type}, date_created, date_updated}], "meta": {page,
+page_size, first_page_url, previous_page_url, url, next_page_url, key: "contents"}}`; here served on this
+server (the provider's `content_api_url` option points at it).
+
 Magic numbers, as Twilio's test credentials define them:
 +15005550001 invalid (21211), +15005550009 not SMS-capable (21614),
 +15005550004 blocked (21610); `opted_out` adds more 21610 numbers; `pair_limited` numbers get
@@ -62,6 +77,13 @@ class FakeTwilio(FakeServer):
         self.route("GET", API + r"/Messages/(?P<sid>SM\w+)\.json")(self._fetch)
         self.route("POST", r"/_fake/opted_out")(self._control_opted_out)
         self.route("POST", r"/_fake/deliver")(self._control_deliver)
+        self.media: dict[str, tuple[bytes, str]] = {}  # ME sid -> (bytes, MIME type)
+        self._cdn: dict[str, str] = {}  # CDN token -> ME sid
+        self.contents: list[dict[str, Any]] = []  # the Content API's list
+        self.content_page_size = 50  # the most one page holds, whatever PageSize the request names
+        self.route("GET", API + r"/Messages/(?P<message>MM\w+)/Media/(?P<media>ME\w+)")(self._media)
+        self.route("GET", r"/cdn/(?P<token>\w+)")(self._cdn_file)
+        self.route("GET", r"/v1/ContentAndApprovals")(self._contents)
 
     # -- test helpers ------------------------------------------------------
     def sent(self) -> list[dict[str, Any]]:
@@ -85,6 +107,76 @@ class FakeTwilio(FakeServer):
             self.opted_out.clear()
             self.pair_limited.clear()
             self.hold_in_queue = False
+            self.media.clear()
+            self._cdn.clear()
+            self.contents.clear()
+
+    # -- media (issue 13) ------------------------------------------------------------------
+    def add_media(self, data: bytes, content_type: str) -> str:
+        """Keep a file as an inbound message's media; returns its MediaUrl."""
+        media = "ME" + secrets.token_hex(16)
+        with self.lock:
+            self.media[media] = (data, content_type)
+        return f"{self.url}/2010-04-01/Accounts/{self.account_sid}/Messages/MM{secrets.token_hex(16)}/Media/{media}"
+
+    def _media(self, req: Recorded, m: re.Match[str]) -> Reply:
+        if not self._authorised(req, m["account"]):
+            return twilio_error(20003, "Authenticate", 401)
+        with self.lock:
+            if m["media"] not in self.media:
+                return twilio_error(20404, f"The requested resource {req.path} was not found", 404)
+            token = secrets.token_hex(12)
+            self._cdn[token] = m["media"]
+        return Reply(307, b"", {"Location": f"http://localhost:{self.port}/cdn/{token}"})
+
+    def _cdn_file(self, req: Recorded, m: re.Match[str]) -> Reply:
+        if req.header("Authorization"):
+            return Reply.text("Only one auth mechanism allowed", 400, "application/xml")
+        with self.lock:
+            media = self._cdn.get(m["token"])
+            found = self.media.get(media or "")
+        if found is None:
+            return Reply.text("NoSuchKey", 404, "application/xml")
+        return Reply(200, found[0], {"Content-Type": found[1]})
+
+    def media_requests(self) -> list[Recorded]:
+        """The requests for media files (MediaUrl and the CDN), in order."""
+        return [r for r in self.api_requests() if "/Media/" in r.path or r.path.startswith("/cdn/")]
+
+    # -- the Content API (issue 13) -------------------------------------------------------------
+    def add_content(self, friendly_name: str, body: str, *, language: str = "es", category: str = "UTILITY",
+                    status: str = "approved", variables: dict[str, str] | None = None,
+                    types: dict[str, Any] | None = None, rejection_reason: str = "") -> str:
+        """A content template with its WhatsApp approval; returns its ContentSid (HX…)."""
+        sid = "HX" + secrets.token_hex(16)
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        with self.lock:
+            self.contents.append({
+                "sid": sid, "account_sid": self.account_sid, "friendly_name": friendly_name, "language": language,
+                "variables": variables or {}, "types": types or {"twilio/text": {"body": body}},
+                "approval_requests": {"name": friendly_name, "category": category, "content_type": "twilio/text",
+                                      "status": status, "rejection_reason": rejection_reason,
+                                      "allow_category_change": True},
+                "date_created": stamp, "date_updated": stamp, "url": f"https://content.twilio.com/v1/Content/{sid}"})
+        return sid
+
+    def _contents(self, req: Recorded, m: re.Match[str]) -> Reply:
+        if basic_credentials(req) != (self.account_sid, self.auth_token):
+            return twilio_error(20003, "Authenticate", 401)
+        size = min(int(req.query.get("PageSize", self.content_page_size)), self.content_page_size)
+        page = int(req.query.get("Page", 0))
+        with self.lock:
+            rows = [dict(c) for c in self.contents]
+        base = f"{self.url}/v1/ContentAndApprovals"
+
+        def page_url(n: int) -> str:
+            return f"{base}?{urlencode({'PageSize': size, 'Page': n, 'PageToken': f'PT{n}'})}"
+
+        more = (page + 1) * size < len(rows)
+        return Reply.json({"contents": rows[page * size:(page + 1) * size], "meta": {
+            "page": page, "page_size": size, "first_page_url": page_url(0), "url": page_url(page),
+            "previous_page_url": page_url(page - 1) if page > 0 else None,
+            "next_page_url": page_url(page + 1) if more else None, "key": "contents"}})
 
     def add_message(self, to: str, body: str, from_: str, created: datetime, status: str = "delivered") -> str:
         """Put an older message in the account's log (for lookup and paging tests)."""

@@ -5,6 +5,29 @@ envelope for numbers outside the 24 h window (131047) and undeliverable
 ones (131026), 130429 when rate limited, 131056 (pair rate limit) for numbers in
 `pair_limited`, and signed webhook posts back to
 the app (X-Hub-Signature-256), plus the GET verification handshake helper.
+
+Media (issue 13), as Meta documents it:
+- `GET /{version}/{media-id}` (bearer) → `{"messaging_product": "whatsapp", "url", "mime_type", "sha256",
+  "file_size", "id"}`; an id it does not have → 400 `{"error": {"code": 100, ...}}` ("Object with ID …
+  does not exist": media ids live 7 days).
+- `GET {url}` (the same bearer; without it 401) → the bytes with their Content-Type. The URL lives 5
+  minutes (`url_ttl`): afterwards 404. `expire_next_urls = n` hands out n URLs already expired.
+  Real URLs are on lookaside.fbsbx.com (`/whatsapp_business/attachments/?mid=…&ext=…&hash=…`); here
+  they are on this server, signed with a hash of mid and expiry.
+- Webhook message types: image / video / sticker / audio (`voice: true` for a voice note) / document
+  (`filename`) carry `{id, mime_type, sha256, caption?}`; location `{latitude, longitude, name?,
+  address?}`; contacts `[{name: {formatted_name, …}, phones: [{phone, wa_id?, type}]}]`.
+
+Template catalog (issue 13):
+- `GET /{version}/{waba-id}/message_templates?fields=…&limit=N&after=CURSOR` (bearer) →
+  `{"data": [{id, name, language, category, status, quality_score: {score}, components: [{type: HEADER,
+  format, text?} | {type: BODY, text} | {type: FOOTER, text} | {type: BUTTONS, buttons: [{type, text,
+  url?, phone_number?}]}], rejected_reason}], "paging": {"cursors": {"before", "after"}, "next"?}}`;
+  `next` is an absolute URL, absent on the last page.
+- Webhooks on the same URL as messages, `entry[].changes[].field` = `message_template_status_update`
+  (value `{event, message_template_id, message_template_name, message_template_language, reason,
+  other_info?}`) or `message_template_quality_update` (value `{previous_quality_score,
+  new_quality_score, message_template_id, message_template_name, message_template_language}`).
 """
 from __future__ import annotations
 
@@ -15,6 +38,7 @@ import json
 import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -25,6 +49,7 @@ APP_SECRET = "fake-app-secret"
 VERIFY_TOKEN = "fake-verify-token"
 PHONE_NUMBER_ID = "106540352242922"
 DISPLAY_NUMBER = "59829000000"
+WABA_ID = "102290129340398"
 
 
 def meta_error(code: int, message: str, status: int = 400, kind: str = "OAuthException") -> Reply:
@@ -37,12 +62,54 @@ def sign(body: bytes, app_secret: str = APP_SECRET) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def envelope(value: dict[str, Any]) -> dict[str, Any]:
+def envelope(value: dict[str, Any], field: str = "messages") -> dict[str, Any]:
     """Meta's webhook wrapper around one `value`."""
-    value = {"messaging_product": "whatsapp",
-             "metadata": {"display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID}, **value}
+    if field == "messages":
+        value = {"messaging_product": "whatsapp",
+                 "metadata": {"display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID}, **value}
     return {"object": "whatsapp_business_account",
-            "entry": [{"id": "WABA_ID", "changes": [{"value": value, "field": "messages"}]}]}
+            "entry": [{"id": WABA_ID, "time": int(time.time()), "changes": [{"value": value, "field": field}]}]}
+
+
+_message_ids = itertools.count(1)
+
+
+def message_payload(wa_id: str, message: dict[str, Any], name: str = "Cliente") -> dict[str, Any]:
+    """A customer's message of any type (`message` holds "type" and its part), wrapped as Meta sends it."""
+    return envelope({
+        "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": f"wamid.IN{int(time.time() * 1000)}{next(_message_ids):04d}",
+                      "timestamp": str(int(time.time())), **message}],
+    })
+
+
+def media_message(kind: str, media_id: str, mime_type: str, *, caption: str | None = None,
+                  filename: str | None = None, sha256: str | None = None, **flags: Any) -> dict[str, Any]:
+    """The `type` and part of an image / audio / video / document / sticker message."""
+    part: dict[str, Any] = {"id": media_id, "mime_type": mime_type, **flags}
+    if sha256:
+        part["sha256"] = sha256
+    if caption is not None:
+        part["caption"] = caption
+    if filename is not None:
+        part["filename"] = filename
+    return {"type": kind, kind: part}
+
+
+def template_status_payload(template_id: str, name: str, language: str, event: str,
+                            reason: str = "NONE", description: str | None = None) -> dict[str, Any]:
+    value: dict[str, Any] = {"event": event, "message_template_id": int(template_id), "message_template_name": name,
+                             "message_template_language": language, "reason": reason}
+    if description:
+        value["other_info"] = {"title": "FIRST_PAUSE", "description": description}
+    return envelope(value, "message_template_status_update")
+
+
+def template_quality_payload(template_id: str, name: str, language: str, new: str,
+                             previous: str = "GREEN") -> dict[str, Any]:
+    return envelope({"previous_quality_score": previous, "new_quality_score": new,
+                     "message_template_id": int(template_id), "message_template_name": name,
+                     "message_template_language": language}, "message_template_quality_update")
 
 
 def inbound_payload(wa_id: str, text: str, name: str = "Cliente", message_id: str | None = None) -> dict[str, Any]:
@@ -73,7 +140,17 @@ class FakeWhatsAppCloud(FakeServer):
         self.pair_limited: set[str] = set()  # 131056: too many messages to this number just now
         self.messages: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
+        self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (bytes, MIME type)
+        self.url_ttl = 300.0  # seconds a download URL works
+        self.expire_next_urls = 0  # hand out this many URLs already expired
+        self.templates: list[dict[str, Any]] = []  # as message_templates lists them
+        self.template_page_size = 25  # the most one page holds, whatever limit the request names
+        self._media_ids = itertools.count(900000000000001)
+        self._template_ids = itertools.count(1689556908129832)
         self.route("POST", r"/v(?P<version>[\d.]+)/(?P<phone>\d+)/messages")(self._send)
+        self.route("GET", r"/v(?P<version>[\d.]+)/(?P<media_id>\d+)")(self._media_info)
+        self.route("GET", r"/whatsapp_business/attachments/")(self._media_download)
+        self.route("GET", r"/v(?P<version>[\d.]+)/(?P<waba>\d+)/message_templates")(self._list_templates)
 
     def sent(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -90,6 +167,94 @@ class FakeWhatsAppCloud(FakeServer):
         with self.lock:
             self.messages.clear()
             self.pair_limited.clear()
+            self.media.clear()
+            self.templates.clear()
+            self.expire_next_urls = 0
+
+    # -- media -----------------------------------------------------------------
+    def add_media(self, data: bytes, mime_type: str) -> str:
+        """Keep a file as if a customer had sent it; returns its media id."""
+        media_id = str(next(self._media_ids))
+        with self.lock:
+            self.media[media_id] = (data, mime_type)
+        return media_id
+
+    def _signature(self, media_id: str, expires: str) -> str:
+        return hmac.new(self.app_secret.encode(), f"{media_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _media_info(self, req: Recorded, m: re.Match[str]) -> Reply:
+        if req.header("Authorization") != f"Bearer {self.access_token}":
+            return meta_error(190, "Error validating access token: Session has expired.", 401)
+        media_id = m["media_id"]
+        with self.lock:
+            found = self.media.get(media_id)
+            expired = self.expire_next_urls > 0
+            if expired:
+                self.expire_next_urls -= 1
+        if found is None:
+            return meta_error(100, f"Unsupported get request. Object with ID '{media_id}' does not exist, cannot "
+                              "be loaded due to missing permissions, or does not support this operation.", 400,
+                              "GraphMethodException")
+        data, mime_type = found
+        expires = str(int(time.time() - 1 if expired else time.time() + self.url_ttl))
+        query = urlencode({"mid": media_id, "ext": expires, "hash": self._signature(media_id, expires)})
+        return Reply.json({"messaging_product": "whatsapp", "url": f"{self.url}/whatsapp_business/attachments/?{query}",
+                           "mime_type": mime_type, "sha256": hashlib.sha256(data).hexdigest(),
+                           "file_size": len(data), "id": media_id})
+
+    def _media_download(self, req: Recorded, m: re.Match[str]) -> Reply:
+        if req.header("Authorization") != f"Bearer {self.access_token}":
+            return Reply.text("Unauthorized", 401)
+        media_id, expires = req.query.get("mid", ""), req.query.get("ext", "0")
+        if not hmac.compare_digest(self._signature(media_id, expires), req.query.get("hash", "")):
+            return Reply.text("Bad signature", 403)
+        with self.lock:
+            found = self.media.get(media_id)
+        if found is None or not expires.isdigit() or int(expires) < time.time():
+            return Reply.text("URL signature expired", 404)
+        data, mime_type = found
+        return Reply(200, data, {"Content-Type": mime_type})
+
+    # -- templates -------------------------------------------------------------------
+    def add_template(self, name: str, language: str = "es", category: str = "UTILITY", status: str = "APPROVED",
+                     body: str = "Hola {{1}}", *, header: dict[str, Any] | None = None, footer: str | None = None,
+                     buttons: list[dict[str, Any]] | None = None, quality: str = "GREEN",
+                     rejected_reason: str = "NONE") -> str:
+        """A template of the business account, as message_templates lists it; returns its id."""
+        components: list[dict[str, Any]] = []
+        if header:
+            components.append({"type": "HEADER", **header})
+        components.append({"type": "BODY", "text": body})
+        if footer:
+            components.append({"type": "FOOTER", "text": footer})
+        if buttons:
+            components.append({"type": "BUTTONS", "buttons": buttons})
+        template_id = str(next(self._template_ids))
+        with self.lock:
+            self.templates.append({"id": template_id, "name": name, "language": language, "category": category,
+                                   "status": status, "quality_score": {"score": quality, "date": int(time.time())},
+                                   "components": components, "rejected_reason": rejected_reason,
+                                   "parameter_format": "POSITIONAL"})
+        return template_id
+
+    def _list_templates(self, req: Recorded, m: re.Match[str]) -> Reply:
+        if req.header("Authorization") != f"Bearer {self.access_token}":
+            return meta_error(190, "Error validating access token: Session has expired.", 401)
+        if m["waba"] != WABA_ID:
+            return meta_error(100, f"Unsupported get request. Object with ID '{m['waba']}' does not exist.", 400,
+                              "GraphMethodException")
+        limit = min(int(req.query.get("limit") or self.template_page_size), self.template_page_size)
+        start = int(req.query.get("after") or 0)
+        with self.lock:
+            rows = [dict(t) for t in self.templates]
+        fields = [f for f in (req.query.get("fields") or "").split(",") if f]
+        chunk = [{k: v for k, v in t.items() if not fields or k in fields or k == "id"}
+                 for t in rows[start:start + limit]]
+        paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(start + len(chunk))}}
+        if start + limit < len(rows):
+            query = {k: v for k, v in req.query.items() if k != "after"}
+            paging["next"] = f"{self.url}{req.path}?{urlencode({**query, 'after': start + limit})}"
+        return Reply.json({"data": chunk, "paging": paging})
 
     def post_webhook(self, url: str, payload: dict[str, Any], app_secret: str | None = None) -> int:
         """POST a signed webhook to the app; returns the HTTP status it answered."""

@@ -20,6 +20,7 @@ from ..models import Provider
 from ..providers import TYPES
 from ..security import admin_required
 from ..services import admin as admin_service
+from ..services import templates
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp
@@ -77,8 +78,9 @@ def _webhook_urls(provider: Provider | None) -> dict[str, str]:
 def _page(form: ProviderForm, provider: Provider | None, errors: dict[str, str] | None, status: int) -> Any:
     items = db.session.scalars(sa.select(Provider).order_by(Provider.name)).all()
     in_use = admin_service.provider_users(provider) if provider is not None else ([], [])
+    catalog = templates.catalog(provider.id) if provider is not None and templates.has_catalog(provider) else None
     return render_page("admin/providers.html", "admin/_providers.html", status, form=form, obj=provider,
-                       items=items, webhooks=_webhook_urls(provider), in_use=in_use,
+                       items=items, webhooks=_webhook_urls(provider), in_use=in_use, catalog=catalog,
                        **_type_context(form, provider, errors))
 
 
@@ -127,6 +129,20 @@ def provider_fields() -> Any:
         context["options"] = {f.key: admin_service.option_text(f.default) for f in context["meta"].options
                               if f.default is not None}
     return render_template("admin/_provider_type_fields.html", form=form, obj=provider, **context)
+
+
+@bp.post("/admin/providers/<int:provider_id>/templates/sync")
+@admin_required
+def provider_templates_sync(provider_id: int) -> Any:
+    """W2: pull the provider's WhatsApp template catalog now, in a worker job."""
+    provider = db.get_or_404(Provider, provider_id)
+    if not templates.has_catalog(provider):
+        flash(_("This provider has no WhatsApp template catalog (only WhatsApp providers do)."), "error")
+    elif templates.request_sync(provider.id):
+        flash(_("Template sync started; the list updates in a few seconds (reload the page)."), "ok")
+    else:
+        flash(_("The sync could not be started: the job queue is not answering. Try again in a moment."), "error")
+    return redirect(url_for("admin.provider_edit", provider_id=provider.id) + "#provider-templates")
 
 
 @bp.route("/admin/providers/<int:provider_id>/delete", methods=["GET", "POST"])

@@ -83,8 +83,22 @@ class ScheduleEntryForm(Form):
 class CannedResponseForm(Form):
     title = StringField(_l("Title"), validators=[DataRequired(_l("Give it a title.")), Length(max=80)])
     body = TextAreaField(_l("Text"), validators=[DataRequired(_l("Write the reply.")), Length(max=4000)])
+    # W2: a template of the provider's synced catalog; the typed name below stays for templates not synced.
+    template_id = SelectField(_l("WhatsApp template from the catalog"), default="", validate_choice=False,
+                              description=_l("Templates synced from the campaign's provider."))
     template_ref = StringField(_l("WhatsApp template"), validators=[Optional(), Length(max=120)],
                                description=_l("Optional: an approved template (ContentSid or template name)."))
+
+
+def template_choices(fieldlist: FieldList, catalog: list[tuple[Any, str]]) -> None:
+    """Each canned response's template select: none, or a template of the catalog (grouped by provider)."""
+    status = {"approved": _l("approved"), "pending": _l("pending"), "rejected": _l("rejected"),
+              "paused": _l("paused"), "disabled": _l("disabled"), "deleted": _l("deleted")}
+    options = [SelectChoice("", str(_l("None (or type its name below)")))] + [
+        SelectChoice(str(t.id), f"{t.name} ({t.language}) · {status.get(t.status, t.status)}", optgroup=provider)
+        for t, provider in catalog]
+    for entry in fieldlist:
+        entry.form.template_id.choices = options
 
 
 class RowsForm(FlaskForm):
@@ -98,7 +112,7 @@ class RowsForm(FlaskForm):
 ROW_KINDS = ("schedule", "canned")
 NEW_ROW = {
     "schedule": [("days", str(d)) for d in range(5)] + [("start", "09:00"), ("end", "18:00")],
-    "canned": [("title", ""), ("body", ""), ("template_ref", "")],
+    "canned": [("title", ""), ("body", ""), ("template_id", ""), ("template_ref", "")],
 }
 
 
@@ -141,7 +155,8 @@ def schedule_rows(fieldlist: FieldList) -> list[dict[str, Any]]:
 
 
 def canned_rows(fieldlist: FieldList) -> list[dict[str, Any]]:
-    return [{"title": e.title.data or "", "body": e.body.data or "", "template_ref": e.template_ref.data or ""}
+    return [{"title": e.title.data or "", "body": e.body.data or "", "template_ref": e.template_ref.data or "",
+             "template_id": int(e.template_id.data) if str(e.template_id.data or "").isdigit() else None}
             for e in fieldlist]
 
 
@@ -249,7 +264,8 @@ def campaign_data(campaign: Campaign) -> dict[str, Any]:
         "out_of_hours_message", "sl_threshold_seconds", "abandon_threshold_seconds",
         "chat_time_threshold_seconds", "acd_max_waiting", "max_interactions_per_agent", "enabled")}
     data["schedule"] = schedule_data(campaign.schedule)
-    data["canned"] = [{"title": c.title, "body": c.body, "template_ref": c.template_ref or ""}
+    data["canned"] = [{"title": c.title, "body": c.body, "template_id": str(c.template_id or ""),
+                       "template_ref": "" if c.template_id else c.template_ref or ""}
                       for c in campaign.canned_responses]
     return data
 

@@ -13,7 +13,7 @@ from ..extensions import db
 from ..models import Provider, SecurityGroup
 from ..security import get_campaign_or_404, supervisor_required, visible_campaigns
 from ..services import admin as admin_service
-from ..services import campaign_config
+from ..services import campaign_config, templates
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp, forms
@@ -44,6 +44,7 @@ def campaign_page(campaign: Any) -> Any:
     form, rows_kind, note = build_form(forms.CampaignForm, forms.campaign_data(campaign) if campaign else None)
     form.strategy.choices = forms.strategy_choices()
     choose_groups_and_providers(form)
+    forms.template_choices(form.canned, templates.choices())
     if rows_kind is None and form.validate_on_submit():
         try:
             saved = campaign_config.save_campaign(campaign, form.values(), forms.schedule_rows(form.schedule),
@@ -92,8 +93,9 @@ def rows() -> Any:
     formdata, kind, note = forms.edit_rows(request.form)
     if kind is None:
         abort(400)
-    return render_template("campaigns/_rows_fragment.html", form=forms.RowsForm(formdata=formdata), kind=kind,
-                           note=note)
+    form = forms.RowsForm(formdata=formdata)
+    forms.template_choices(form.canned, templates.choices())
+    return render_template("campaigns/_rows_fragment.html", form=form, kind=kind, note=note)
 
 
 from . import dialer_config, members  # noqa: E402,F401  (their routes join this blueprint)

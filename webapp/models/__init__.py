@@ -23,16 +23,18 @@ from .dialers import (
     StagedUploadChunk,
 )
 from .interactions import AgentChatMessage, Interaction, InteractionStatus, Message, SenderKind
+from .media import Attachment, AttachmentKind, AttachmentState, WhatsAppTemplate
 from .providers import Provider
 from .users import AgentState, BreakType, Role, SecurityGroup, User, UserSession, VoiceCampaign
 from .users import user_security_groups as user_security_groups_table
 from .users import voice_campaign_members as voice_campaign_members_table
 
 __all__ = [
-    "AgentChatMessage", "AgentState", "AuditEntry", "BreakType", "Campaign", "CannedResponse",
+    "AgentChatMessage", "AgentState", "Attachment", "AttachmentKind", "AttachmentState", "AuditEntry", "BreakType",
+    "Campaign", "CannedResponse",
     "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "LoadState", "MODES", "Membership",
     "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",
     "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "StagedUpload", "StagedUploadChunk", "User",
-    "UserSession", "VoiceCampaign", "split_strategy", "utcnow", "user_security_groups_table",
+    "UserSession", "VoiceCampaign", "WhatsAppTemplate", "split_strategy", "utcnow", "user_security_groups_table",
     "voice_campaign_members_table",
 ]

@@ -63,7 +63,11 @@ class CannedResponse(db.Model):
     body: Mapped[str] = mapped_column(sa.Text)
     # WhatsApp: an approved template (Twilio ContentSid or Meta template name); usable outside the 24 h window.
     template_ref: Mapped[str | None] = mapped_column(sa.String(120))
+    # W2: the template chosen from the provider's synced catalog (template_ref then holds its name or sid).
+    template_id: Mapped[int | None] = mapped_column(sa.ForeignKey("whatsapp_templates.id", ondelete="SET NULL"))
     position: Mapped[int] = mapped_column(default=0)
+
+    template = relationship("WhatsAppTemplate")
 
 
 class Campaign(db.Model):

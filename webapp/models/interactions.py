@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -87,7 +88,7 @@ class Message(db.Model):
     sender_kind: Mapped[str] = mapped_column(sa.String(16))
     sender_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     body: Mapped[str] = mapped_column(sa.Text, default="")
-    media: Mapped[list[dict[str, str]] | None] = mapped_column(sa.JSON)
+    media: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
     provider_id: Mapped[int | None] = mapped_column(sa.ForeignKey("providers.id", ondelete="SET NULL"))
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(80))
     # WhatsApp outside the 24 h window: the approved template sent instead of free text.
@@ -99,6 +100,9 @@ class Message(db.Model):
 
     interaction: Mapped[Interaction] = relationship(back_populates="messages")
     sender: Mapped[User | None] = relationship()
+    # W1: loaded only where `media` says there is something (a list of messages pays no query for it).
+    attachments = relationship("Attachment", back_populates="message", order_by="Attachment.position",
+                               cascade="all, delete-orphan", passive_deletes=True)
 
 
 class AgentChatMessage(db.Model):

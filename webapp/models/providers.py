@@ -45,6 +45,9 @@ class Provider(db.Model):
     enabled: Mapped[bool] = mapped_column(default=True)
     options: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = created_at_column()
+    # W2: the last template catalog sync that ended, and what went wrong with it (None: it worked).
+    templates_synced_at: Mapped[datetime | None] = mapped_column()
+    templates_sync_error: Mapped[str | None] = mapped_column(sa.String(500))
 
     @property
     def credentials(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,7 +114,11 @@ class InboundMessage:
     body: str
     channel: str = "sms"
     profile_name: str | None = None
-    media: list[dict[str, str]] = field(default_factory=list)
+    #: What came besides the text, one dict per item: {"kind": image|audio|video|document|sticker, and where
+    #: the gateway keeps it: "id" (Meta's media id) or "url" (Twilio's MediaUrl), "content_type", maybe
+    #: "filename", "sha256", "voice", "animated"}, {"kind": "location", "latitude", "longitude", "name",
+    #: "address"} or {"kind": "contacts", "contacts": [{"name", "phones": [...]}]}. JSON values only.
+    media: list[dict[str, Any]] = field(default_factory=list)
     received_at: datetime | None = None
     port: int | None = None
 
@@ -133,6 +138,74 @@ class StatusUpdate:
 
 class SignatureError(Exception):
     """A webhook whose signature is missing or wrong."""
+
+
+# -- W1: media the customer sent ------------------------------------------------------------------
+class MediaError(Exception):
+    """A media download that failed. `permanent`: the gateway no longer has it (or never will give it):
+    trying again cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class MediaTooLarge(MediaError):
+    """The gateway declares a file larger than the caller takes: not downloaded."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"{size} bytes, over the {limit} bytes allowed", permanent=True)
+        self.size = size
+        self.limit = limit
+
+
+@dataclass
+class MediaDownload:
+    """A file on its way from the gateway: read `chunks` once, then close()."""
+
+    chunks: Iterator[bytes]
+    content_type: str = ""
+    size: int | None = None  # as the gateway declares it (Meta's file_size, a Content-Length), if it does
+    sha256: str | None = None  # Meta's checksum of the file, hex
+    filename: str = ""
+    close: Callable[[], None] = lambda: None
+
+    def __enter__(self) -> MediaDownload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- W2: the template catalog -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TemplateInfo:
+    """One WhatsApp template as its gateway lists it, in the gateway's own words (services/templates.py
+    normalises status, category and quality)."""
+
+    external_id: str  # Meta's template id, Twilio's ContentSid
+    name: str
+    language: str = ""
+    category: str = ""
+    status: str = ""
+    quality: str = ""
+    reason: str | None = None
+    body: str = ""
+    header: dict[str, Any] | None = None  # {"format": "text"|"image"|"video"|"document"|"location", "text"}
+    footer: str | None = None
+    buttons: list[dict[str, Any]] = field(default_factory=list)  # [{"type", "text", "url"|"phone"}]
+
+
+@dataclass(frozen=True)
+class TemplateUpdate:
+    """A template's status or quality changed (Meta's message_template_*_update webhooks)."""
+
+    external_id: str | None = None
+    name: str | None = None
+    language: str | None = None
+    status: str | None = None  # the gateway's event word (APPROVED, PAUSED, …)
+    quality: str | None = None  # GREEN / YELLOW / RED / UNKNOWN
+    reason: str | None = None
 
 
 class ProviderAdapter:
@@ -176,6 +249,24 @@ class ProviderAdapter:
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
         """The delivery receipts in a webhook; like parse_inbound, skips what it cannot read."""
         return []
+
+    def parse_template_updates(self, request: WebhookRequest) -> list[TemplateUpdate]:
+        """Template status and quality changes in a webhook (Meta sends them with the messages)."""
+        return []
+
+    def download_media(self, item: dict[str, Any], max_size: int | None = None) -> MediaDownload:
+        """Start downloading one media item of an inbound message (`InboundMessage.media`); raises MediaError,
+        MediaTooLarge before any of the file is read when the gateway declares more than `max_size` bytes."""
+        raise MediaError(f"{self.type} keeps no media to download", permanent=True)
+
+    def list_templates(self) -> list[TemplateInfo]:
+        """Every WhatsApp template of the account, all pages; raises GatewayError when the gateway fails."""
+        raise NotImplementedError(f"{self.type} has no template catalog")
+
+    @property
+    def has_templates(self) -> bool:
+        """Whether this provider has a WhatsApp template catalog to sync."""
+        return False
 
     def poll_inbound(self) -> list[InboundMessage]:
         return []

@@ -29,7 +29,17 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPDigestAuth, _basic_auth_str
 
-from .base import LookupOutcome, LookupResult, Outcome, ProviderAdapter, ProviderConfig, SendResult
+from .base import (
+    LookupOutcome,
+    LookupResult,
+    MediaDownload,
+    MediaError,
+    MediaTooLarge,
+    Outcome,
+    ProviderAdapter,
+    ProviderConfig,
+    SendResult,
+)
 
 USER_AGENT = "Conversa/1.0"
 FINAL_OUTCOMES = frozenset({Outcome.SENT, Outcome.PERMANENT, Outcome.OPTED_OUT})
@@ -363,6 +373,50 @@ class HttpAdapter(ProviderAdapter):
         return (self.config.base_url or self.default_base_url).rstrip("/")
 
     default_base_url = ""
+
+    def read_pages(self, url: str, params: dict[str, str], *, items: str, next_url: Callable[[dict[str, Any]], Any],
+                   read: Callable[[Any], Any], what: str, max_pages: int = 50,
+                   error_text: Callable[[requests.Response], str] = lambda r: r.text[:200]) -> list[Any]:
+        """Every item of a paged JSON list: `items` names the page's list, `next_url(page)` the next page's
+        absolute URL (which carries the parameters). An item `read` cannot read is skipped and logged."""
+        from . import payload
+
+        found: list[Any] = []
+        next_page: str | None = url
+        query: dict[str, str] | None = params
+        for _ in range(max_pages):
+            if next_page is None:
+                return found
+            response = self.http.fetch("GET", next_page, params=query)
+            with response:
+                if response.status_code != 200:
+                    raise GatewayError(f"{what}: HTTP {response.status_code} {error_text(response)}")
+                page = response.json()
+            if not isinstance(page, dict):
+                raise GatewayError(f"{what}: the answer is not a JSON object")
+            found += payload.each(payload.as_list(page.get(items), f"{what} {items}"), read,
+                                  f"provider {self.config.id} {what}")
+            next_page, query = payload.text(next_url(page)) or None, None
+        raise GatewayError(f"{what}: more than {max_pages} pages")
+
+    def open_download(self, url: str, what: str, max_size: int | None = None, **kwargs: Any) -> MediaDownload:
+        """GET a file as a stream (retried on transport errors, 5xx and 429 like any read); a 404 or 410 is
+        permanent (the gateway no longer has it), any other refusal may pass on a later try. A declared
+        length over `max_size` ends it before the body is read."""
+        try:
+            response = self.http.fetch("GET", url, stream=True, **kwargs)
+        except GatewayError as exc:
+            raise MediaError(f"{what}: {exc}") from exc
+        if response.status_code != 200:
+            response.close()
+            raise MediaError(f"{what}: HTTP {response.status_code}", permanent=response.status_code in (404, 410))
+        length = response.headers.get("Content-Length", "")
+        if max_size is not None and length.isdigit() and int(length) > max_size:
+            response.close()
+            raise MediaTooLarge(int(length), max_size)
+        return MediaDownload(chunks=response.iter_content(64 * 1024),
+                             content_type=response.headers.get("Content-Type", ""),
+                             size=int(length) if length.isdigit() else None, close=response.close)
 
 
 def utc_now() -> datetime:

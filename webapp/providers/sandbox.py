@@ -4,24 +4,34 @@ Every send is accepted except to numbers ending in "0000", which fail
 permanently so the demo shows failures too. With a Redis client the sends
 are recorded (per provider, for a week), so `lookup` answers after a crash
 as a real gateway would and `poll_status` reports them delivered.
+
+On the WhatsApp channel its simulated customers also send a photo and a voice
+note now and then (`SAMPLES`, small files shipped beside this module, "downloaded"
+like a gateway's media), and it has a small template catalog (`CATALOG`), so the
+demo shows media and templates without any outside account.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import secrets
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .base import (
     LookupOutcome,
     LookupResult,
+    MediaDownload,
+    MediaError,
     OutboundMessage,
     Outcome,
     ProviderAdapter,
     ProviderConfig,
     SendResult,
     StatusUpdate,
+    TemplateInfo,
     WebhookRequest,
 )
 from .dinstar import token_matches
@@ -29,6 +39,31 @@ from .gsm import segments
 
 FAILING_SUFFIX = "0000"
 RECORD_TTL = 7 * 24 * 3600
+SAMPLES_DIR = Path(__file__).resolve().parent / "sandbox_media"
+# name -> (file, MIME type, the media item a simulated customer's message carries)
+SAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "photo": ("photo.jpg", "image/jpeg", {"kind": "image"}),
+    "voice": ("voice.wav", "audio/wav", {"kind": "audio", "voice": True}),
+}
+CATALOG = (
+    TemplateInfo("sbx-tpl-1", "recordatorio_pago", "es", "UTILITY", "APPROVED", "GREEN",
+                 body="Hola {{1}}, te recordamos que tu cuota de {{2}} vence el {{3}}.",
+                 buttons=[{"type": "quick_reply", "text": "Ya pagué"}, {"type": "quick_reply", "text": "Llamarme"}]),
+    TemplateInfo("sbx-tpl-2", "promo_invierno", "es", "MARKETING", "APPROVED", "YELLOW",
+                 body="¡{{1}}, llegó el invierno! 20% de descuento hasta el domingo.",
+                 header={"format": "image", "text": ""}, footer="Respondé BAJA para no recibir más.",
+                 buttons=[{"type": "url", "text": "Ver ofertas", "url": "https://example.com/promo"}]),
+    TemplateInfo("sbx-tpl-3", "codigo_verificacion", "es", "AUTHENTICATION", "APPROVED", "GREEN",
+                 body="Tu código de verificación es {{1}}."),
+    TemplateInfo("sbx-tpl-4", "encuesta_satisfaccion", "es", "MARKETING", "PENDING", "UNKNOWN",
+                 body="Hola {{1}}, ¿cómo calificarías la atención que recibiste?"),
+)
+
+
+def sample_media(name: str) -> dict[str, Any]:
+    """The media item of a simulated customer's message carrying sample `name` ("photo", "voice")."""
+    filename, content_type, item = SAMPLES[name]
+    return {**item, "sample": name, "content_type": content_type, "filename": filename}
 
 
 class SandboxAdapter(ProviderAdapter):
@@ -82,6 +117,23 @@ class SandboxAdapter(ProviderAdapter):
 
     def verify_signature(self, request: WebhookRequest) -> bool:
         return token_matches(request, self.config.options.get("webhook_token"))
+
+    # -- W1 and W2 on the WhatsApp channel --------------------------------------------
+    def download_media(self, item: dict[str, Any], max_size: int | None = None) -> MediaDownload:
+        sample = SAMPLES.get(str(item.get("sample") or ""))
+        if sample is None:
+            raise MediaError(f"sandbox has no sample {item.get('sample')!r}", permanent=True)
+        path = SAMPLES_DIR / sample[0]
+        data = path.read_bytes()  # a few KB
+        return MediaDownload(chunks=iter([data]), content_type=sample[1], size=len(data),
+                             sha256=hashlib.sha256(data).hexdigest(), filename=sample[0])
+
+    @property
+    def has_templates(self) -> bool:
+        return self.config.channel == "whatsapp"
+
+    def list_templates(self) -> list[TemplateInfo]:
+        return list(CATALOG)
 
     def replace(self, **changes: Any) -> ProviderAdapter:
         return type(self)(dataclasses.replace(self.config, **changes), redis=self.redis, timeout=self.timeout,

@@ -18,10 +18,13 @@ from .base import (
     InboundMessage,
     LookupOutcome,
     LookupResult,
+    MediaDownload,
+    MediaError,
     OutboundMessage,
     Outcome,
     SendResult,
     StatusUpdate,
+    TemplateInfo,
     WebhookRequest,
 )
 from .http import GatewayError, HttpAdapter, RateLimitedError, rate_limited
@@ -49,6 +52,16 @@ LOOKUP_SLACK = timedelta(seconds=60)
 SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 HASHES = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
 MAX_MEDIA = 10  # media items Twilio puts in one inbound message
+CONTENT_API = "https://content.twilio.com"
+# The Content API's types, in the order their body is taken as the template's text.
+CONTENT_TYPES = ("twilio/text", "twilio/media", "twilio/quick-reply", "twilio/call-to-action", "twilio/card",
+                 "whatsapp/card", "twilio/list-picker", "whatsapp/authentication")
+
+
+def media_kind(content_type: str) -> str:
+    """What a MIME type is for WhatsApp's limits and for display."""
+    major = content_type.split("/", 1)[0].strip().lower()
+    return major if major in ("image", "audio", "video") else "document"
 
 
 def _strip_channel(address: str) -> str:
@@ -251,6 +264,29 @@ class TwilioAdapter(HttpAdapter):
                    for url in _url_variants(request.url)]
         return body_ok and any(matches)
 
+    # -- media (W1) -------------------------------------------------------------
+    def download_media(self, item: dict[str, Any], max_size: int | None = None) -> MediaDownload:
+        """GET the MediaUrl with the account's Basic auth. Twilio answers with a redirect to its CDN, which
+        gets no credentials (requests drops them for another host); they go only to Twilio's API host."""
+        url = str(item.get("url") or "")
+        ours, theirs = urlparse(self.base_url), urlparse(url)
+        if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+            raise MediaError(f"Twilio media URL {url[:120]!r} is not on {ours.netloc}: not fetched with the "
+                             "account's credentials", permanent=True)
+        return self.open_download(url, "Twilio media", max_size)
+
+    # -- template catalog (W2): the Content API ---------------------------------------
+    @property
+    def has_templates(self) -> bool:
+        return self.config.channel == "whatsapp"
+
+    def list_templates(self) -> list[TemplateInfo]:
+        """GET content.twilio.com/v1/ContentAndApprovals (every page): each content with its WhatsApp approval."""
+        base = str(self.config.options.get("content_api_url") or CONTENT_API).rstrip("/")
+        return self.read_pages(f"{base}/v1/ContentAndApprovals", {"PageSize": "100"}, items="contents",
+                               next_url=lambda page: payload.as_dict(page.get("meta")).get("next_page_url"),
+                               read=_content_template, what="ContentAndApprovals")
+
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         form = _form(request)
         if not form.get("MessageSid"):
@@ -263,8 +299,15 @@ class TwilioAdapter(HttpAdapter):
             raise payload.Unreadable(f"From is no number of at most {payload.MAX_NUMBER} characters")
         channel = "whatsapp" if form.get("From", "").startswith("whatsapp:") else self.config.channel
         # MediaUrl0..9 as given (Twilio sends at most 10), whatever NumMedia says.
-        media = [{"url": url, "content_type": payload.text(form.get(f"MediaContentType{i}")) or ""}
-                 for i in range(MAX_MEDIA) if (url := payload.text(form.get(f"MediaUrl{i}")))]
+        media: list[dict[str, Any]] = []
+        for i in range(MAX_MEDIA):
+            url = payload.text(form.get(f"MediaUrl{i}"))
+            if url:
+                ctype = (payload.text(form.get(f"MediaContentType{i}")) or "")[:120]
+                media.append({"kind": media_kind(ctype), "url": url[:1000], "content_type": ctype})
+        location = _location(form)
+        if location:
+            media.append(location)
         return InboundMessage(
             provider_message_id=payload.required(form.get("MessageSid"), "MessageSid", payload.MAX_ID),
             from_number=sender, to=_strip_channel(payload.text(form.get("To")) or ""),
@@ -282,6 +325,53 @@ class TwilioAdapter(HttpAdapter):
         if kind == "inbound":
             return EMPTY_TWIML, 200, {"Content-Type": "text/xml"}
         return "", 200, {}
+
+
+def _location(form: dict[str, str]) -> dict[str, Any] | None:
+    """A WhatsApp location (Latitude, Longitude, Address, Label), if the form carries a readable one."""
+    try:
+        lat, lon = float(form.get("Latitude") or "x"), float(form.get("Longitude") or "x")
+    except ValueError:
+        return None
+    if not (abs(lat) <= 90 and abs(lon) <= 180):  # also false for nan
+        return None
+    return {"kind": "location", "latitude": lat, "longitude": lon,
+            "name": (payload.text(form.get("Label")) or "")[:200], "address": (payload.text(form.get("Address")) or "")[:300]}
+
+
+def _content_template(row: Any) -> TemplateInfo:
+    """One ContentAndApprovals item: its text from the first type that has one, media and buttons, and
+    the WhatsApp approval (name, category, status, rejection reason)."""
+    row = payload.an_object(row)
+    types = payload.as_dict(row.get("types"))
+    body, header, buttons = "", None, []
+    for name in (*CONTENT_TYPES, *sorted(types)):
+        part = payload.as_dict(types.get(name))
+        if not part:
+            continue
+        body = body or payload.text(part.get("body")) or ""
+        if header is None and payload.text(part.get("header_text")):
+            header = {"format": "text", "text": payload.text(part.get("header_text"))}
+        media = payload.as_list(part.get("media"), "media")
+        if header is None and media and payload.text(media[0]):
+            header = {"format": "media", "text": payload.text(media[0])}
+        for action in payload.as_list(part.get("actions"), "actions") if not buttons else []:
+            action = payload.as_dict(action)
+            entry = {"type": (payload.text(action.get("type")) or "quick_reply").lower(),
+                     "text": payload.text(action.get("title")) or ""}
+            for key in ("url", "phone"):
+                if payload.text(action.get(key)):
+                    entry[key] = payload.text(action.get(key))
+            buttons.append(entry)
+    approvals = payload.as_dict(row.get("approval_requests"))
+    approval = payload.as_dict(approvals.get("whatsapp")) or approvals
+    reason = payload.text(approval.get("rejection_reason"))
+    return TemplateInfo(
+        external_id=payload.required(row.get("sid"), "sid", 80),
+        name=(payload.text(approval.get("name")) or payload.required(row.get("friendly_name"), "friendly_name", 512))[:512],
+        language=(payload.text(row.get("language")) or "")[:16], category=payload.text(approval.get("category")) or "",
+        status=payload.text(approval.get("status")) or "unsubmitted", reason=reason[:500] if reason else None,
+        body=body, header=header, buttons=buttons)
 
 
 def _status(form: dict[str, str]) -> StatusUpdate | None:

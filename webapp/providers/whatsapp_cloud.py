@@ -1,4 +1,5 @@
-"""Meta's WhatsApp Business Cloud API: text and template sends, signed webhooks."""
+"""Meta's WhatsApp Business Cloud API: text and template sends, signed webhooks, media downloads and the
+template catalog of the business account."""
 from __future__ import annotations
 
 import hashlib
@@ -12,13 +13,18 @@ import requests
 from . import payload
 from .base import (
     InboundMessage,
+    MediaDownload,
+    MediaError,
+    MediaTooLarge,
     OutboundMessage,
     Outcome,
     SendResult,
     StatusUpdate,
+    TemplateInfo,
+    TemplateUpdate,
     WebhookRequest,
 )
-from .http import HttpAdapter, rate_limited
+from .http import GatewayError, HttpAdapter, rate_limited
 
 DEFAULT_API_VERSION = "21.0"
 # Too many requests: not processed, sent again later without spending an attempt. 130429 throughput,
@@ -29,6 +35,11 @@ PAIR_RATE_LIMIT_CODES = {131056: 6.0}  # code -> seconds to wait when no Retry-A
 TEMPORARY_CODES = frozenset({131000, 131016, 1, 2})
 OUTSIDE_WINDOW = 131047  # free text more than 24 h after the customer's last message: needs a template
 STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
+FILE_KINDS = ("image", "audio", "video", "document", "sticker")
+# Meta answers a media id it does not have (expired after 7 days, or never ours) with this code.
+NO_SUCH_OBJECT = 100
+TEMPLATE_FIELDS = ("message_template_status_update", "message_template_quality_update")
+TEMPLATE_LIST_FIELDS = "id,name,language,category,status,quality_score,components,rejected_reason"
 
 
 class WhatsAppCloudAdapter(HttpAdapter):
@@ -40,10 +51,19 @@ class WhatsAppCloudAdapter(HttpAdapter):
         return {"Authorization": f"Bearer {self.config.credentials.get('access_token', '')}"}
 
     @property
-    def messages_url(self) -> str:
+    def graph_url(self) -> str:
         version = str(self.config.options.get("api_version") or DEFAULT_API_VERSION).lstrip("vV")
-        phone_id = self.config.options.get("phone_number_id") or self.config.sender
-        return f"{self.base_url}/v{version}/{phone_id}/messages"
+        return f"{self.base_url}/v{version}"
+
+    @property
+    def phone_number_id(self) -> str:
+        return str(self.config.options.get("phone_number_id") or self.config.sender)
+
+    @property
+    def messages_url(self) -> str:
+        return f"{self.graph_url}/{self.phone_number_id}/messages"
+
+    has_templates = True
 
     def payload(self, message: OutboundMessage) -> dict[str, Any]:
         data: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
@@ -91,14 +111,24 @@ class WhatsAppCloudAdapter(HttpAdapter):
     def _where(self) -> str:
         return f"whatsapp_cloud provider {self.config.id} webhook"
 
-    def _values(self, request: WebhookRequest) -> list[dict[str, Any]]:
-        """Every entry[].changes[].value object; entries and changes that cannot be read are skipped."""
+    def _changes(self, request: WebhookRequest) -> list[tuple[str, dict[str, Any]]]:
+        """Every entry[].changes[] as (field, value); entries and changes that cannot be read are skipped."""
         where = self._where
         entries = payload.each(payload.as_list(payload.json_object(request.body, where).get("entry"),
                                                f"{where}: entry"), payload.an_object, f"{where}: entry")
-        return [value for i, entry in enumerate(entries)
-                for value in payload.each(payload.as_list(entry.get("changes"), f"{where}: entry[{i}].changes"),
-                                          _change_value, f"{where}: entry[{i}].changes")]
+        return [change for i, entry in enumerate(entries)
+                for change in payload.each(payload.as_list(entry.get("changes"), f"{where}: entry[{i}].changes"),
+                                           _change, f"{where}: entry[{i}].changes")]
+
+    def _values(self, request: WebhookRequest) -> list[dict[str, Any]]:
+        """The values that may carry messages and statuses (not the template catalog's changes)."""
+        return [value for name, value in self._changes(request) if name not in TEMPLATE_FIELDS]
+
+    def parse_template_updates(self, request: WebhookRequest) -> list[TemplateUpdate]:
+        """message_template_status_update ({event, message_template_id, …, reason}) and
+        message_template_quality_update ({new_quality_score, message_template_id, …})."""
+        return payload.each([value for name, value in self._changes(request) if name in TEMPLATE_FIELDS],
+                            _template_update, f"{self._where}: template updates")
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         found: list[InboundMessage] = []
@@ -133,6 +163,62 @@ class WhatsAppCloudAdapter(HttpAdapter):
                                     self._status, f"{self._where}: statuses")
         return updates
 
+    # -- media (W1) ---------------------------------------------------------------
+    def download_media(self, item: dict[str, Any], max_size: int | None = None) -> MediaDownload:
+        """GET /{media-id} for its download URL (it lives 5 minutes), then GET that URL, both with the bearer
+        token. A URL that expired between the two is asked for again once; a file_size over `max_size` is
+        refused before the download."""
+        media_id = str(item.get("id") or "")
+        if not media_id:
+            raise MediaError("WhatsApp media without an id", permanent=True)
+        last: MediaError | None = None
+        for _ in range(2):
+            info = self._media_info(media_id)
+            size = int(info["file_size"]) if str(info.get("file_size") or "").isdigit() else None
+            if max_size is not None and size is not None and size > max_size:
+                raise MediaTooLarge(size, max_size)
+            try:
+                download = self.open_download(str(info["url"]), f"WhatsApp media {media_id} download", max_size)
+            except MediaTooLarge:
+                raise
+            except MediaError as exc:
+                last = MediaError(str(exc))  # the media id lives 7 days: a later try gets a new URL
+                continue
+            download.content_type = str(info.get("mime_type") or download.content_type)
+            download.size = size if size is not None else download.size
+            download.sha256 = str(info.get("sha256") or "") or None
+            return download
+        raise last or MediaError(f"WhatsApp media {media_id}: no download")
+
+    def _media_info(self, media_id: str) -> dict[str, Any]:
+        try:
+            response = self.http.fetch("GET", f"{self.graph_url}/{media_id}",
+                                       params={"phone_number_id": self.phone_number_id})
+        except GatewayError as exc:
+            raise MediaError(f"WhatsApp media {media_id}: {exc}") from exc
+        with response:
+            try:
+                data = response.json()
+            except ValueError:
+                data = {}
+        error = payload.as_dict(payload.as_dict(data).get("error"))
+        if response.status_code != 200 or not isinstance(data, dict) or not data.get("url"):
+            gone = response.status_code == 404 or error.get("code") == NO_SUCH_OBJECT
+            raise MediaError(f"WhatsApp media {media_id}: HTTP {response.status_code} "
+                             f"{error.get('code', '')} {error.get('message', '')}".rstrip(), permanent=gone)
+        return data
+
+    # -- template catalog (W2) ------------------------------------------------------
+    def list_templates(self) -> list[TemplateInfo]:
+        """GET /{waba-id}/message_templates, following paging.next to the last page."""
+        waba = str(self.config.options.get("waba_id") or "").strip()
+        if not waba:
+            raise GatewayError("no WhatsApp Business Account ID set on this provider")
+        return self.read_pages(f"{self.graph_url}/{waba}/message_templates",
+                               {"fields": TEMPLATE_LIST_FIELDS, "limit": "100"}, items="data",
+                               next_url=lambda page: payload.as_dict(page.get("paging")).get("next"),
+                               read=_template, what="message_templates", error_text=_error_text)
+
     @staticmethod
     def _status(item: Any) -> StatusUpdate | None:
         item = payload.an_object(item)
@@ -146,11 +232,68 @@ class WhatsAppCloudAdapter(HttpAdapter):
                             error_message=payload.text(error.get("title")) or payload.text(error.get("message")))
 
 
-def _change_value(change: Any) -> dict[str, Any]:
-    value = payload.an_object(change).get("value")
+def _change(change: Any) -> tuple[str, dict[str, Any]]:
+    change = payload.an_object(change)
+    value = change.get("value")
     if not isinstance(value, dict):
         raise payload.Unreadable("value is not an object")
-    return value
+    return payload.text(change.get("field")) or "messages", value
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        error = payload.as_dict(payload.as_dict(response.json()).get("error"))
+    except ValueError:
+        return response.text[:200]
+    return f"{error.get('code', '')} {error.get('message', '')}".strip()
+
+
+def _template(row: Any) -> TemplateInfo:
+    row = payload.an_object(row)
+    body, header, footer, buttons = "", None, None, []
+    for component in payload.as_list(row.get("components"), "components"):
+        component = payload.as_dict(component)
+        kind = (payload.text(component.get("type")) or "").upper()
+        if kind == "BODY":
+            body = payload.text(component.get("text")) or ""
+        elif kind == "HEADER":
+            header = {"format": (payload.text(component.get("format")) or "text").lower(),
+                      "text": payload.text(component.get("text")) or ""}
+        elif kind == "FOOTER":
+            footer = payload.text(component.get("text"))
+        elif kind == "BUTTONS":
+            for button in payload.as_list(component.get("buttons"), "buttons"):
+                button = payload.as_dict(button)
+                entry = {"type": (payload.text(button.get("type")) or "").lower(),
+                         "text": payload.text(button.get("text")) or ""}
+                for key, ours in (("url", "url"), ("phone_number", "phone")):
+                    if payload.text(button.get(key)):
+                        entry[ours] = payload.text(button.get(key))
+                buttons.append(entry)
+    reason = payload.text(row.get("rejected_reason"))
+    return TemplateInfo(
+        external_id=payload.required(row.get("id"), "id", 80), name=payload.required(row.get("name"), "name", 512),
+        language=(payload.text(row.get("language")) or "")[:16], category=payload.text(row.get("category")) or "",
+        status=payload.text(row.get("status")) or "",
+        quality=payload.text(payload.as_dict(row.get("quality_score")).get("score")) or "",
+        reason=None if reason in (None, "", "NONE") else reason[:500], body=body, header=header, footer=footer,
+        buttons=buttons)
+
+
+def _template_update(value: dict[str, Any]) -> TemplateUpdate | None:
+    external = payload.text(value.get("message_template_id"))
+    name = payload.text(value.get("message_template_name"))
+    if not external and not name:
+        return None
+    reason = payload.text(value.get("reason"))
+    other = payload.as_dict(value.get("other_info"))
+    detail = payload.text(other.get("description")) or payload.text(
+        payload.as_dict(value.get("rejection_info")).get("reason"))
+    if reason in (None, "", "NONE"):
+        reason = detail
+    return TemplateUpdate(external_id=external, name=name, language=payload.text(value.get("message_template_language")),
+                          status=payload.text(value.get("event")), quality=payload.text(value.get("new_quality_score")),
+                          reason=reason[:500] if reason else None)
 
 
 def _plus(number: str) -> str:
@@ -169,7 +312,22 @@ def _when(timestamp: Any) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _content(msg: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
+def _short(value: Any, limit: int) -> str:
+    return (payload.text(value) or "")[:limit]
+
+
+def _coordinate(value: Any, bound: float) -> float | None:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) <= bound:
+        return float(value)
+    return None
+
+
+def _content(msg: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """Text and media of one inbound message, whatever its type; parts that cannot be read are left out."""
     kind = payload.text(msg.get("type"))
     part = payload.as_dict(msg.get(kind)) if kind else {}
@@ -178,13 +336,38 @@ def _content(msg: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
     if kind == "interactive":
         chosen = payload.as_dict(part.get("button_reply")) or payload.as_dict(part.get("list_reply"))
         return payload.text(chosen.get("title")) or "", []
-    if kind in ("image", "audio", "video", "document", "sticker"):
-        media = {"id": payload.text(part.get("id")) or "", "content_type": payload.text(part.get("mime_type")) or ""}
-        return payload.text(part.get("caption")) or "", [media] if media["id"] else []
+    if kind in FILE_KINDS:
+        media_id = _short(part.get("id"), payload.MAX_ID)
+        caption = payload.text(part.get("caption")) or ""
+        if not media_id.strip():
+            return caption, []
+        item: dict[str, Any] = {"kind": kind, "id": media_id, "content_type": _short(part.get("mime_type"), 120)}
+        for key, limit in (("filename", 255), ("sha256", 128)):
+            if payload.text(part.get(key)):
+                item[key] = _short(part.get(key), limit)
+        for flag in ("voice", "animated"):
+            if part.get(flag) is True:
+                item[flag] = True
+        return caption, [item]
     if kind == "location":
-        lat, lon = part.get("latitude"), part.get("longitude")
-        if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (lat, lon)):
-            return f"{lat},{lon}", []
+        lat, lon = _coordinate(part.get("latitude"), 90), _coordinate(part.get("longitude"), 180)
+        if lat is None or lon is None:
+            return "", []
+        name, address = _short(part.get("name"), 200), _short(part.get("address"), 300)
+        return name, [{"kind": "location", "latitude": lat, "longitude": lon, "name": name, "address": address}]
+    if kind == "contacts":
+        cards = []
+        for contact in payload.as_list(msg.get("contacts"), "contacts")[:10]:
+            contact = payload.as_dict(contact)
+            name = payload.as_dict(contact.get("name"))
+            full = _short(name.get("formatted_name"), 120) or " ".join(
+                filter(None, (_short(name.get("first_name"), 60), _short(name.get("last_name"), 60))))
+            phones = [_short(payload.as_dict(p).get("phone"), 40)
+                      for p in payload.as_list(contact.get("phones"), "phones")[:5]]
+            phones = [p for p in phones if p.strip()]
+            if full or phones:
+                cards.append({"name": full, "phones": phones})
+        return "", [{"kind": "contacts", "contacts": cards}] if cards else []
     return "", []
 
 

@@ -24,6 +24,7 @@ from ..models import (
     Role,
     ScheduleEntry,
     User,
+    WhatsAppTemplate,
     voice_campaign_members_table,
 )
 from . import audit, dialstring
@@ -72,10 +73,29 @@ def _set_canned(campaign: Campaign, rows: Sequence[dict[str, Any]]) -> None:
             campaign.canned_responses.append(item)
         item.title = row["title"].strip()
         item.body = row["body"]
-        item.template_ref = (row.get("template_ref") or "").strip() or None
+        template = db.session.get(WhatsAppTemplate, row["template_id"]) if row.get("template_id") else None
+        # W2: a catalog template is sent by its name (Meta) or ContentSid (Twilio), as a typed one is.
+        item.template_id = template.id if template is not None else None
+        item.template_ref = template.ref[:120] if template is not None else (
+            (row.get("template_ref") or "").strip() or None)
         item.position = index
     for item in existing[len(rows):]:
         campaign.canned_responses.remove(item)
+
+
+def canned_errors(provider_id: int | None, rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """A catalog template must be one of the campaign's provider (the one that will send it)."""
+    errors = {}
+    for index, row in enumerate(rows):
+        if not row.get("template_id"):
+            continue
+        template = db.session.get(WhatsAppTemplate, row["template_id"])
+        if template is None:
+            errors[f"canned-{index}-template_id"] = _("That template is no longer in the catalog; pick another.")
+        elif template.provider_id != provider_id:
+            errors[f"canned-{index}-template_id"] = _("That template belongs to another provider: pick one of the "
+                                                      "campaign's provider, or type its name.")
+    return errors
 
 
 def schedule_errors(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -102,6 +122,7 @@ def save_campaign(campaign: Campaign | None, values: dict[str, Any], schedule: S
     """Create or update a campaign with its schedule and canned responses, all or nothing."""
     errors = _check_common(Campaign, campaign, values, actor)
     errors.update(schedule_errors(schedule))
+    errors.update(canned_errors(values["provider_id"], canned))
     if errors:
         raise Invalid(errors)
     creating = campaign is None

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import pgettext
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from ..extensions import db
 from ..models import Campaign, Interaction, Message, SenderKind, User
@@ -97,10 +97,22 @@ def search(user: User, flt: TranscriptFilter, page: int = 1, per_page: int = PER
 
 
 def messages(interaction: Interaction) -> list[Message]:
-    """Every message of a conversation in order, senders loaded."""
+    """Every message of a conversation in order, senders and attachments loaded."""
     return list(db.session.scalars(
         sa.select(Message).where(Message.interaction_id == interaction.id)
-        .options(joinedload(Message.sender)).order_by(Message.created_at, Message.id)))
+        .options(joinedload(Message.sender), selectinload(Message.attachments))
+        .order_by(Message.created_at, Message.id)))
+
+
+def attachments_text(message: Message) -> str:
+    """W1: the message's attachments named, one bracket each ("[Image: photo.jpg, image/jpeg, 3 KB]")."""
+    from .media import describe
+
+    return " ".join(describe(a) for a in message.attachments) if message.media else ""
+
+
+def _text_with_attachments(message: Message) -> str:
+    return " ".join(filter(None, (message.body, attachments_text(message))))
 
 
 def sender_label(message: Message, interaction: Interaction) -> str:
@@ -137,7 +149,8 @@ def conversation_text(interaction: Interaction) -> str:
         f"{_('Disposition')}: {interaction.disposition or ''}",
         "",
     ]
-    lines = [f"[{_utc_text(m.created_at)}] {sender_label(m, interaction)}: {m.body}" for m in messages(interaction)]
+    lines = [f"[{_utc_text(m.created_at)}] {sender_label(m, interaction)}: {_text_with_attachments(m)}"
+             for m in messages(interaction)]
     return "\n".join(header + lines) + "\n"
 
 
@@ -156,10 +169,10 @@ def _csv_line(cells: list[Any]) -> str:
 
 
 def conversation_csv(interaction: Interaction) -> str:
-    """One row per message: time, sender kind, sender, body."""
-    head = _csv_line([_("Time"), _("Sender type"), _("Sender"), _("Message")])
+    """One row per message: time, sender kind, sender, body, attachments."""
+    head = _csv_line([_("Time"), _("Sender type"), _("Sender"), _("Message"), _("Attachments")])
     rows = [_csv_line([_utc_text(m.created_at), sender_kind_label(m.sender_kind), sender_label(m, interaction),
-                       m.body]) for m in messages(interaction)]
+                       m.body, attachments_text(m)]) for m in messages(interaction)]
     return head + "".join(rows)
 
 

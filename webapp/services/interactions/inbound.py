@@ -12,7 +12,7 @@ from ...extensions import db
 from ...live.events import publish
 from ...models import Interaction, InteractionStatus, Message, Provider, SenderKind
 from ...providers.base import InboundMessage
-from .. import routing
+from .. import media, routing
 from .. import time as clock
 from ..schedules import in_schedule
 from .customers import (
@@ -81,6 +81,8 @@ def receive_inbound(provider: Provider, inbound: InboundMessage) -> Message | No
     except IntegrityError:  # the same message, delivered twice at once: the other delivery has it
         log.info("provider %s: duplicate inbound %s ignored", provider.id, inbound.provider_message_id)
         return None
+    if inbound.media:  # keep the media (W1): the files are downloaded after the commit
+        media.attach_inbound(message, provider, inbound.media)
     publish(f"interaction:{interaction.id}", "message.new", message_id=message.id)
     announce(interaction)
     if stop:
