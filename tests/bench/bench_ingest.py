@@ -118,7 +118,7 @@ def child_ours(db_path: Path, redis_url: str, csv_path: Path) -> dict[str, Any]:
     """load_bulk, exactly as the upload and the CLI call it."""
     app = _app(db_path, redis_url)
     with app.app_context():
-        from webapp.services.spool_ingest import load_bulk
+        from webapp.services.ingest.bulk import load_bulk
 
         with csv_path.open("rb") as stream:
             t0, c0 = time.perf_counter(), _cpu()

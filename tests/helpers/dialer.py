@@ -103,7 +103,7 @@ def drain_until_done(db: Any, dialer: Any, timeout: float = 60.0) -> list[dict[s
     """Run jobs as the clock would (only when the provider is not holding us back) until nothing is left
     to send; each wait is for something observable, with a generous bound."""
     from webapp.models import SpoolState
-    from webapp.services import dialer_engine
+    from webapp.services.dialer import claim, gateway
 
     reports: list[dict[str, Any]] = []
 
@@ -111,8 +111,8 @@ def drain_until_done(db: Any, dialer: Any, timeout: float = 60.0) -> list[dict[s
         return any(r.state == SpoolState.TO_PROCESS for r in rows(db, dialer.id).values())
 
     while pending():
-        wait_until(lambda: dialer_engine.provider_hold(dialer.provider_id) == 0
-                   and dialer_engine.has_claimable(dialer.id), timeout, "the rate limit's wait to pass")
+        wait_until(lambda: gateway.provider_hold(dialer.provider_id) == 0
+                   and claim.has_claimable(dialer.id), timeout, "the rate limit's wait to pass")
         reports.append(run(dialer))
         assert len(reports) < 200, "the dialer never finished"
     return reports
