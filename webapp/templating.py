@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from .models import utcnow
+from .providers.gsm import MAX_MESSAGE_LENGTH
 from .services import time as clock
 
 
@@ -124,6 +125,6 @@ def init_app(app: Flask) -> None:
                                  clock=short_clock, epoch=clock.epoch)
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale()), is_htmx=is_htmx,
                                  oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
-                                 item_labels=item_labels)
+                                 item_labels=item_labels, max_message_length=MAX_MESSAGE_LENGTH)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

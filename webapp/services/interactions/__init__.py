@@ -42,7 +42,6 @@ from .lifecycle import (
     transfer_to_campaign,
 )
 from .messages import (
-    MAX_BODY,
     send_agent_message,
     send_bot_message,
     send_supervisor_message,
@@ -50,7 +49,7 @@ from .messages import (
 )
 
 __all__ = [
-    "MAX_BODY", "MESSAGE_REF_OFFSET", "InteractionError", "abandon_overdue", "add_do_not_contact", "apply_status",
+    "MESSAGE_REF_OFFSET", "InteractionError", "abandon_overdue", "add_do_not_contact", "apply_status",
     "close", "earlier_interactions", "normalise_number", "open_for_agent", "receive_inbound", "send_agent_message",
     "send_bot_message", "send_supervisor_message", "start_outbound", "take_offer", "transfer_to_agent",
     "transfer_to_campaign", "whatsapp_window_open",

@@ -11,10 +11,10 @@ from ...after_commit import enqueue_after_commit
 from ...extensions import db
 from ...live.events import publish
 from ...models import Interaction, InteractionStatus, Message, SenderKind, User
+from ...providers.gsm import MAX_MESSAGE_LENGTH
 from .. import time as clock
 from .errors import InteractionError, translating
 
-MAX_BODY = 1600
 WHATSAPP_WINDOW = timedelta(hours=24)
 SEND_JOB = "workers.inbound.send_message"
 
@@ -41,8 +41,8 @@ def _validate(interaction: Interaction, body: str, template_ref: str | None) -> 
     with translating():
         if not body and not template_ref:
             raise InteractionError(_("Write a message first."))
-        if len(body) > MAX_BODY:
-            raise InteractionError(_("The message is too long (%(max)d characters at most).", max=MAX_BODY))
+        if len(body) > MAX_MESSAGE_LENGTH:
+            raise InteractionError(_("The message is too long (%(max)d characters at most).", max=MAX_MESSAGE_LENGTH))
         if not interaction.is_open:
             raise InteractionError(_("This conversation is closed."))
         if not template_ref and not whatsapp_window_open(interaction):
@@ -99,4 +99,4 @@ def send_supervisor_message(interaction: Interaction, supervisor: User, body: st
 
 def send_bot_message(interaction: Interaction, body: str) -> Message:
     """An automatic message (out-of-hours, opt-out confirmation); it is no reply for statistics."""
-    return _new_message(interaction, SenderKind.BOT, (body or "").strip()[:MAX_BODY], None)
+    return _new_message(interaction, SenderKind.BOT, (body or "").strip()[:MAX_MESSAGE_LENGTH], None)
