@@ -26,7 +26,6 @@ from ..services.chat import unread_chat
 LIST_OPEN_LIMIT = 100
 LIST_CLOSED_LIMIT = 30
 MESSAGES_LIMIT = 200
-ACTIVE = (InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)
 
 
 @dataclass
@@ -76,7 +75,7 @@ def _part(n: int, statuses: tuple[str, ...], limit: int, search: bool) -> sa.Sub
 @functools.cache
 def _inbox_statement(search: bool) -> sa.Select:
     """Built once: the list's statement is the same for every agent and search but for its parameters."""
-    open_part = _part(0, ACTIVE, LIST_OPEN_LIMIT, search)
+    open_part = _part(0, InteractionStatus.WITH_AGENT, LIST_OPEN_LIMIT, search)
     closed_part = _part(1, (InteractionStatus.CLOSED, InteractionStatus.ABANDONED), LIST_CLOSED_LIMIT, search)
     return _with_last_message(sa.union_all(sa.select(open_part), sa.select(closed_part)))
 

@@ -51,7 +51,6 @@ from ..models import (
 )
 from . import time as clock
 
-WITH_AGENT = (InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)
 CHANNELS = ("sms", "whatsapp")
 
 
@@ -154,12 +153,12 @@ def _campaign_stats_statement(dialect: str) -> sa.Select:
     counts = (
         sa.select(i.campaign_id,
                   _count(i.status == InteractionStatus.WAITING).label("waiting"),
-                  _count(i.status.in_(WITH_AGENT)).label("active"),
+                  _count(i.status.in_(InteractionStatus.WITH_AGENT)).label("active"),
                   _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
                   _count(abandoned).label("abandoned"),
                   _count(answered).label("answered"),
                   _count(in_sl).label("answered_in_sl"),
-                  _count(sa.and_(i.status.in_(WITH_AGENT), age_compare(i.created_at, now, operator.gt,
+                  _count(sa.and_(i.status.in_(InteractionStatus.WITH_AGENT), age_compare(i.created_at, now, operator.gt,
                                                                        c.chat_time_threshold_seconds)))
                   .label("long_chats"))
         .join(c, c.id == i.campaign_id)
@@ -243,7 +242,7 @@ def _per_agent_counts(by_agent_ids: bool) -> sa.Subquery:
     """agent_rows' figures per agent, built once (parameters start and, `by_agent_ids`, agent_ids)."""
     i = Interaction
     start = sa.bindparam("start", type_=sa.DateTime)
-    with_agent = i.status.in_(WITH_AGENT)
+    with_agent = i.status.in_(InteractionStatus.WITH_AGENT)
     per_agent = (
         sa.select(i.agent_id.label("agent_id"),
                   _count(with_agent).label("active"),
@@ -306,7 +305,7 @@ def agent_today(agent_id: int, now: datetime | None = None) -> dict[str, float |
     replied_today = sa.and_(i.first_reply_at.is_not(None), i.first_reply_at >= start)
     response = seconds_between(sa.func.coalesce(i.assigned_at, i.created_at), i.first_reply_at)
     row = db.session.execute(
-        sa.select(_count(i.status.in_(WITH_AGENT)).label("active"),
+        sa.select(_count(i.status.in_(InteractionStatus.WITH_AGENT)).label("active"),
                   _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
                   sa.func.avg(sa.case((replied_today, response), else_=None)).label("avg_first_response"))
         .where(i.agent_id == agent_id)).one()
