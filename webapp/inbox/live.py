@@ -15,7 +15,7 @@ from ..extensions import db
 from ..live.registry import allowed, client_handler, renderer, topic_check
 from ..models import AgentChatMessage, Interaction, Membership, Message, User
 from ..security import can_see_interaction
-from ..services import supervision
+from ..services import interactions, supervision
 from ..templating import oob_remove
 from . import queries
 from .context import state_context
@@ -81,7 +81,7 @@ def render_message(event: dict[str, Any], user: Any) -> str | None:
     message = db.session.get(Message, _id(event["data"].get("message_id")) or 0)
     if message is None:
         return None
-    return render_template("inbox/_message_oob.html", m=message, names=queries.sender_names([message]),
+    return render_template("inbox/_message_oob.html", m=message, names=interactions.sender_names([message]),
                            interaction_id=message.interaction_id)
 
 

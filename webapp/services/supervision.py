@@ -115,11 +115,6 @@ def recent_messages(interaction: Interaction, limit: int = 200) -> list[Any]:
     return list(reversed(rows))
 
 
-def sender_names(messages: list[Any]) -> dict[int, str]:
-    """{user id: display name} of the people who wrote these messages (senders are loaded with them)."""
-    return {m.sender_user_id: m.sender.display_name for m in messages if m.sender is not None}
-
-
 def ensure_screen_allowed(agent: User) -> None:
     if not agent.monitor_screen_allowed:
         raise SupervisionError(_l("Screen monitoring is not enabled for this agent (Settings → Agents)."))

@@ -1,8 +1,9 @@
 """What Conversa writes to a customer (A3, C2): the agent's and the supervisor's replies and the bot's
-automatic messages, each queued for the send job after commit; and the announcement of an interaction's
-change to its agent's page and the campaign's monitor."""
+automatic messages, each queued for the send job after commit; the announcement of an interaction's
+change to its agent's page and the campaign's monitor; and the names its writers are shown by."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
@@ -17,6 +18,14 @@ from .errors import InteractionError, translating
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 SEND_JOB = "workers.inbound.send_message"
+
+
+def sender_names(messages: Iterable[Message]) -> dict[int, str]:
+    """{user id: display name} of the agents and supervisors who wrote these messages, as every page
+    labels them. A sender loaded with the messages (joinedload, contains_eager) costs no query; the
+    others one query each (a conversation has one or two)."""
+    return {m.sender_user_id: m.sender.display_name for m in messages
+            if m.sender_user_id is not None and m.sender is not None}
 
 
 def announce(interaction: Interaction, agent_kind: str = "interaction.updated") -> None:
