@@ -469,6 +469,7 @@ def test_draft_handler_respects_monitor_screen_allowed(app: Any, world: dict[str
     from flask import g
 
     from webapp.inbox import live
+    from webapp.services import supervision
 
     mine = conversation(db, world["sales"], world["ana"])
     theirs = conversation(db, world["sales"], world["beto"], number="+59899000002")
@@ -489,7 +490,7 @@ def test_draft_handler_respects_monitor_screen_allowed(app: Any, world: dict[str
         g.pop("inbox_last_draft")
     state = json.loads(redis.get(key))
     assert (state["interaction_id"], state["draft"]) == (mine.id, "Hola, estoy escrib")
-    assert 0 < redis.ttl(key) <= live.SCREEN_TTL
+    assert 0 < redis.ttl(key) <= supervision.SCREEN_TTL
     event = next_event(pubsub)
     assert event["kind"] == "screen.state" and event["data"]["interaction_id"] == mine.id
     with app.test_request_context("/ws"):

@@ -6,7 +6,7 @@ fragment to htmx, a redirect to a plain browser); both set `Vary: HX-Request`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, flash, make_response, redirect, render_template, request
@@ -15,7 +15,9 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from .models import utcnow
+from .providers.gsm import MAX_MESSAGE_LENGTH
 from .services import time as clock
+from .services.media import human_size, kind_label
 
 
 def is_htmx() -> bool:
@@ -105,7 +107,7 @@ def short_clock(moment: datetime | None, full: bool = False) -> str:
     local = clock.to_center(moment)
     if full:
         return local.strftime("%d/%m/%Y %H:%M:%S")
-    today = datetime.now(UTC).astimezone(clock.center_zone()).date()
+    today = clock.center_now().date()
     return local.strftime("%H:%M" if local.date() == today else "%d/%m")
 
 
@@ -121,9 +123,10 @@ def item_labels() -> dict[str, str]:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(duration=duration, since=seconds_since, localtime=local_time,
-                                 clock=short_clock, epoch=clock.epoch)
+                                 clock=short_clock, epoch=clock.epoch, filesize=human_size)
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale()), is_htmx=is_htmx,
                                  oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
-                                 item_labels=item_labels)
+                                 item_labels=item_labels, attachment_kind=kind_label,
+                                 max_message_length=MAX_MESSAGE_LENGTH)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -20,6 +20,7 @@ class InteractionStatus:
     CLOSED = "closed"
     ABANDONED = "abandoned"
 
+    WITH_AGENT = (ASSIGNED, ACTIVE)  # an agent's "active interactions" (routing, busy, the monitor, the inbox)
     OPEN = (WAITING, ASSIGNED, ACTIVE)
     ALL = (WAITING, ASSIGNED, ACTIVE, CLOSED, ABANDONED)
 

@@ -17,7 +17,7 @@ def active_count(user: User) -> int:
     return db.session.scalar(
         sa.select(sa.func.count(Interaction.id)).where(
             Interaction.agent_id == user.id,
-            Interaction.status.in_((InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)))) or 0
+            Interaction.status.in_(InteractionStatus.WITH_AGENT))) or 0
 
 
 def announce(user: User) -> None:
