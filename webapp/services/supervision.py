@@ -27,6 +27,7 @@ from ..models import (
     User,
 )
 from . import accounts, agents, audit, chat, stats
+from .agent_states import Cause
 
 SCREEN_KEY = "conversa:screen:{agent_id}"
 
@@ -46,7 +47,7 @@ def pause_agent(supervisor: User, agent: User, break_type_id: int) -> BreakType:
         raise SupervisionError(_l("Choose a break type."))
     if not agent.agent_state.connected:
         raise SupervisionError(_l("The agent is not signed in."))
-    agents.start_break(agent, break_type.id)
+    agents.start_break(agent, break_type.id, Cause.SUPERVISOR)
     _record(supervisor, "agent.pause", agent, break_type=break_type.name)
     return break_type
 
@@ -55,7 +56,7 @@ def resume_agent(supervisor: User, agent: User) -> None:
     """End the agent's break."""
     if not agent.agent_state.in_break:
         raise SupervisionError(_l("The agent is not in a break."))
-    agents.end_break(agent)
+    agents.end_break(agent, Cause.SUPERVISOR)
     _record(supervisor, "agent.resume", agent)
 
 
@@ -66,7 +67,7 @@ def logout_agent(supervisor: User, agent: User) -> list[int]:
     requeued = db.session.scalars(sa.select(Interaction.id).where(
         Interaction.agent_id == agent.id, Interaction.status == InteractionStatus.ASSIGNED)).all()
     accounts.end_all_sessions(agent)
-    agents.on_logout(agent)
+    agents.on_logout(agent, Cause.SUPERVISOR)
     _record(supervisor, "agent.logout", agent, requeued=list(requeued))
     return list(requeued)
 
