@@ -18,7 +18,7 @@ What each bucket counts (the definitions the report pages show are in services/r
   agent reply, or → abandonment / now) of the answered and abandoned, with their distribution
   (`WAIT_EDGES`); first response (arrival → first agent reply); then for all: handle time (first agent
   reply → close, closed ones), closed, transferred (to another agent or campaign at least once),
-  out_of_hours (the out-of-hours reply was sent), long_chats (not abandoned, arrival → close / now over
+  out_of_hours (the out-of-hours reply was sent), long_chats (answered, arrival → close / now over
   chat_time_threshold_seconds);
 - dispositions, by close (closed_at): closed conversations per campaign, closing agent and disposition;
 - agents: by close, the conversations they closed (first response and handle time of those); by send
@@ -136,7 +136,7 @@ def _campaign_rows(start: datetime, end: datetime, now: datetime) -> list[dict[s
         sa.func.count().filter(i.status == s.CLOSED).label("closed"),
         sa.func.count().filter(i.transfers > 0).label("transferred"),
         sa.func.count().filter(i.out_of_hours_sent.is_(True)).label("out_of_hours"),
-        sa.func.count().filter(sa.and_(i.status != s.ABANDONED, length > c.chat_time_threshold_seconds))
+        sa.func.count().filter(sa.and_(i.first_reply_at.is_not(None), length > c.chat_time_threshold_seconds))
         .label("long_chats"))
         .join(c, c.id == i.campaign_id)
         .where(i.created_at >= start, i.created_at < end)
