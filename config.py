@@ -86,6 +86,8 @@ class Config:
     MEDIA_FETCH_ATTEMPTS = int(os.environ.get("MEDIA_FETCH_ATTEMPTS", "5"))
     # W2: every WhatsApp provider's template catalog is pulled again this often (and at once by webhooks).
     TEMPLATE_SYNC_SECONDS = float(os.environ.get("TEMPLATE_SYNC_SECONDS", "3600"))
+    # Issue 15: without a record of its last run (Redis lost), the report rollups' refresh goes back this far.
+    REPORT_LOOKBACK_HOURS = int(os.environ.get("REPORT_LOOKBACK_HOURS", "48"))
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN")
     LIVE_POLL_SECONDS = int(os.environ.get("LIVE_POLL_SECONDS", "5"))
 
