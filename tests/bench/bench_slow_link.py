@@ -11,7 +11,8 @@ targets are for the 400 ms round trip itself, so `latency` here is 400 ms (`LATE
 Measured, each over `RUNS` fresh browser contexts (cache cleared, the session cookie set beforehand):
 - first paint: the page's `first-contentful-paint`;
 - inbox loaded: the load event, or the inbox list's first item appearing if later;
-- conversation opened: a click on the newest conversation (60 messages) until it is in the page, a frame later.
+- conversation opened: once the page has settled (its socket open, the live regions' resync done, the network
+  idle), a click on the newest conversation (60 messages) until it is in the page, a frame later.
 The plain reference, in the same run over the same link and CPU: the inbox's HTML as the app rendered it without
 its stylesheets and scripts, and the conversation's fragment fetched and put in place by one inline script,
 both served gzipped by a bare `http.server` (what those bytes cost on this link, with no app behind them).
@@ -51,6 +52,7 @@ CPU_RATE = 4
 RUNS = int(os.environ.get("SLOW_LINK_RUNS", "5"))
 TARGETS_MS = {"first_paint": 1200, "inbox_loaded": 2000, "conversation_opened": 1200}
 PASSWORD = "secret-pass-1"
+QUIET_S = 0.7  # no request in flight this long: the page has settled
 
 # Before any page script: when the inbox list's first item is in the document.
 WATCH_LIST = """
@@ -130,7 +132,7 @@ def sign_in(base: str) -> requests.Session:
     return http
 
 
-def measure(browser: Any, url: str, cookies: list[dict[str, Any]]) -> dict[str, Any]:
+def measure(browser: Any, url: str, cookies: list[dict[str, Any]], settle: bool = True) -> dict[str, Any]:
     """One visit on the slow link with an empty cache: the page's figures, then a conversation opened."""
     context = browser.new_context(locale="es-UY", viewport={"width": 1280, "height": 800})
     try:
@@ -140,7 +142,10 @@ def measure(browser: Any, url: str, cookies: list[dict[str, Any]]) -> dict[str, 
         page.set_default_timeout(60_000)
         cdp = context.new_cdp_session(page)
         sent: list[str] = []
-        cdp.on("Network.requestWillBeSent", lambda e: sent.append(e["request"]["url"]))
+        pending: set[str] = set()
+        cdp.on("Network.requestWillBeSent", lambda e: (sent.append(e["request"]["url"]), pending.add(e["requestId"])))
+        cdp.on("Network.loadingFinished", lambda e: pending.discard(e["requestId"]))
+        cdp.on("Network.loadingFailed", lambda e: pending.discard(e["requestId"]))
         cdp.send("Network.enable")
         cdp.send("Network.clearBrowserCache")
         cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": LATENCY_MS,
@@ -151,10 +156,19 @@ def measure(browser: Any, url: str, cookies: list[dict[str, Any]]) -> dict[str, 
         page.wait_for_function("window.__listAt !== null")
         figures = page.evaluate(PAGE_FIGURES)
         requests_at_load = len(sent)
+        if settle:  # the agent clicks on a settled page: its socket open, the regions' resync done
+            page.wait_for_function("document.body.dataset.live === 'on'")
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < QUIET_S:
+            page.wait_for_timeout(50)  # lets Playwright deliver the protocol's events
+            if pending:
+                quiet_since = time.monotonic()
+        before = len(sent)
         opened = page.evaluate(OPEN_CONVERSATION, "a.item")
+        figures["opening_requests"] = [u.split("/", 3)[-1] for u in sent[before:]]
         return {"first_paint": figures["first_paint"], "inbox_loaded": max(figures["load"], figures["list"]),
                 "conversation_opened": opened, "requests_to_load": requests_at_load,
-                "requests_to_open": len(sent) - requests_at_load, "detail": figures}
+                "requests_to_open": len(sent) - before, "detail": figures}
     finally:
         context.close()
 
@@ -220,7 +234,7 @@ def run() -> dict[str, Any]:
                 measure(browser, f"{base}/inbox", cookies)  # warm-up: the server's first requests, Chromium's start
                 for _ in range(RUNS):
                     app_visits.append(measure(browser, f"{base}/inbox", cookies))
-                    ref_visits.append(measure(browser, f"{ref_base}/ref.html", []))
+                    ref_visits.append(measure(browser, f"{ref_base}/ref.html", [], settle=False))
             finally:
                 browser.close()
         app_summary, ref_summary = summary(app_visits), summary(ref_visits)
