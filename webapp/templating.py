@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 
 from .models import utcnow
 from .services import time as clock
+from .services.interactions.messages import whatsapp_window_open
 
 
 def is_htmx() -> bool:
@@ -116,7 +117,9 @@ def now_epoch() -> float:
 def item_labels() -> dict[str, str]:
     """An inbox item's words, translated once per list (gettext per item was a third of a list's time)."""
     return {"waiting": _("Waiting for your answer"), "unread": _("Unread messages"), "closed": _("Closed"),
-            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:")}
+            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:"),
+            "window_closed": _("24 h window closed"),
+            "window_hint": _("WhatsApp 24 h window closed: only a template can be sent.")}
 
 
 def init_app(app: Flask) -> None:
@@ -124,6 +127,6 @@ def init_app(app: Flask) -> None:
                                  clock=short_clock, epoch=clock.epoch)
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale()), is_htmx=is_htmx,
                                  oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
-                                 item_labels=item_labels)
+                                 item_labels=item_labels, whatsapp_window_open=whatsapp_window_open)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
