@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from .models import utcnow
 from .providers.gsm import MAX_MESSAGE_LENGTH
 from .services import time as clock
+from .services.interactions.messages import whatsapp_window_open
 from .services.media import human_size, kind_label
 
 
@@ -121,7 +122,9 @@ def now_epoch() -> float:
 def item_labels() -> dict[str, str]:
     """An inbox item's words, translated once per list (gettext per item was a third of a list's time)."""
     return {"waiting": _("Waiting for your answer"), "unread": _("Unread messages"), "closed": _("Closed"),
-            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:")}
+            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:"),
+            "window_closed": _("24 h window closed"),
+            "window_hint": _("WhatsApp 24 h window closed: only a template can be sent.")}
 
 
 _static_texts: dict[str, tuple[int, int, str]] = {}
@@ -175,6 +178,6 @@ def init_app(app: Flask) -> None:
                                  oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
                                  item_labels=item_labels, attachment_kind=kind_label,
                                  max_message_length=MAX_MESSAGE_LENGTH, inline_css=inline_css, data_uri=data_uri,
-                                 deferred_script=deferred_script)
+                                 deferred_script=deferred_script, whatsapp_window_open=whatsapp_window_open)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -54,6 +54,8 @@ class Interaction(db.Model):
     direction: Mapped[str] = mapped_column(sa.String(16), default="inbound")
     status: Mapped[str] = mapped_column(sa.String(16), default=InteractionStatus.WAITING)
     agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # Who had it before it went back to the queue (an agent leaving): the monitor shows it.
+    previous_agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()
     # When it entered the queue (creation, or the last requeue/transfer).
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -70,7 +72,8 @@ class Interaction(db.Model):
     unread: Mapped[int] = mapped_column(default=0)
 
     campaign: Mapped[Campaign] = relationship()
-    agent: Mapped[User | None] = relationship()
+    agent: Mapped[User | None] = relationship(foreign_keys=[agent_id])
+    previous_agent: Mapped[User | None] = relationship(foreign_keys=[previous_agent_id])
     messages: Mapped[list[Message]] = relationship(
         back_populates="interaction", order_by="(Message.created_at, Message.id)",
         cascade="all, delete-orphan", lazy="dynamic")
