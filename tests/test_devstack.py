@@ -17,9 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import free_port, redis_errors, wait_until
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, free_port, redis_errors, wait_until
 
 
 def devstack_env(instance: Path, port: int) -> dict[str, str]:
