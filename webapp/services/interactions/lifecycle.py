@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from ...extensions import db
+from ...i18n import translating
 from ...live.events import publish
 from ...models import Campaign, Interaction, InteractionStatus, Membership, User
 from .. import presence, routing
 from .. import time as clock
 from .customers import lock_customer, normalise_number, on_do_not_contact, open_interaction
-from .errors import InteractionError, translating
+from .errors import InteractionError
 from .messages import announce, send_agent_message
 
 
