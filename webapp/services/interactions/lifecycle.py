@@ -35,7 +35,7 @@ def _may_handle(interaction: Interaction, user: User) -> None:
     with translating():
         if not interaction.is_open:
             raise InteractionError(_("This conversation is closed."))
-        if interaction.agent_id != user.id and not (user.is_admin or user.is_supervisor):
+        if interaction.agent_id != user.id and not user.may_supervise:
             raise InteractionError(_("This conversation is not assigned to you."))
 
 
