@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import Provider
 from ..security import get_campaign_or_404, supervisor_required, visible_campaigns, visible_groups
-from ..services import admin as admin_service
 from ..services import campaign_config, templates
+from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp, forms
@@ -48,7 +48,7 @@ def campaign_page(campaign: Any) -> Any:
             db.session.commit()
             flash(_("Campaign “%(name)s” saved.", name=saved.name), "ok")
             return redirect(url_for("campaigns.edit", campaign_id=saved.id))
-        except admin_service.Invalid as exc:
+        except Invalid as exc:
             db.session.rollback()
             forms.apply_errors(form, exc.errors)
         except IntegrityError:

@@ -28,7 +28,7 @@ from ..models import (
     voice_campaign_members_table,
 )
 from . import audit, dialstring
-from .admin import Invalid, Refused, name_taken
+from .records import Invalid, Refused, name_taken
 from .schedules import days_to_mask
 
 
