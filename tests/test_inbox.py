@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import csrf_token, login, run_jobs
-from tests.fakes import fake_twilio  # noqa: F401
+from tests.helpers import csrf_token, login, run_jobs
 from webapp.models import (
     AgentChatMessage,
     BreakType,
@@ -182,7 +181,7 @@ def test_customer_html_shows_as_text(client: Any, world: dict[str, Any], db: Any
 
 # -- composer ------------------------------------------------------------------------------
 def test_send_queues_the_message_and_the_gateway_gets_it(client: Any, make: Any, db: Any, app: Any,
-                                                         fake_twilio: Any) -> None:  # noqa: F811
+                                                         fake_twilio: Any) -> None:
     from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 
     group = make.group()

@@ -9,7 +9,7 @@ The table has no unique constraint: on PostgreSQL NULLs are distinct in one,
 so (phone, NULL, NULL) could be stored twice anyway. `add` looks for the same
 scope with IS NULL where a scope is empty, inside the caller's transaction;
 `blocked_among` and `is_blocked` are correct even if a race stored a twin.
-The file upload lives in `spool_ingest.load_dnc`.
+The file upload lives in `ingest.do_not_contact.load_dnc`.
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +50,7 @@ from ..models import (
     User,
 )
 from . import time as clock
+from .interactions.messages import window_open
 
 CHANNELS = ("sms", "whatsapp")
 
@@ -261,6 +262,14 @@ class WaitingRow:
     # The timer's figures, computed with the list's one `now`.
     since_epoch: float = 0.0
     since_text: str = ""
+    # Past the campaign's abandon threshold (from the first message, as S1 counts it) at this epoch: the
+    # row is highlighted from then on (app.js flips it live); it stays in the queue.
+    abandoned_epoch: float = 0.0
+    abandoned: bool = False
+    # WhatsApp only: the 24 h window is closed, an agent can only send a template.
+    window_closed: bool = False
+    # The agent who had it before it went back to the queue.
+    previous_agent: str = ""
 
     @property
     def order(self) -> int:
@@ -272,8 +281,12 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
                  limit: int | None = None) -> list[WaitingRow]:
     """Customers waiting for an agent, longest wait first (the first `limit`), one query."""
     i, c = Interaction, Campaign
-    query = (sa.select(i.id, i.customer_number, i.customer_name, i.channel, i.campaign_id, c.name, i.queued_at)
+    previous = sa.orm.aliased(User)
+    query = (sa.select(i.id, i.customer_number, i.customer_name, i.channel, i.campaign_id, c.name, i.queued_at,
+                       i.created_at, c.abandon_threshold_seconds, i.last_customer_message_at,
+                       sa.func.coalesce(sa.func.nullif(previous.name, ""), previous.username).label("had"))
              .join(c, c.id == i.campaign_id)
+             .outerjoin(previous, previous.id == i.previous_agent_id)
              .where(i.status == InteractionStatus.WAITING)
              .order_by(i.queued_at, i.id))
     if campaign_ids is not None:
@@ -283,9 +296,17 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
     if limit is not None:
         query = query.limit(limit)
     now = clock.now()
-    return [WaitingRow(id=r[0], customer_number=r[1], customer_name=r[2] or "", channel=r[3], campaign_id=r[4],
-                       campaign_name=r[5], queued_at=r[6], since_epoch=clock.epoch(r[6]),
-                       since_text=elapsed_text(r[6], now)) for r in db.session.execute(query)]
+    return [_waiting_row(r, now) for r in db.session.execute(query)]
+
+
+def _waiting_row(r: Any, now: datetime) -> WaitingRow:
+    abandoned_at = r.created_at + timedelta(seconds=r.abandon_threshold_seconds)
+    window_closed = not window_open(r.channel, r.last_customer_message_at, now)
+    return WaitingRow(id=r.id, customer_number=r.customer_number, customer_name=r.customer_name or "",
+                      channel=r.channel, campaign_id=r.campaign_id, campaign_name=r.name, queued_at=r.queued_at,
+                      since_epoch=clock.epoch(r.queued_at), since_text=elapsed_text(r.queued_at, now),
+                      abandoned_epoch=clock.epoch(abandoned_at), abandoned=now >= abandoned_at,
+                      window_closed=window_closed, previous_agent=r.had or "")
 
 
 def agent_today(agent_id: int, now: datetime | None = None) -> dict[str, float | int | None]:

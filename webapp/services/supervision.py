@@ -29,6 +29,7 @@ from ..models import (
     User,
 )
 from . import accounts, agents, audit, chat, stats
+from .agent_states import Cause
 
 # S2 monitor screen: the agent's page writes what it shows here (`store_screen`), the monitor reads it.
 SCREEN_KEY = "conversa:screen:{agent_id}"
@@ -50,7 +51,7 @@ def pause_agent(supervisor: User, agent: User, break_type_id: int) -> BreakType:
         raise SupervisionError(_l("Choose a break type."))
     if not agent.agent_state.connected:
         raise SupervisionError(_l("The agent is not signed in."))
-    agents.start_break(agent, break_type.id)
+    agents.start_break(agent, break_type.id, Cause.SUPERVISOR)
     _record(supervisor, "agent.pause", agent, break_type=break_type.name)
     return break_type
 
@@ -59,7 +60,7 @@ def resume_agent(supervisor: User, agent: User) -> None:
     """End the agent's break."""
     if not agent.agent_state.in_break:
         raise SupervisionError(_l("The agent is not in a break."))
-    agents.end_break(agent)
+    agents.end_break(agent, Cause.SUPERVISOR)
     _record(supervisor, "agent.resume", agent)
 
 
@@ -70,7 +71,7 @@ def logout_agent(supervisor: User, agent: User) -> list[int]:
     requeued = db.session.scalars(sa.select(Interaction.id).where(
         Interaction.agent_id == agent.id, Interaction.status == InteractionStatus.ASSIGNED)).all()
     accounts.end_all_sessions(agent)
-    agents.on_logout(agent)
+    agents.on_logout(agent, Cause.SUPERVISOR)
     _record(supervisor, "agent.logout", agent, requeued=list(requeued))
     return list(requeued)
 

@@ -38,12 +38,14 @@ def announce(interaction: Interaction, agent_kind: str = "interaction.updated") 
 
 def whatsapp_window_open(interaction: Interaction, now: datetime | None = None) -> bool:
     """Free text on WhatsApp only within 24 h of the customer's last message; SMS always."""
-    if interaction.channel != "whatsapp":
+    return window_open(interaction.channel, interaction.last_customer_message_at, now or clock.now())
+
+
+def window_open(channel: str, last_customer_message_at: datetime | None, now: datetime) -> bool:
+    """The rule behind `whatsapp_window_open`, on a row's values (lists read them without the object)."""
+    if channel != "whatsapp":
         return True
-    last = interaction.last_customer_message_at
-    if last is None:
-        return False
-    return (now or clock.now()) - last < WHATSAPP_WINDOW
+    return last_customer_message_at is not None and now - last_customer_message_at < WHATSAPP_WINDOW
 
 
 def _validate(interaction: Interaction, body: str, template_ref: str | None) -> str:
