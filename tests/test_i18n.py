@@ -19,7 +19,8 @@ def test_lazy_strings_and_provider_fields_of_the_admin_pages_have_spanish():
 
     keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
     found: set[str] = set()
-    for pattern in ("webapp/admin/*.py", "webapp/campaigns/*.py", "webapp/services/admin.py",
+    for pattern in ("webapp/admin/*.py", "webapp/campaigns/*.py", "webapp/services/records.py", "webapp/services/users.py",
+                    "webapp/services/security_groups.py", "webapp/services/provider_config.py",
                     "webapp/services/campaign_config.py"):
         for path in ROOT.glob(pattern):
             found.update(m for _, m, _, _ in extract_from_file("python", str(path), keywords=keywords))

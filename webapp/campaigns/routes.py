@@ -10,10 +10,10 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Provider, SecurityGroup
-from ..security import get_campaign_or_404, supervisor_required, visible_campaigns
-from ..services import admin as admin_service
+from ..models import Provider
+from ..security import get_campaign_or_404, supervisor_required, visible_campaigns, visible_groups
 from ..services import campaign_config, templates
+from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp, forms
@@ -24,11 +24,7 @@ def choose_groups_and_providers(form: Any) -> None:
     """Providers: all of them (they are not group-bound); groups: the user's own unless admin."""
     form.provider_id.choices = choices((p.id, f"{p.name} ({p.type}, {p.channel})") for p in db.session.scalars(
         sa.select(Provider).order_by(Provider.name)))
-    groups = campaign_config.allowed_group_ids(current_user)
-    query = sa.select(SecurityGroup).order_by(SecurityGroup.name)
-    if groups is not None:
-        query = query.where(SecurityGroup.id.in_(groups or {-1}))
-    form.security_group_id.choices = choices((g.id, g.name) for g in db.session.scalars(query))
+    form.security_group_id.choices = choices((g.id, g.name) for g in db.session.scalars(visible_groups()))
 
 
 def build_form(form_cls: Any, data: dict[str, Any] | None) -> tuple[Any, str | None, str | None]:
@@ -52,7 +48,7 @@ def campaign_page(campaign: Any) -> Any:
             db.session.commit()
             flash(_("Campaign “%(name)s” saved.", name=saved.name), "ok")
             return redirect(url_for("campaigns.edit", campaign_id=saved.id))
-        except admin_service.Invalid as exc:
+        except Invalid as exc:
             db.session.rollback()
             forms.apply_errors(form, exc.errors)
         except IntegrityError:

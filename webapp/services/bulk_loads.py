@@ -26,9 +26,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale
 
 from ..extensions import db
+from ..i18n import translating
 from ..live.events import publish, publish_now
 from ..models import LoadState, StagedUpload, StagedUploadChunk, utcnow
 from . import phones
@@ -224,7 +224,7 @@ def run(token: str, attempt: int) -> dict[str, Any]:
                 raise RuntimeError("the load was taken over by another run")  # rolls its rows back
             publish(_topic(dialer_id), "bulk.progress", dialer_id=dialer_id)
 
-        with force_locale(locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
+        with translating(locale):
             try:
                 summary = load_bulk(
                     StagedFile.reader(token, size), filename, region=phones.default_region(),
