@@ -86,7 +86,15 @@ class Config:
     MEDIA_FETCH_ATTEMPTS = int(os.environ.get("MEDIA_FETCH_ATTEMPTS", "5"))
     # W2: every WhatsApp provider's template catalog is pulled again this often (and at once by webhooks).
     TEMPLATE_SYNC_SECONDS = float(os.environ.get("TEMPLATE_SYNC_SECONDS", "3600"))
+    # Issue 15: without a record of its last run (Redis lost), the report rollups' refresh goes back this far.
+    REPORT_LOOKBACK_HOURS = int(os.environ.get("REPORT_LOOKBACK_HOURS", "48"))
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN")
+    # Text compressed by the app itself (webapp/compression.py): static files gzipped once at startup into
+    # STATIC_GZIP_DIR, pages on the fly from COMPRESS_MIN_BYTES. Off behind a proxy that compresses already.
+    COMPRESS_RESPONSES = _bool("COMPRESS_RESPONSES", True)
+    COMPRESS_MIN_BYTES = int(os.environ.get("COMPRESS_MIN_BYTES", "500"))
+    COMPRESS_LEVEL = int(os.environ.get("COMPRESS_LEVEL", "6"))
+    STATIC_GZIP_DIR = os.environ.get("STATIC_GZIP_DIR") or str(INSTANCE_DIR / "static-gz")
     LIVE_POLL_SECONDS = int(os.environ.get("LIVE_POLL_SECONDS", "5"))
 
 

@@ -1,7 +1,6 @@
 """D3 engine against real parts: the test database, the session's Redis and gateway fakes on loopback."""
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -11,52 +10,25 @@ import pytest
 import sqlalchemy as sa
 from flask_babel import force_locale
 
-from tests.fakes import fake_dinstar, fake_twilio, fake_whatsapp  # noqa: F401
 from tests.fakes.dinstar import PASSWORD as DINSTAR_PASSWORD
 from tests.fakes.dinstar import USERNAME as DINSTAR_USER
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
-
-SENDER = "+15005550006"
+from tests.helpers import (
+    SENDER,
+    drain_until_done,
+    listen_live,
+    live_events,
+    numbers,
+    queue,
+    rows,
+    run,
+    twilio_provider,
+)
 
 
 # -- helpers ---------------------------------------------------------------------
-def twilio_provider(make: Any, fake: Any) -> Any:
-    return make.provider("twilio", credentials={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
-                         base_url=fake.url, sender=SENDER, max_per_second=0)
-
-
 def dinstar_provider(make: Any, fake: Any) -> Any:
     return make.provider("dinstar", credentials={"username": DINSTAR_USER, "password": DINSTAR_PASSWORD},
                          base_url=fake.url, sender="+59829000000", max_per_second=0)
-
-
-def queue(db: Any, dialer: Any, numbers: list[str], priority: int = 0, body: str = "Hola", **kw: Any) -> list[int]:
-    from webapp.models import SpoolMessage, SpoolState
-
-    rows = [SpoolMessage(dialer_id=dialer.id, destination=n, body=body, priority=priority,
-                         state=kw.get("state", SpoolState.TO_PROCESS), attempts=0, needs_review=False)
-            for n in numbers]
-    db.session.add_all(rows)
-    db.session.commit()
-    return [r.id for r in rows]
-
-
-def numbers(n: int, start: int = 0) -> list[str]:
-    return [f"+5989910{i:04d}" for i in range(start, start + n)]
-
-
-def rows(db: Any, dialer_id: int) -> dict[int, Any]:
-    from webapp.models import SpoolMessage
-
-    t = SpoolMessage.__table__
-    db.session.commit()
-    return {r.id: r for r in db.session.execute(sa.select(t).where(t.c.dialer_id == dialer_id).order_by(t.c.id))}
-
-
-def run(dialer: Any, slot: int = 0) -> dict[str, Any]:
-    from workers.dialer import run_dialer
-
-    return run_dialer(dialer.id, slot)
 
 
 def dialer_for(make: Any, provider: Any, **kw: Any) -> Any:
@@ -144,7 +116,7 @@ def test_expired_claim_goes_back_to_the_pool(db: Any, make: Any, monkeypatch: py
 
 
 # -- sending ------------------------------------------------------------------------
-def test_sends_everything_once_in_order(db: Any, make: Any, ordered: None, fake_twilio: Any) -> None:  # noqa: F811
+def test_sends_everything_once_in_order(db: Any, make: Any, ordered: None, fake_twilio: Any) -> None:
     """A run drains the dialer: each message once, SENT with the gateway's sid, in priority order."""
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     ids = queue(db, d, numbers(60))
@@ -164,7 +136,7 @@ def test_sends_everything_once_in_order(db: Any, make: Any, ordered: None, fake_
 
 
 @pytest.mark.parametrize("interval_ms", [0, 1], ids=["batched", "paced"])
-def test_ports_in_turn_at_the_dinstar_gateway(db: Any, make: Any, fake_dinstar: Any,  # noqa: F811
+def test_ports_in_turn_at_the_dinstar_gateway(db: Any, make: Any, fake_dinstar: Any,
                                               interval_ms: int) -> None:
     """Dial string (0.3): ports 0,1,2,3,0,1,… in spool order, as the gateway records them."""
     d = dialer_for(make, dinstar_provider(make, fake_dinstar), dial_string="(0.3)", ports=[0, 1, 2, 3],
@@ -181,7 +153,7 @@ def test_ports_in_turn_at_the_dinstar_gateway(db: Any, make: Any, fake_dinstar: 
     assert len(requests) == (4 if interval_ms == 0 else 10)  # one per port when batched
 
 
-def test_outside_the_schedule_nothing_is_sent(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_outside_the_schedule_nothing_is_sent(db: Any, make: Any, fake_twilio: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Monday to Friday 09:00-18:00: on Sunday nothing goes out; on Monday at ten it does."""
     from webapp.models import ScheduleEntry
@@ -204,7 +176,7 @@ def test_outside_the_schedule_nothing_is_sent(db: Any, make: Any, fake_twilio: A
 
 
 @pytest.mark.parametrize("dncr", [True, False], ids=["dncr-on", "dncr-off"])
-def test_do_not_contact(db: Any, make: Any, fake_twilio: Any, dncr: bool) -> None:  # noqa: F811
+def test_do_not_contact(db: Any, make: Any, fake_twilio: Any, dncr: bool) -> None:
     """DNCR on: listed numbers end BLOCKED and are not sent; off: they are sent."""
     from webapp.models import DoNotContact
 
@@ -225,28 +197,7 @@ def test_do_not_contact(db: Any, make: Any, fake_twilio: Any, dncr: bool) -> Non
         assert sorted(m["to"] for m in fake_twilio.sent()) == [listed, free, other_dialer]
 
 
-def _listen(app: Any, *topics: str) -> Any:
-    pubsub = app.extensions["conversa_redis"].pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(*[f"conversa:live:{t}" for t in topics])
-    return pubsub
-
-
-def _events(pubsub: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    """Everything published so far (already in the socket buffer: publishes happened before this)."""
-    out = []
-    misses = 0
-    while misses < 3:
-        msg = pubsub.get_message(timeout=0.2)
-        if msg is None:
-            misses += 1
-            continue
-        ev = json.loads(msg["data"])
-        out.append((ev["topic"], ev["kind"], ev["data"]))
-    pubsub.close()
-    return out
-
-
-def test_stop_and_start(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_stop_and_start(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     """Stopped: nothing sent. Start is refused while disabled; once started it sends and says so live."""
     from webapp.models import AuditEntry
     from webapp.services.dialer import actions
@@ -265,14 +216,14 @@ def test_stop_and_start(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     db.session.commit()
     assert run(d)["stopped"] == "stopped"
     assert fake_twilio.sent_count() == 0
-    listener = _listen(app, f"dialer:{d.id}", f"dialers:{d.security_group_id}")
+    listener = listen_live(app, f"dialer:{d.id}", f"dialers:{d.security_group_id}")
     actions.start(d, supervisor.id)
     db.session.commit()
     assert d.running is True
     assert run(d)["sent"] == 3
     actions.stop(d, supervisor.id)
     db.session.commit()
-    events = _events(listener)
+    events = live_events(listener)
     assert (f"dialer:{d.id}", "dialer.state", {"dialer_id": d.id}) in events
     assert (f"dialers:{d.security_group_id}", "dialer.state", {"dialer_id": d.id}) in events
     assert (f"dialer:{d.id}", "dialer.counts", {"dialer_id": d.id}) in events
@@ -304,7 +255,7 @@ def test_delete_cancels_everything_not_processed(db: Any, make: Any) -> None:
     assert actions.cancel_pending(d) == 0
 
 
-def test_opted_out_is_blocked_and_listed(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_opted_out_is_blocked_and_listed(db: Any, make: Any, fake_twilio: Any) -> None:
     """Twilio 21610: BLOCKED, and the number joins the do-not-contact list (source provider)."""
     from webapp.models import DoNotContact
 
@@ -318,7 +269,7 @@ def test_opted_out_is_blocked_and_listed(db: Any, make: Any, fake_twilio: Any) -
     assert [tuple(r) for r in listed] == [("+15005550004", "provider")]
 
 
-def test_permanent_refusal_fails(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_permanent_refusal_fails(db: Any, make: Any, fake_twilio: Any) -> None:
     """Twilio 21211 (invalid To): FAILED with the code, tried once."""
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     bad, = queue(db, d, ["+15005550001"])
@@ -329,7 +280,7 @@ def test_permanent_refusal_fails(db: Any, make: Any, fake_twilio: Any) -> None: 
     assert len(fake_twilio.api_requests("Messages.json", "POST")) == 1
 
 
-def test_temporary_failure_is_retried_later_then_sent(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_temporary_failure_is_retried_later_then_sent(app: Any, db: Any, make: Any, fake_twilio: Any,
                                                       quick: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """5xx beyond the adapter's own retries: back to TO PROCESS, held until its retry time, then sent once."""
     from webapp.services import time as clock
@@ -355,7 +306,7 @@ def test_temporary_failure_is_retried_later_then_sent(app: Any, db: Any, make: A
 
 
 def test_temporary_failures_end_failed_after_max_attempts(app: Any, db: Any, make: Any, quick: None,
-                                                          fake_twilio: Any,  # noqa: F811
+                                                          fake_twilio: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """After DIALER_MAX_ATTEMPTS tries the message is FAILED, not retried forever."""
     from webapp.services import time as clock
@@ -375,7 +326,7 @@ def test_temporary_failures_end_failed_after_max_attempts(app: Any, db: Any, mak
 
 
 # -- delivery receipts ----------------------------------------------------------------
-def test_delivery_callbacks_only_move_forward(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_delivery_callbacks_only_move_forward(db: Any, make: Any, fake_twilio: Any) -> None:
     """Out of order: delivered stays delivered; failed stays failed; unknown sids are not ours."""
     from webapp.providers.base import StatusUpdate
     from webapp.services.dialer.delivery import apply_delivery
@@ -425,7 +376,7 @@ def test_sandbox_reports_what_it_sent_delivered(db: Any, make: Any) -> None:
     assert sandbox_delivery_reports(after_seconds=0) == 0  # delivered stays delivered; nothing twice
 
 
-def test_dinstar_results_then_delivery_reports(db: Any, make: Any, fake_dinstar: Any) -> None:  # noqa: F811
+def test_dinstar_results_then_delivery_reports(db: Any, make: Any, fake_dinstar: Any) -> None:
     """Dinstar: the result (user_id = spool id) gives "port:ref_id", the key its delivery report carries."""
     from webapp.providers.base import StatusUpdate
     from webapp.services.dialer.delivery import apply_delivery
@@ -455,7 +406,7 @@ def _in_flight(db: Any, msg: int, seconds_ago: float = 120) -> datetime:
     return then
 
 
-def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twilio: Any) -> None:
     """The request went out but its answer was lost: the gateway's log has it, so it is SENT, not resent."""
     from webapp.services.dialer import reconcile
 
@@ -472,7 +423,7 @@ def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twil
     assert len(fake_twilio.sends_for("+59899100001")) == 1
 
 
-def test_reconcile_not_found_is_sent_once(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_reconcile_not_found_is_sent_once(db: Any, make: Any, fake_twilio: Any) -> None:
     """The gateway never got it: back to the pool, and sent exactly once."""
     from webapp.services.dialer import reconcile
 
@@ -489,7 +440,7 @@ def test_reconcile_not_found_is_sent_once(db: Any, make: Any, fake_twilio: Any) 
     assert rows(db, d.id)[msg].state == 2
 
 
-def test_reconcile_asks_again_later_while_the_gateway_rate_limits_us(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_reconcile_asks_again_later_while_the_gateway_rate_limits_us(db: Any, make: Any, fake_twilio: Any,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A message a crash left in flight while Twilio answers 429 (Retry-After: 5) to the lookup itself: not
     left to a supervisor, asked again after the wait (NOT_FOUND, then sent once). While the provider's rate
@@ -526,7 +477,7 @@ def test_reconcile_asks_again_later_while_the_gateway_rate_limits_us(db: Any, ma
     assert rows(db, d.id)[other].needs_review is False
 
 
-def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twilio: Any,
                                                   quick: None) -> None:
     """The gateway cannot tell: needs_review, never resent by itself; a supervisor's resend sends it once."""
     from webapp.models import AuditEntry
@@ -558,7 +509,7 @@ def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twili
                               .order_by(AuditEntry.id)).all() == ["dialer.cancel_pending", "dialer.review_resend"]
 
 
-def test_review_cancel(db: Any, make: Any, fake_twilio: Any, quick: None) -> None:  # noqa: F811
+def test_review_cancel(db: Any, make: Any, fake_twilio: Any, quick: None) -> None:
     """A supervisor's cancel ends the message CANCELLED, never sent."""
     from webapp.services.dialer import actions, reconcile
 
@@ -576,7 +527,7 @@ def test_review_cancel(db: Any, make: Any, fake_twilio: Any, quick: None) -> Non
 
 
 # -- S4 single message, counts, status ----------------------------------------------------------
-def test_single_message_goes_next(app: Any, db: Any, make: Any, ordered: None, fake_twilio: Any,  # noqa: F811
+def test_single_message_goes_next(app: Any, db: Any, make: Any, ordered: None, fake_twilio: Any,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A single message is normalised to E.164 and sent before the queued bulk; a bad number queues nothing."""
     from webapp.services.dialer import actions
@@ -619,9 +570,9 @@ def test_counts_and_status(db: Any, make: Any, monkeypatch: pytest.MonkeyPatch) 
     assert counts.status(d).in_schedule is True
 
 
-def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     """The periodic task enqueues one job per free slot, collapses duplicates, and the jobs drain the dialer."""
-    from tests.conftest import run_jobs
+    from tests.helpers import run_jobs
     from workers.dialer import schedule_dialers, slot_key
 
     app.config["DIALER_WORKERS_PER_DIALER"] = 2
@@ -637,7 +588,7 @@ def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twili
     assert schedule_dialers() == {}
 
 
-def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any) -> None:
     """A far gateway (every answer takes 40 ms): after the first group the job overlaps requests, and
     230 messages are still each sent once, all SENT with their own sid."""
     fake_twilio.latency = 0.04
@@ -653,7 +604,7 @@ def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any
 
 
 def test_sender_overlaps_requests_only_while_they_mostly_wait(app: Any, db: Any, make: Any,
-                                                              fake_twilio: Any) -> None:  # noqa: F811
+                                                              fake_twilio: Any) -> None:
     """tune(): one at a time while a request costs about as much CPU as it waits (loopback), up to
     DIALER_SEND_CONCURRENCY once each mostly waits for the gateway, and back when it stops waiting."""
     from webapp.services.dialer import gateway
@@ -682,27 +633,7 @@ def short_jobs(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(app.config, "DIALER_JOB_SECONDS", 0.5)
 
 
-def drain_until_done(db: Any, dialer: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Run jobs as the clock would (only when the provider is not holding us back) until nothing is left
-    to send; each wait is for something observable, with a generous bound."""
-    from tests.dialer_procs import wait_until
-    from webapp.models import SpoolState
-    from webapp.services.dialer import claim, gateway
-
-    reports: list[dict[str, Any]] = []
-
-    def pending() -> bool:
-        return any(r.state == SpoolState.TO_PROCESS for r in rows(db, dialer.id).values())
-
-    while pending():
-        wait_until(lambda: gateway.provider_hold(dialer.provider_id) == 0
-                   and claim.has_claimable(dialer.id), timeout, "the rate limit's wait to pass")
-        reports.append(run(dialer))
-        assert len(reports) < 200, "the dialer never finished"
-    return reports
-
-
-def test_429_spends_no_attempt_and_holds_every_worker_back(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_429_spends_no_attempt_and_holds_every_worker_back(app: Any, db: Any, make: Any, fake_twilio: Any,
                                                           short_jobs: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Twilio 20429 with Retry-After: 1, on a dialer that allows one attempt per message: the message goes
     back TO PROCESS with its attempt given back and a not-before time, the rest of the claim is given back,
@@ -732,7 +663,7 @@ def test_429_spends_no_attempt_and_holds_every_worker_back(app: Any, db: Any, ma
     assert {(r.state, r.attempts) for r in rows(db, d.id).values()} == {(2, 1)}
 
 
-def test_pair_rate_limit_holds_back_only_that_recipient(db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+def test_pair_rate_limit_holds_back_only_that_recipient(db: Any, make: Any, fake_whatsapp: Any) -> None:
     """Meta 131056 (too many to one customer): that message waits about 6 s without spending an attempt;
     the others go out in the same run and the provider is not held back."""
     from tests.fakes.whatsapp_cloud import ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN
@@ -757,12 +688,12 @@ def test_pair_rate_limit_holds_back_only_that_recipient(db: Any, make: Any, fake
 
 
 def test_clock_starts_no_job_while_the_provider_holds_us_back(app: Any, db: Any, make: Any,
-                                                              fake_twilio: Any) -> None:  # noqa: F811
+                                                              fake_twilio: Any) -> None:
     """While a provider's rate limit holds everyone back the clock enqueues nothing for its dialers (no
     job spinning on a wait); when the wait is about over it enqueues them again."""
     import time
 
-    from tests.dialer_procs import wait_until
+    from tests.helpers import wait_until
     from webapp.services.dialer import gateway
     from workers.dialer import HELD_BACK_SECONDS, schedule_dialers
 
@@ -777,7 +708,7 @@ def test_clock_starts_no_job_while_the_provider_holds_us_back(app: Any, db: Any,
 
 
 @pytest.mark.slow
-def test_429_among_overlapped_requests_then_recovery(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_429_among_overlapped_requests_then_recovery(app: Any, db: Any, make: Any, fake_twilio: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A far gateway (40 ms answers, so the job overlaps requests) says 429 to a few of them mid-bulk:
     the job waits the limit out, goes on one at a time, speeds back up, and 150 messages still go out
@@ -796,7 +727,7 @@ def test_429_among_overlapped_requests_then_recovery(app: Any, db: Any, make: An
     assert {(state[i].state, state[i].attempts) for i in ids} == {(2, 1)}
 
 
-def test_429_to_a_dinstar_batch(app: Any, db: Any, make: Any, fake_dinstar: Any,  # noqa: F811
+def test_429_to_a_dinstar_batch(app: Any, db: Any, make: Any, fake_dinstar: Any,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch request answered 429: every message of it back without spending an attempt, one refusal
     for the limit (not one per message); after the wait all ten go out once."""

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.services import start_redis
+from tests.helpers import start_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("BENCH_INGEST_ROWS", "1000000"))

@@ -31,6 +31,7 @@ from flask_babel import force_locale
 from ..extensions import db
 from ..live.events import publish, publish_now
 from ..models import LoadState, StagedUpload, StagedUploadChunk, utcnow
+from . import phones
 from .ingest.bulk import LoadSummary, load_bulk
 from .ingest.files import FileRejected
 
@@ -222,7 +223,7 @@ def run(token: str, attempt: int) -> dict[str, Any]:
         with force_locale(locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
             try:
                 summary = load_bulk(
-                    StagedFile.reader(token, size), filename, region=current_app.config["DEFAULT_REGION"],
+                    StagedFile.reader(token, size), filename, region=phones.default_region(),
                     user_id=user_id, only_dialer_id=dialer_id, on_progress=heartbeat.progress, before_commit=done)
             except FileRejected as exc:  # load_bulk rolled everything back
                 if _finish(token, attempt, LoadState.REFUSED, exc.as_dict()):
