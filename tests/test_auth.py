@@ -9,7 +9,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 import websocket
-from conftest import PASSWORD, csrf_token, login
+
+from tests.helpers import PASSWORD, csrf_token, login
 
 
 def test_login_page_renders_in_spanish_by_default(client, ctx):

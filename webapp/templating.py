@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +18,10 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from .models import utcnow
+from .providers.gsm import MAX_MESSAGE_LENGTH
 from .services import time as clock
+from .services.interactions.messages import whatsapp_window_open
+from .services.media import human_size, kind_label
 
 
 def is_htmx() -> bool:
@@ -108,7 +111,7 @@ def short_clock(moment: datetime | None, full: bool = False) -> str:
     local = clock.to_center(moment)
     if full:
         return local.strftime("%d/%m/%Y %H:%M:%S")
-    today = datetime.now(UTC).astimezone(clock.center_zone()).date()
+    today = clock.center_now().date()
     return local.strftime("%H:%M" if local.date() == today else "%d/%m")
 
 
@@ -119,7 +122,9 @@ def now_epoch() -> float:
 def item_labels() -> dict[str, str]:
     """An inbox item's words, translated once per list (gettext per item was a third of a list's time)."""
     return {"waiting": _("Waiting for your answer"), "unread": _("Unread messages"), "closed": _("Closed"),
-            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:")}
+            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:"),
+            "window_closed": _("24 h window closed"),
+            "window_hint": _("WhatsApp 24 h window closed: only a template can be sent.")}
 
 
 _static_texts: dict[str, tuple[int, int, str]] = {}
@@ -168,9 +173,11 @@ def preload_header(response: Any) -> Any:
 def init_app(app: Flask) -> None:
     app.after_request(preload_header)
     app.jinja_env.filters.update(duration=duration, since=seconds_since, localtime=local_time,
-                                 clock=short_clock, epoch=clock.epoch)
+                                 clock=short_clock, epoch=clock.epoch, filesize=human_size)
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale()), is_htmx=is_htmx,
                                  oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
-                                 item_labels=item_labels, inline_css=inline_css, data_uri=data_uri, deferred_script=deferred_script)
+                                 item_labels=item_labels, attachment_kind=kind_label,
+                                 max_message_length=MAX_MESSAGE_LENGTH, inline_css=inline_css, data_uri=data_uri,
+                                 deferred_script=deferred_script, whatsapp_window_open=whatsapp_window_open)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from tests.services import free_port, start_redis, wait_healthy
 
 from tests.bench.bench_page_weight import seed
-from tests.services import free_port, start_redis, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = "/usr/bin/chromium"
