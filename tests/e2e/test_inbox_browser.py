@@ -202,10 +202,12 @@ def test_taking_a_ringall_offer(new_page: Any, make: Any, db: Any) -> None:
     db.session.commit()
     page = new_page()
     logged = htmx_errors(page)
-    # Once the socket is live the page reloads its live regions: a Take clicked while the offers list is
-    # being swapped for its fresh copy may hit a form htmx has not wired yet. Click after that.
-    with page.expect_response(lambda r: "/inbox/offers" in r.url):
-        browser_login(page, "ana")
+    # Once the socket is live the page may reload its live regions (unless nothing happened since it was
+    # rendered): a Take clicked while the offers list is being swapped for its fresh copy may hit a form
+    # htmx has not wired yet. Click after that.
+    browser_login(page, "ana")
+    page.wait_for_function("document.body.dataset.live === 'on'")
+    page.wait_for_load_state("networkidle")
     settled(page)
     expect(page.locator("#offers")).to_be_visible()
     expect(page.locator("#offers-count")).to_have_text("1")
