@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import run_jobs
-from tests.fakes import fake_twilio  # noqa: F401
+from tests.helpers import run_jobs
 from webapp.models import DoNotContact, Interaction, InteractionStatus, Message, ScheduleEntry, SenderKind
 from webapp.providers.base import InboundMessage
 from webapp.services import interactions
@@ -315,7 +314,7 @@ def test_whatsapp_24_hour_window(make: Any, db: Any, monkeypatch: pytest.MonkeyP
     assert templated.template_ref == "recordatorio_1"
 
 
-def test_twilio_send_and_opt_out_error(make: Any, db: Any, app: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_twilio_send_and_opt_out_error(make: Any, db: Any, app: Any, fake_twilio: Any) -> None:
     """The send job goes through the gateway; Twilio's 21610 puts the number on do-not-contact."""
     from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 

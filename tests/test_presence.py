@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import websocket
-from conftest import csrf_token, login
-from test_live import _session_cookie, _ws_url
 
-from webapp.models import BreakType, Interaction, InteractionStatus, User
+from tests.helpers import csrf_token, login
+from tests.test_live import _session_cookie, _ws_url
+from webapp.models import AgentStateSpan, BreakType, Interaction, InteractionStatus, User
 from webapp.services import agents, presence
+from webapp.services.agent_states import Cause
 from webapp.services import interactions as conversations
 
 GRACE = 1.0
@@ -61,6 +62,9 @@ def test_no_live_page_past_the_grace_disconnects_and_hands_everything_back(world
     db.session.expire_all()
     ana = db.session.get(User, ana.id)
     assert ana.state == "disconnected" and ana.state_changed_at > before
+    span = db.session.scalars(sa.select(AgentStateSpan).where(AgentStateSpan.agent_id == ana.id)
+                              .order_by(AgentStateSpan.id.desc())).first()
+    assert (span.state, span.cause, span.started_at) == ("disconnected", "presence_timeout", ana.state_changed_at)
     for item in (unanswered, answered):
         assert (item.status, item.agent_id, item.previous_agent_id) == (InteractionStatus.WAITING, None, ana.id)
     assert [m.body for m in answered.messages] == ["Hola"]
@@ -158,7 +162,7 @@ def test_every_way_of_leaving_leaves_a_notice_of_what_went_where(world: dict[str
     elif leave == "presence timeout":
         agents.on_presence_timeout(ana)
     else:
-        agents.on_logout(ana, cause=leave)
+        agents.on_logout(ana, Cause.SUPERVISOR if leave == "forced logout" else Cause.AGENT)
     db.session.commit()
     open_with_ana = db.session.scalars(sa.select(Interaction.customer_number).where(
         Interaction.agent_id == ana.id, Interaction.status.in_(InteractionStatus.OPEN))).all()

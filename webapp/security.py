@@ -25,6 +25,7 @@ from .models import (
     Interaction,
     Membership,
     Role,
+    SpoolMessage,
     User,
     user_security_groups_table,
 )
@@ -102,6 +103,14 @@ def get_dialer_or_404(dialer_id: int) -> Dialer:
     if dialer is None:
         abort(404)
     return dialer
+
+
+def get_spool_message_or_404(dialer: Dialer, message_id: int) -> SpoolMessage:
+    """A message of this dialer's spool (the dialer looked up with get_dialer_or_404 first)."""
+    message = db.session.get(SpoolMessage, message_id)
+    if message is None or message.dialer_id != dialer.id:
+        abort(404)
+    return message
 
 
 def get_agent_or_404(agent_id: int) -> User:

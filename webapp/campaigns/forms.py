@@ -30,6 +30,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from ..models import DISTRIBUTIONS, MODES, RINGALL_MODES, Campaign, Dialer
 from ..models.campaigns import DEFAULT_AUTO_CLOSE, DEFAULT_OUT_OF_HOURS
+from ..providers.gsm import MAX_MESSAGE_LENGTH
 from ..services.schedules import mask_to_days
 
 
@@ -231,7 +232,7 @@ class CampaignForm(FlaskForm):
                                     validators=[InputRequired(_l("Pick a security group."))])
     schedule = FieldList(FormField(ScheduleEntryForm))
     out_of_hours_message = TextAreaField(_l("Out-of-hours message"), default=DEFAULT_OUT_OF_HOURS,
-                                         validators=[Length(max=1600)])
+                                         validators=[Length(max=MAX_MESSAGE_LENGTH)])
     sl_threshold_seconds = _int(_l("Service level (s)"), 1, 86400, 60,
                                 _l("Expected time to an agent's first reply."))
     abandon_threshold_seconds = _int(_l("Abandon rate (s)"), 1, 86400, 600,

@@ -8,6 +8,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..models import Campaign
+from ..providers.gsm import MAX_MESSAGE_LENGTH
+from ..services.chat import MAX_LINE
 
 DISPOSITIONS = (
     ("resolved", _l("Resolved")),
@@ -25,7 +27,7 @@ def choices(pairs: object) -> list[SelectChoice]:
 
 
 class SendForm(FlaskForm):
-    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1600)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MAX_MESSAGE_LENGTH)])
     # A WhatsApp template chosen from the canned responses (outside the 24 h window).
     canned_id = HiddenField()
 
@@ -56,7 +58,7 @@ class TransferForm(FlaskForm):
 class OutboundForm(FlaskForm):
     campaign_id = SelectField(_l("Campaign"), coerce=int, choices=[], validate_choice=False)
     number = StringField(_l("Number"), validators=[DataRequired(), Length(max=32)])
-    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1600)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MAX_MESSAGE_LENGTH)])
 
 
 def outbound_form(campaigns: list[Campaign], **kwargs: Any) -> OutboundForm:
@@ -71,4 +73,4 @@ class BreakForm(FlaskForm):
 
 
 class ChatForm(FlaskForm):
-    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1000)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MAX_LINE)])

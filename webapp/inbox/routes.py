@@ -138,7 +138,7 @@ def send(interaction_id: int) -> Any:
     if error:
         return refused(interaction, error, "composer-error")
     # The first reply also turns "New" into "Active" in the header.
-    return respond("inbox/_sent.html", page_url(interaction), m=message, names=queries.sender_names([message]),
+    return respond("inbox/_sent.html", page_url(interaction), m=message, names=conversations.sender_names([message]),
                    interaction=interaction, status_oob=interaction.status != status_before)
 
 

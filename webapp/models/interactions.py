@@ -20,6 +20,7 @@ class InteractionStatus:
     CLOSED = "closed"
     ABANDONED = "abandoned"
 
+    WITH_AGENT = (ASSIGNED, ACTIVE)  # an agent's "active interactions" (routing, busy, the monitor, the inbox)
     OPEN = (WAITING, ASSIGNED, ACTIVE)
     ALL = (WAITING, ASSIGNED, ACTIVE, CLOSED, ABANDONED)
 
@@ -41,6 +42,8 @@ class Interaction(db.Model):
         sa.Index("ix_interactions_status_created", "status", "created_at"),
         # S1: the monitor counts what closed today.
         sa.Index("ix_interactions_status_closed", "status", "closed_at"),
+        # Reports: the rollup job reads interactions by arrival time.
+        sa.Index("ix_interactions_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -64,6 +67,8 @@ class Interaction(db.Model):
     # WhatsApp's 24 h window runs from this.
     last_customer_message_at: Mapped[datetime | None] = mapped_column()
     out_of_hours_sent: Mapped[bool] = mapped_column(default=False)
+    # Times it was handed to another agent or campaign (A5), for the reports.
+    transfers: Mapped[int] = mapped_column(default=0, server_default="0")
     unread: Mapped[int] = mapped_column(default=0)
 
     campaign: Mapped[Campaign] = relationship()
@@ -84,6 +89,7 @@ class Message(db.Model):
         # The same provider message delivered twice makes one message.
         sa.UniqueConstraint("provider_id", "provider_message_id", name="uq_messages_provider_message"),
         sa.Index("ix_messages_interaction_created", "interaction_id", "created_at"),
+        sa.Index("ix_messages_created", "created_at"),  # reports: messages sent per agent
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

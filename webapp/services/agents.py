@@ -1,11 +1,13 @@
-"""Agent state (A4): sign-in, sign-out, breaks, on call and the presence sweep, each change timestamped
-and published.
+"""Agent state (A4): sign-in, sign-out, breaks, on call and the presence sweep, each change kept with its
+cause and published.
 
 Busy/free, which follows the agent's interactions, is `presence.refresh_busy`. Every way an agent
 leaves hands back what must not wait (`routing.hand_back`: on a break the conversations not answered
 yet; on sign-out, a supervisor's log-out or a presence timeout all of them), to the queue or to the
 agent a supervisor names, and leaves the agent a notice of what went where (`leave_notice`, shown on
 their workspace until dismissed). An agent freed asks for routing.
+Every change is written by `agent_states.record_state` / `record_on_call` (the history, issue 15);
+`cause` says who did it: the agent (default), a supervisor, or a presence timeout.
 """
 from __future__ import annotations
 
@@ -20,14 +22,14 @@ from flask import current_app
 from ..extensions import db
 from ..live.events import publish
 from ..models import AgentState, Role, User
-from . import accounts, presence, routing
-from .time import now
+from . import agent_states, presence, routing
+from .agent_states import Cause
 
 log = logging.getLogger(__name__)
 
 NOTICE_KEY = "conversa:handback:{agent_id}"
 NOTICE_SECONDS = 7 * 24 * 3600
-# Why an agent left, as the notice and the state history name it.
+# Why an agent left, as their notice says it.
 BREAK, LOGOUT, FORCED_LOGOUT, PRESENCE_TIMEOUT = "break", "logout", "forced logout", "presence timeout"
 
 
@@ -36,49 +38,50 @@ def on_login(user: User) -> None:
         return
     presence.signed_in(user.id)
     if user.agent_state is AgentState.DISCONNECTED:
-        _connect(user)
+        _connect(user, Cause.AGENT)
 
 
-def on_logout(user: User, *, to: User | None = None, cause: str = LOGOUT) -> routing.HandBack | None:
-    """Sign-out (own or a supervisor's): every open conversation goes to the queue or to `to`."""
+def on_logout(user: User, cause: Cause = Cause.AGENT, *, to: User | None = None) -> routing.HandBack | None:
+    """Sign-out (the agent's own, or a supervisor's: `Cause.SUPERVISOR`): every open conversation goes
+    to the queue or to `to`; the state becomes disconnected."""
     if not user.is_agent:
         return None
     moved = routing.hand_back(user, answered=True, to=to)
-    accounts.set_state(user, AgentState.DISCONNECTED)
+    agent_states.record_state(user, AgentState.DISCONNECTED, cause)
     presence.forget(user.id)
-    _leave_notice(user, cause, moved)
+    _leave_notice(user, FORCED_LOGOUT if cause is Cause.SUPERVISOR else LOGOUT, moved)
     presence.announce(user)
     return moved
 
 
-def start_break(user: User, break_type_id: int, *, to: User | None = None) -> routing.HandBack:
+def start_break(user: User, break_type_id: int, cause: Cause = Cause.AGENT, *,
+                to: User | None = None) -> routing.HandBack:
     """A break: what the agent has not answered goes (to the queue or to `to`); they finish the rest."""
     moved = routing.hand_back(user, answered=False, to=to)
     busy = presence.active_count(user) > 0
-    accounts.set_state(user, AgentState.BUSY_BREAK if busy else AgentState.FREE_BREAK, break_type_id)
+    agent_states.record_state(user, AgentState.BUSY_BREAK if busy else AgentState.FREE_BREAK, cause,
+                              break_type_id=break_type_id)
     _leave_notice(user, BREAK, moved)
     presence.announce(user)
     return moved
 
 
-def end_break(user: User) -> None:
+def end_break(user: User, cause: Cause = Cause.AGENT) -> None:
     busy = presence.active_count(user) > 0
-    accounts.set_state(user, AgentState.BUSY if busy else AgentState.FREE)
+    agent_states.record_state(user, AgentState.BUSY if busy else AgentState.FREE, cause)
     presence.announce(user)
     _route_later(user)
 
 
-def set_on_call(user: User, on_call: bool) -> None:
-    if user.on_call != on_call:
-        user.on_call = on_call
-        user.on_call_changed_at = now()
+def set_on_call(user: User, on_call: bool, cause: Cause = Cause.AGENT) -> None:
+    if agent_states.record_on_call(user, on_call, cause):
         presence.announce(user)
         if not on_call:
             _route_later(user)
 
 
-def _connect(user: User) -> None:
-    accounts.set_state(user, AgentState.FREE)
+def _connect(user: User, cause: Cause) -> None:
+    agent_states.record_state(user, AgentState.FREE, cause)
     presence.refresh_busy(user)
     presence.announce(user)
     _route_later(user)
@@ -114,7 +117,7 @@ def on_presence_timeout(user: User) -> routing.HandBack:
     """No page of the agent has been live for the grace: disconnected, like a sign-out they did not do
     (their session stays: a page that comes back brings them back, `page_back`)."""
     moved = routing.hand_back(user, answered=True)
-    accounts.set_state(user, AgentState.DISCONNECTED)
+    agent_states.record_state(user, AgentState.DISCONNECTED, Cause.PRESENCE_TIMEOUT)
     _leave_notice(user, PRESENCE_TIMEOUT, moved)
     presence.announce(user)
     log.info("agent %s disconnected: no live page for %.0f s", user.id, presence.grace())
@@ -130,7 +133,7 @@ def page_back(agent_id: int) -> bool:
         return False
     if user.agent_state is not AgentState.DISCONNECTED:
         return False
-    _connect(user)
+    _connect(user, Cause.AGENT)
     presence.back(agent_id)
     return True
 

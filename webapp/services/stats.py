@@ -34,7 +34,7 @@ import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,16 +52,7 @@ from ..models import (
 from . import time as clock
 from .interactions.messages import window_open
 
-WITH_AGENT = (InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)
 CHANNELS = ("sms", "whatsapp")
-
-
-def day_start(now: datetime) -> datetime:
-    """Local midnight (center time zone) of the day containing `now`, as naive UTC."""
-    tz = clock.center_zone()
-    local = now.replace(tzinfo=UTC).astimezone(tz)
-    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
-    return midnight.astimezone(UTC).replace(tzinfo=None)
 
 
 def seconds_between(start: sa.ColumnElement, end: sa.ColumnElement | datetime) -> sa.ColumnElement:
@@ -129,7 +120,7 @@ def campaign_stats(campaign_ids: list[int], now: datetime | None = None) -> list
         return []
     now = now or clock.now()
     rows = db.session.execute(_campaign_stats_statement(db.session.get_bind().dialect.name),
-                              {"ids": list(campaign_ids), "now": now, "start": day_start(now)}).all()
+                              {"ids": list(campaign_ids), "now": now, "start": clock.center_day_start(now)}).all()
     figures = ("waiting", "active", "completed", "abandoned", "answered", "answered_in_sl", "long_chats")
     return [CampaignStats(campaign_id=row.id, name=row.name, acd_max_waiting=row.acd_max_waiting,
                           service_level_target=row.service_level_target,
@@ -155,12 +146,12 @@ def _campaign_stats_statement(dialect: str) -> sa.Select:
     counts = (
         sa.select(i.campaign_id,
                   _count(i.status == InteractionStatus.WAITING).label("waiting"),
-                  _count(i.status.in_(WITH_AGENT)).label("active"),
+                  _count(i.status.in_(InteractionStatus.WITH_AGENT)).label("active"),
                   _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
                   _count(abandoned).label("abandoned"),
                   _count(answered).label("answered"),
                   _count(in_sl).label("answered_in_sl"),
-                  _count(sa.and_(i.status.in_(WITH_AGENT), age_compare(i.created_at, now, operator.gt,
+                  _count(sa.and_(i.status.in_(InteractionStatus.WITH_AGENT), age_compare(i.created_at, now, operator.gt,
                                                                        c.chat_time_threshold_seconds)))
                   .label("long_chats"))
         .join(c, c.id == i.campaign_id)
@@ -227,7 +218,7 @@ def agent_rows(*, viewer_agents: sa.Select | None = None, campaign_ids: list[int
         query = query.where(User.id.in_(agent_ids or [-1]))
     rows = []
     channel_columns = [(ch, f"ch_{ch}") for ch in (*CHANNELS, "other")]
-    for r in db.session.execute(query, {"start": day_start(now), "agent_ids": agent_ids or []}):
+    for r in db.session.execute(query, {"start": clock.center_day_start(now), "agent_ids": agent_ids or []}):
         channels = {ch: int(getattr(r, column) or 0) for ch, column in channel_columns}
         rows.append(AgentRow(id=r.id, name=r.name or r.username, username=r.username, state=r.state,
                              state_changed_at=r.state_changed_at, on_call=r.on_call,
@@ -244,7 +235,7 @@ def _per_agent_counts(by_agent_ids: bool) -> sa.Subquery:
     """agent_rows' figures per agent, built once (parameters start and, `by_agent_ids`, agent_ids)."""
     i = Interaction
     start = sa.bindparam("start", type_=sa.DateTime)
-    with_agent = i.status.in_(WITH_AGENT)
+    with_agent = i.status.in_(InteractionStatus.WITH_AGENT)
     per_agent = (
         sa.select(i.agent_id.label("agent_id"),
                   _count(with_agent).label("active"),
@@ -322,12 +313,12 @@ def agent_today(agent_id: int, now: datetime | None = None) -> dict[str, float |
     """Today's figures of one agent: completed, active, average first response time (seconds,
     over the interactions assigned to the agent today that got a first reply; None if none)."""
     now = now or clock.now()
-    start = day_start(now)
+    start = clock.center_day_start(now)
     i = Interaction
     replied_today = sa.and_(i.first_reply_at.is_not(None), i.first_reply_at >= start)
     response = seconds_between(sa.func.coalesce(i.assigned_at, i.created_at), i.first_reply_at)
     row = db.session.execute(
-        sa.select(_count(i.status.in_(WITH_AGENT)).label("active"),
+        sa.select(_count(i.status.in_(InteractionStatus.WITH_AGENT)).label("active"),
                   _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
                   sa.func.avg(sa.case((replied_today, response), else_=None)).label("avg_first_response"))
         .where(i.agent_id == agent_id)).one()

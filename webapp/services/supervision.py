@@ -6,6 +6,7 @@ and commits; live events go out after that commit.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,19 +18,24 @@ from flask_babel import ngettext
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
+from ..live.events import publish_now
 from ..models import (
     AgentChatMessage,
     BreakType,
     Campaign,
     Interaction,
+    InteractionStatus,
     Membership,
     Message,
     User,
 )
 from . import accounts, agents, audit, chat, stats
+from .agent_states import Cause
 from .routing import HandBack
 
+# S2 monitor screen: the agent's page writes what it shows here (`store_screen`), the monitor reads it.
 SCREEN_KEY = "conversa:screen:{agent_id}"
+SCREEN_TTL = 30  # seconds: a mirror of a page that went away fades quickly
 
 
 class SupervisionError(ValueError):
@@ -50,7 +56,7 @@ def pause_agent(supervisor: User, agent: User, break_type_id: int,
     if not agent.agent_state.connected:
         raise SupervisionError(_l("The agent is not signed in."))
     _check_target(agent, to)
-    moved = agents.start_break(agent, break_type.id, to=to)
+    moved = agents.start_break(agent, break_type.id, Cause.SUPERVISOR, to=to)
     _record(supervisor, "agent.pause", agent, break_type=break_type.name, **_moved_detail(moved))
     return break_type, moved
 
@@ -59,7 +65,7 @@ def resume_agent(supervisor: User, agent: User) -> None:
     """End the agent's break."""
     if not agent.agent_state.in_break:
         raise SupervisionError(_l("The agent is not in a break."))
-    agents.end_break(agent)
+    agents.end_break(agent, Cause.SUPERVISOR)
     _record(supervisor, "agent.resume", agent)
 
 
@@ -69,7 +75,7 @@ def logout_agent(supervisor: User, agent: User, to: User | None = None) -> HandB
     not) goes back to the queue, or to the agent `to` the supervisor chose. Returns what went where."""
     _check_target(agent, to)
     accounts.end_all_sessions(agent)
-    moved = agents.on_logout(agent, to=to, cause=agents.FORCED_LOGOUT) or HandBack()
+    moved = agents.on_logout(agent, Cause.SUPERVISOR, to=to) or HandBack()
     _record(supervisor, "agent.logout", agent, **_moved_detail(moved))
     return moved
 
@@ -122,7 +128,7 @@ def record_view(supervisor: User, agent: User, what: str, **detail: Any) -> None
 def open_interactions(agent: User) -> list[Interaction]:
     """The agent's open conversations (what spy shows), oldest first."""
     return list(db.session.scalars(
-        sa.select(Interaction).where(Interaction.agent_id == agent.id, Interaction.status.in_(stats.WITH_AGENT))
+        sa.select(Interaction).where(Interaction.agent_id == agent.id, Interaction.status.in_(InteractionStatus.WITH_AGENT))
         .options(joinedload(Interaction.campaign))
         .order_by(Interaction.created_at, Interaction.id)))
 
@@ -134,11 +140,6 @@ def recent_messages(interaction: Interaction, limit: int = 200) -> list[Any]:
         .options(joinedload(Message.sender))
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
     return list(reversed(rows))
-
-
-def sender_names(messages: list[Any]) -> dict[int, str]:
-    """{user id: display name} of the people who wrote these messages (senders are loaded with them)."""
-    return {m.sender_user_id: m.sender.display_name for m in messages if m.sender is not None}
 
 
 def ensure_screen_allowed(agent: User) -> None:
@@ -182,6 +183,19 @@ def screen_state(agent: User, event_data: dict[str, Any] | None = None) -> Scree
     except (TypeError, ValueError):
         updated_at = None
     return ScreenState(interaction=interaction, draft=str(data.get("draft") or ""), updated_at=updated_at)
+
+
+def store_screen(agent: User, interaction_id: int | None, draft: str) -> None:
+    """The agent's page shows this conversation (or none) with this draft: kept for SCREEN_TTL, announced
+    on `screen:<agent>` at once. Redis down: the mirror pauses, the agent's page does not."""
+    state = {"agent_id": agent.id, "interaction_id": interaction_id, "draft": draft, "ts": time.time()}
+    try:
+        current_app.extensions["conversa_redis"].set(SCREEN_KEY.format(agent_id=agent.id), json.dumps(state),
+                                                     ex=SCREEN_TTL)
+    except Exception:  # noqa: BLE001 - see above
+        return
+    publish_now(f"screen:{agent.id}", "screen.state", agent_id=agent.id, interaction_id=interaction_id,
+                draft=draft)
 
 
 def _read_screen(client: Any, key: str) -> dict[str, Any]:

@@ -47,16 +47,17 @@ from .lifecycle import (
     transfer_to_campaign,
 )
 from .messages import (
-    MAX_BODY,
     send_agent_message,
     send_bot_message,
     send_supervisor_message,
+    sender_names,
     whatsapp_window_open,
 )
 
 __all__ = [
-    "AUTO_CLOSED", "MAX_BODY", "MESSAGE_REF_OFFSET", "InteractionError", "add_do_not_contact", "apply_status",
-    "close", "close_long_waiting", "earlier_interactions", "normalise_number", "open_for_agent", "receive_inbound", "send_agent_message",
-    "send_bot_message", "send_supervisor_message", "start_outbound", "take_offer", "transfer_to_agent",
+    "AUTO_CLOSED", "MESSAGE_REF_OFFSET", "InteractionError", "add_do_not_contact", "apply_status",
+    "close", "close_long_waiting", "earlier_interactions", "normalise_number", "open_for_agent", "receive_inbound",
+    "send_agent_message", "send_bot_message", "send_supervisor_message", "sender_names", "start_outbound",
+    "take_offer", "transfer_to_agent",
     "transfer_to_campaign", "whatsapp_window_open",
 ]

@@ -18,8 +18,8 @@ from ...live.events import publish
 from ...models import Campaign, Message, Provider
 from ...providers import get_adapter
 from ...providers.base import STATUS_ORDER, OutboundMessage, Outcome, ProviderConfig, SendResult, StatusUpdate
-from .. import dialer_engine
 from .. import time as clock
+from ..dialer import delivery as spool_delivery
 from ..pacing import Pacer, provider_key
 from .customers import add_do_not_contact
 
@@ -123,7 +123,7 @@ def apply_status(provider: Provider, update: StatusUpdate) -> bool:
         if message is not None and message.provider_id != provider.id:
             message = None
     if message is None:
-        return bool(dialer_engine.apply_delivery(provider.id, update))
+        return bool(spool_delivery.apply_delivery(provider.id, update))
     if not can_move(message.status, update.status):
         return False
     message.status = update.status

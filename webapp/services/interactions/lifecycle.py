@@ -92,6 +92,7 @@ def transfer_to_agent(interaction: Interaction, agent: User, target_agent: User)
                                      name=target_agent.display_name))
     previous = interaction.agent
     interaction.agent_id = target_agent.id
+    interaction.transfers = (interaction.transfers or 0) + 1
     interaction.status = InteractionStatus.ASSIGNED
     interaction.assigned_at = clock.now()
     db.session.flush()
@@ -116,6 +117,7 @@ def transfer_to_campaign(interaction: Interaction, agent: User, campaign: Campai
     old_campaign = interaction.campaign_id
     interaction.campaign_id = campaign.id
     interaction.agent_id = None
+    interaction.transfers = (interaction.transfers or 0) + 1
     interaction.status = InteractionStatus.WAITING
     interaction.assigned_at = None
     interaction.queued_at = clock.now()

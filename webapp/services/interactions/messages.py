@@ -1,8 +1,9 @@
 """What Conversa writes to a customer (A3, C2): the agent's and the supervisor's replies and the bot's
-automatic messages, each queued for the send job after commit; and the announcement of an interaction's
-change to its agent's page and the campaign's monitor."""
+automatic messages, each queued for the send job after commit; the announcement of an interaction's
+change to its agent's page and the campaign's monitor; and the names its writers are shown by."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
@@ -11,12 +12,20 @@ from ...after_commit import enqueue_after_commit
 from ...extensions import db
 from ...live.events import publish
 from ...models import Interaction, InteractionStatus, Message, SenderKind, User
+from ...providers.gsm import MAX_MESSAGE_LENGTH
 from .. import time as clock
 from .errors import InteractionError, translating
 
-MAX_BODY = 1600
 WHATSAPP_WINDOW = timedelta(hours=24)
 SEND_JOB = "workers.inbound.send_message"
+
+
+def sender_names(messages: Iterable[Message]) -> dict[int, str]:
+    """{user id: display name} of the agents and supervisors who wrote these messages, as every page
+    labels them. A sender loaded with the messages (joinedload, contains_eager) costs no query; the
+    others one query each (a conversation has one or two)."""
+    return {m.sender_user_id: m.sender.display_name for m in messages
+            if m.sender_user_id is not None and m.sender is not None}
 
 
 def announce(interaction: Interaction, agent_kind: str = "interaction.updated") -> None:
@@ -43,8 +52,8 @@ def _validate(interaction: Interaction, body: str, template_ref: str | None) -> 
     with translating():
         if not body and not template_ref:
             raise InteractionError(_("Write a message first."))
-        if len(body) > MAX_BODY:
-            raise InteractionError(_("The message is too long (%(max)d characters at most).", max=MAX_BODY))
+        if len(body) > MAX_MESSAGE_LENGTH:
+            raise InteractionError(_("The message is too long (%(max)d characters at most).", max=MAX_MESSAGE_LENGTH))
         if not interaction.is_open:
             raise InteractionError(_("This conversation is closed."))
         if not template_ref and not whatsapp_window_open(interaction):
@@ -101,4 +110,4 @@ def send_supervisor_message(interaction: Interaction, supervisor: User, body: st
 
 def send_bot_message(interaction: Interaction, body: str) -> Message:
     """An automatic message (out-of-hours, opt-out confirmation); it is no reply for statistics."""
-    return _new_message(interaction, SenderKind.BOT, (body or "").strip()[:MAX_BODY], None)
+    return _new_message(interaction, SenderKind.BOT, (body or "").strip()[:MAX_MESSAGE_LENGTH], None)
