@@ -13,8 +13,8 @@ from tests.helpers import csrf_token, login
 from tests.test_live import _session_cookie, _ws_url
 from webapp.models import AgentStateSpan, BreakType, Interaction, InteractionStatus, User
 from webapp.services import agents, presence
-from webapp.services.agent_states import Cause
 from webapp.services import interactions as conversations
+from webapp.services.agent_states import Cause
 
 GRACE = 1.0
 
