@@ -18,6 +18,7 @@ from .extensions import db
 from .models import (
     RINGALL_MODES,
     SUPERVISING_ROLES,
+    AgentState,
     BreakType,
     Campaign,
     CannedResponse,
@@ -217,6 +218,27 @@ def _transfer_choices_statement() -> sa.Select:
             .where(Membership.campaign_id == sa.bindparam("campaign_id"), User.id != sa.bindparam("agent_id"),
                    User.role == Role.AGENT, User.active.is_(True))
             .order_by((User.state == "disconnected"), User.name, User.username))
+
+
+def handback_choices(agent: User) -> list[User]:
+    """Who a supervisor may hand a leaving agent's conversations to: agents they see, of one of the
+    agent's campaigns, signed in and not in break (per conversation, routing.hand_back checks the
+    campaign is theirs too, else it goes to the queue)."""
+    campaigns = sa.select(Membership.campaign_id).where(Membership.user_id == agent.id)
+    members = sa.select(Membership.user_id).where(Membership.campaign_id.in_(campaigns))
+    return list(db.session.scalars(visible_agents().where(
+        User.id.in_(members), User.id != agent.id, User.active.is_(True),
+        User.state.in_((AgentState.FREE.value, AgentState.BUSY.value)))))
+
+
+def get_handback_agent_or_404(raw: str | None) -> User | None:
+    """The agent a supervisor chose to hand the conversations to (None: the queue); another group's is 404."""
+    if not raw:
+        return None
+    try:
+        return get_agent_or_404(int(raw))
+    except ValueError:
+        abort(404)
 
 
 def get_transfer_agent_or_404(interaction: Interaction, agent_id: int) -> User:
