@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from conftest import login
+from tests.helpers import login
 
 GZIP = {"Accept-Encoding": "gzip, deflate, br"}
 

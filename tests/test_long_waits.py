@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import login
+from tests.helpers import login
 from webapp.models import Interaction, InteractionStatus, Message, SenderKind
 from webapp.services import interactions, stats
 from webapp.services import time as clock
