@@ -31,6 +31,7 @@ from .models import (
     User,
     user_security_groups_table,
 )
+from .services import routing
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -204,20 +205,12 @@ def get_canned_response_or_404(canned_id: str, interaction: Interaction) -> Cann
     return canned
 
 
-def transfer_choices(interaction: Interaction, agent_id: int) -> list[tuple[int, str]]:
-    """Who the conversation may go to: the other active agents of its campaign, connected ones first, as
-    (id, display name) pairs."""
-    return [(uid, name or username) for uid, name, username in db.session.execute(
-        _transfer_choices_statement(), {"campaign_id": interaction.campaign_id, "agent_id": agent_id})]
-
-
-@functools.cache
-def _transfer_choices_statement() -> sa.Select:
-    """Built once (building it cost several times running it); parameters campaign_id and agent_id."""
-    return (sa.select(User.id, User.name, User.username).join(Membership, Membership.user_id == User.id)
-            .where(Membership.campaign_id == sa.bindparam("campaign_id"), User.id != sa.bindparam("agent_id"),
-                   User.role == Role.AGENT, User.active.is_(True))
-            .order_by((User.state == "disconnected"), User.name, User.username))
+def transfer_choices(interaction: Interaction, agent_id: int) -> list[User]:
+    """Who the conversation may go to: the other agents of its campaign who can take it now (routing's
+    rule, capacity aside: active, signed in, not in a break, in a voice campaign), free ones first."""
+    members = routing.eligible_members(interaction.campaign, check_capacity=False)
+    agents = [u for _, u in members if u.id != agent_id and u.role == Role.AGENT]
+    return sorted(agents, key=lambda u: (u.state != AgentState.FREE, (u.name or u.username).casefold()))
 
 
 def handback_choices(agent: User) -> list[User]:
@@ -243,9 +236,10 @@ def get_handback_agent_or_404(raw: str | None) -> User | None:
 
 def get_transfer_agent_or_404(interaction: Interaction, agent_id: int) -> User:
     """One of the agents the transfer menu offers (transfer_choices)."""
-    if agent_id not in dict(transfer_choices(interaction, current_user.id)):
+    agent = next((u for u in transfer_choices(interaction, current_user.id) if u.id == agent_id), None)
+    if agent is None:
         abort(404)
-    return db.session.get(User, agent_id)
+    return agent
 
 
 def get_break_type_or_404(break_type_id: int | None) -> BreakType:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..extensions import db
-from ..models import BreakType, Campaign, Interaction, User
+from ..models import AgentState, BreakType, Campaign, Interaction, User
 from ..security import transfer_choices
 from ..services import agents
 from ..services import interactions as conversations
@@ -28,9 +29,15 @@ def conversation_context(interaction: Interaction, send_form: SendForm | None = 
                 campaign=interaction.campaign)
 
 
+def transfer_label(agent: User) -> str:
+    """A line of the transfer menu: the agent and their state (only free and busy ones are listed)."""
+    return f"{agent.display_name} · {_('Free') if agent.state == AgentState.FREE else _('Busy')}"
+
+
 def transfer_context(interaction: Interaction, campaigns: list[Campaign] | None = None) -> dict[str, Any]:
     transfer = TransferForm(formdata=None)
-    transfer.agent_id.choices = choices([(0, "—")] + transfer_choices(interaction, current_user.id))
+    transfer.agent_id.choices = choices([(0, "—")] + [(u.id, transfer_label(u)) for u in
+                                                      transfer_choices(interaction, current_user.id)])
     campaigns = queries.agent_campaigns(current_user.id) if campaigns is None else campaigns
     transfer.campaign_id.choices = choices([(0, "—")] + [(c.id, c.name) for c in campaigns
                                                          if c.id != interaction.campaign_id])

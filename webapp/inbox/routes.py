@@ -198,8 +198,11 @@ def take(interaction_id: int) -> Any:
     """Ringall: the first agent to take it wins; the others are told so."""
     interaction = get_offer_or_404(interaction_id)
     # Someone else's by now: the loser of the race hears so (only members of the campaign ever saw it).
-    taken = interaction.agent_id is None and conversations.take_offer(interaction, current_user)
-    db.session.commit()
+    taken, error = (False, None) if interaction.agent_id else committed(conversations.take_offer, interaction,
+                                                                       current_user)
+    if error:  # not theirs to take now (one at a time, a break): they hear why and the offer stays
+        return respond("inbox/_offer_refused.html", page_url(interaction), flashed=error, category="error",
+                       swap="none", interaction_id=interaction.id, error=error)
     if not taken:  # both Take forms (the offer's, the waiting conversation's) target #conversation themselves
         notice = _("Another agent already took this conversation.")
         return respond("inbox/_left.html", page_url(), flashed=notice, category="error", notice=notice,

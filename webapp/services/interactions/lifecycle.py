@@ -41,13 +41,18 @@ def _may_handle(interaction: Interaction, user: User) -> None:
 
 
 def take_offer(interaction: Interaction, agent: User) -> bool:
-    """Ringall: the first agent to take an offered interaction gets it; anyone later gets False."""
+    """Ringall: the first agent to take an offered interaction gets it; anyone later gets False. An agent
+    who may not take one now hears why (InteractionError): the offer is still there for them later."""
     campaign = interaction.campaign
     if campaign.mode not in ("ringall", "ringallmultiple"):
         return False
     routing.lock_routing(campaign.id)
     if not routing.is_eligible(agent, campaign):
-        return False
+        with translating():
+            if routing.is_eligible(agent, campaign, check_capacity=False):
+                raise InteractionError(_("You already have a conversation open and this campaign gives one at a "
+                                         "time: close it, then take this one."))
+            raise InteractionError(_("You cannot take conversations now (signed out or in a break)."))
     now = clock.now()
     result = db.session.execute(
         sa.update(Interaction).where(Interaction.id == interaction.id,
