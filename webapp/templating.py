@@ -116,7 +116,11 @@ def now_epoch() -> float:
 def item_labels() -> dict[str, str]:
     """An inbox item's words, translated once per list (gettext per item was a third of a list's time)."""
     return {"waiting": _("Waiting for your answer"), "unread": _("Unread messages"), "closed": _("Closed"),
-            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:")}
+            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:"),
+            # A message with no text shows what it carries (W1/W3).
+            "image": "📷 " + _("Photo"), "audio": "🎤 " + _("Audio"), "voice": "🎤 " + _("Voice note"),
+            "video": "🎬 " + _("Video"), "document": "📄 " + _("Document"), "sticker": "🏷 " + _("Sticker"),
+            "location": "📍 " + _("Location"), "contacts": "👤 " + _("Contact card")}
 
 
 def init_app(app: Flask) -> None:

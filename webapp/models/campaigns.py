@@ -89,6 +89,9 @@ class Campaign(db.Model):
     acd_max_waiting: Mapped[int] = mapped_column(default=10)
     max_interactions_per_agent: Mapped[int] = mapped_column(default=3)
     enabled: Mapped[bool] = mapped_column(default=True)
+    # W5: the language its conversations' WhatsApp templates are offered in ("es", "en_US"…); "" is the
+    # centre's default (BABEL_DEFAULT_LOCALE).
+    language: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
     # rrmemory: the member who got the last interaction.
     rr_last_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()

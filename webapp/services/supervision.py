@@ -26,7 +26,7 @@ from ..models import (
     Message,
     User,
 )
-from . import accounts, agents, audit, chat, stats
+from . import accounts, agents, audit, chat, media, stats
 
 SCREEN_KEY = "conversa:screen:{agent_id}"
 
@@ -108,7 +108,7 @@ def recent_messages(interaction: Interaction, limit: int = 200) -> list[Any]:
         sa.select(Message).where(Message.interaction_id == interaction.id)
         .options(joinedload(Message.sender))
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
-    return list(reversed(rows))
+    return media.preload(list(reversed(rows)))
 
 
 def sender_names(messages: list[Any]) -> dict[int, str]:

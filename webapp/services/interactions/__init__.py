@@ -46,12 +46,14 @@ from .messages import (
     send_agent_message,
     send_bot_message,
     send_supervisor_message,
+    send_template,
     whatsapp_window_open,
+    window_closes_at,
 )
 
 __all__ = [
     "MAX_BODY", "MESSAGE_REF_OFFSET", "InteractionError", "abandon_overdue", "add_do_not_contact", "apply_status",
     "close", "earlier_interactions", "normalise_number", "open_for_agent", "receive_inbound", "send_agent_message",
     "send_bot_message", "send_supervisor_message", "start_outbound", "take_offer", "transfer_to_agent",
-    "transfer_to_campaign", "whatsapp_window_open",
+    "transfer_to_campaign", "whatsapp_window_open", "send_template", "window_closes_at",
 ]
