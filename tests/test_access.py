@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORD, csrf_token, login
+
+from tests.helpers import PASSWORD, csrf_token, login
 
 EVERYONE = frozenset({"admin", "supervisor", "agent", "anonymous"})
 STAFF = frozenset({"admin", "supervisor"})

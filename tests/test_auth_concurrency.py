@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import PASSWORD, process_env
 
-from tests.services import web_processes
+from tests.helpers import PASSWORD, process_env, web_processes
 
 BURST = 40
 
@@ -116,6 +115,7 @@ def two_web_processes(app: Any, tmp_path: Path) -> Iterator[list[str]]:
         yield urls
 
 
+@pytest.mark.per_database
 @pytest.mark.slow
 @SENT
 def test_a_burst_spread_over_two_web_processes_checks_at_most_the_limit(two_web_processes, make, db,
@@ -130,8 +130,7 @@ def test_a_right_password_after_the_lock_expires_signs_in_and_resets(client, app
     """The lock lasts LOGIN_LOCK_SECONDS; then the right password gets in and the count starts again."""
     from datetime import timedelta
 
-    from conftest import csrf_token
-
+    from tests.helpers import csrf_token
     from webapp.models import User, base
 
     user = make.user("ana")

@@ -5,7 +5,8 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_token, login
+
+from tests.helpers import csrf_token, login
 
 
 @pytest.fixture
@@ -57,6 +58,17 @@ def test_create_saves_everything_in_one_go(client, setup, db):
     # C3: it appears in the table on the right.
     page = client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
     assert re.search(r'id="campaigns-table".*Soporte', page, re.S)
+
+
+def test_the_long_wait_rule_is_off_unless_set(client, setup, db):
+    """Issue 12.2: closing conversations left waiting N hours is a per-campaign choice, off by default."""
+    assert client.post("/campaigns", data=form(setup)).status_code == 302
+    assert client.post("/campaigns", data=form(setup, name="Ventas", did="+59829001235", auto_close_hours="12",
+                                               auto_close_message="Cerramos; escribinos de nuevo.")).status_code == 302
+    from webapp.models.campaigns import DEFAULT_AUTO_CLOSE
+
+    rules = {c.name: (c.auto_close_hours, c.auto_close_message) for c in campaigns(db)}
+    assert rules == {"Soporte": (0, DEFAULT_AUTO_CLOSE), "Ventas": (12, "Cerramos; escribinos de nuevo.")}
 
 
 def test_new_form_shows_the_model_defaults(client, setup):

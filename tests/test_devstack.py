@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.dialer_procs import redis_errors, wait_until
-from tests.services import free_port
+from tests.helpers import free_port, redis_errors, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,6 +123,7 @@ def test_devstack_serves_the_demo_and_stops_on_ctrl_c(tmp_path):
         proc.stdout.close()
 
 
+@pytest.mark.slow
 def test_devstack_refuses_a_port_in_use_and_says_which(tmp_path):
     """A second `make run` on a taken port stops at once with the port named, starting nothing."""
     with socket.socket() as taken:

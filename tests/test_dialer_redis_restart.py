@@ -10,18 +10,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IsolatedClient, process_env
-from tests.dialer_procs import (
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.helpers import (
     FAST_ENGINE,
+    IsolatedClient,
+    free_port,
+    process_env,
     queue_bulk,
+    redis_binary,
     sends_per_destination,
     spool_states,
     start_worker,
     stop_worker,
     wait_until,
 )
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from tests.services import free_port, redis_binary
 
 TOTAL = 300
 
@@ -67,6 +69,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_redis_restart_mid_send(app: Any, make: Any, own_redis: OwnRedis, tmp_path: Path) -> None:
     """Stop Redis while a dialer sends: /login still answers; after a restart on the same port the
     dialer resumes by itself and every message is sent exactly once."""

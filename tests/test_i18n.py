@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import csrf_token, login
+from tests.helpers import csrf_token, login
 
 ROOT = Path(__file__).resolve().parent.parent
 

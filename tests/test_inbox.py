@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import csrf_token, login, run_jobs
-from tests.fakes import fake_twilio  # noqa: F401
+from tests.helpers import csrf_token, login, run_jobs
 from webapp.models import (
     AgentChatMessage,
     BreakType,
@@ -182,7 +181,7 @@ def test_customer_html_shows_as_text(client: Any, world: dict[str, Any], db: Any
 
 # -- composer ------------------------------------------------------------------------------
 def test_send_queues_the_message_and_the_gateway_gets_it(client: Any, make: Any, db: Any, app: Any,
-                                                         fake_twilio: Any) -> None:  # noqa: F811
+                                                         fake_twilio: Any) -> None:
     from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 
     group = make.group()
@@ -470,6 +469,7 @@ def test_draft_handler_respects_monitor_screen_allowed(app: Any, world: dict[str
     from flask import g
 
     from webapp.inbox import live
+    from webapp.services import supervision
 
     mine = conversation(db, world["sales"], world["ana"])
     theirs = conversation(db, world["sales"], world["beto"], number="+59899000002")
@@ -490,7 +490,7 @@ def test_draft_handler_respects_monitor_screen_allowed(app: Any, world: dict[str
         g.pop("inbox_last_draft")
     state = json.loads(redis.get(key))
     assert (state["interaction_id"], state["draft"]) == (mine.id, "Hola, estoy escrib")
-    assert 0 < redis.ttl(key) <= live.SCREEN_TTL
+    assert 0 < redis.ttl(key) <= supervision.SCREEN_TTL
     event = next_event(pubsub)
     assert event["kind"] == "screen.state" and event["data"]["interaction_id"] == mine.id
     with app.test_request_context("/ws"):

@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 import websocket
-from conftest import PASSWORD
 
+from tests.helpers import PASSWORD
 from webapp.live.events import CHANNEL_PREFIX, publish
 
 

@@ -434,6 +434,7 @@ def test_webhook_reply_is_empty_twiml(adapter: TwilioAdapter) -> None:
     assert body.endswith("<Response/>")
 
 
+@pytest.mark.slow
 def test_fake_runs_as_its_own_process() -> None:
     """`python -m tests.fakes.twilio` serves another process: sends counted and modes switched over HTTP."""
     import os

@@ -6,7 +6,8 @@ import io
 from datetime import datetime
 
 import pytest
-from conftest import login
+
+from tests.helpers import login
 
 
 def add(db, campaign, number, created, agent=None, status="closed", messages=(), **kw):

@@ -1,4 +1,4 @@
-"""W3, agents send attachments: a picture, a document or audio with a caption, from the composer. WhatsApp
+"""W1, agents send attachments: a picture, a document or audio with a caption, from the composer. WhatsApp
 Cloud gets the file uploaded to the number's /media endpoint and a message naming it; Twilio WhatsApp a
 MediaUrl that is a short-lived signed link to this app; an SMS gateway the same link in the text. Too
 large, or a type WhatsApp does not carry: refused with a clear message, nothing kept or sent. Each
@@ -14,10 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from tests import media_samples as samples
-from tests.conftest import run_jobs
-from tests.fakes import fake_twilio, fake_whatsapp  # noqa: F401
-from tests.wa_center import CUSTOMER, agent_client, center, token
+from tests.helpers import run_jobs, samples
+from tests.helpers.whatsapp import CUSTOMER, agent_client, center, token
 from webapp.models import Attachment, Message
 
 
@@ -35,7 +33,7 @@ def sent_messages(db: Any, iid: int) -> list[Message]:
 
 
 def test_meta_gets_the_picture_uploaded_and_a_message_naming_it_with_the_caption(
-        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     photo = samples.jpeg()
     client = agent_client(app)
@@ -57,7 +55,7 @@ def test_meta_gets_the_picture_uploaded_and_a_message_naming_it_with_the_caption
 
 
 def test_a_document_goes_with_its_name_and_a_voice_note_without_caption(
-        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     client = agent_client(app)
     assert send(client, c.iid, "la factura", (samples.pdf(), "Factura marzo.pdf", "application/pdf")).status_code == 200
@@ -73,7 +71,7 @@ def test_a_document_goes_with_its_name_and_a_voice_note_without_caption(
 
 
 def test_several_files_go_one_message_each_the_caption_on_the_first(
-        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     client = agent_client(app)
     assert send(client, c.iid, "las dos", (samples.jpeg(), "a.jpg", "image/jpeg"),
@@ -93,7 +91,7 @@ def test_several_files_go_one_message_each_the_caption_on_the_first(
 ])
 def test_what_whatsapp_would_refuse_is_refused_with_a_clear_message_and_nothing_goes(
         name: str, ctype: str, size: int, said: str, app: Any, db: Any, make: Any,
-        fake_whatsapp: Any) -> None:  # noqa: F811
+        fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     client = agent_client(app)
     answer = send(client, c.iid, "mirá", (b"x" * size, name, ctype))
@@ -104,14 +102,14 @@ def test_what_whatsapp_would_refuse_is_refused_with_a_clear_message_and_nothing_
     assert fake_whatsapp.sent() == [] and fake_whatsapp.uploads == {}
 
 
-def test_an_empty_composer_is_refused(app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+def test_an_empty_composer_is_refused(app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     answer = send(agent_client(app), c.iid, "  ")
     assert "Escribí un mensaje o adjuntá un archivo primero." in answer.get_data(as_text=True)
 
 
 def test_twilio_gets_a_short_lived_signed_link_that_serves_only_that_file(
-        app: Any, db: Any, make: Any, fake_twilio: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_twilio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     c = center(make, db, "twilio", fake_twilio)
     client = agent_client(app)
     photo, pdf = samples.jpeg(), samples.pdf()
@@ -140,7 +138,7 @@ def test_twilio_gets_a_short_lived_signed_link_that_serves_only_that_file(
 
 
 def test_sms_says_the_file_goes_as_a_link_and_it_goes_as_one_that_expires(
-        app: Any, db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     c = center(make, db, "sms", fake_twilio)
     client = agent_client(app)
     page = client.get(f"/inbox/{c.iid}").get_data(as_text=True)
@@ -161,7 +159,7 @@ def test_sms_says_the_file_goes_as_a_link_and_it_goes_as_one_that_expires(
 
 
 def test_a_file_message_is_sent_once_however_often_its_job_runs(
-        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
     from workers.inbound import send_message
 
     c = center(make, db, "meta", fake_whatsapp)
@@ -173,7 +171,7 @@ def test_a_file_message_is_sent_once_however_often_its_job_runs(
 
 
 def test_a_failed_upload_sends_nothing_and_says_why(app: Any, db: Any, make: Any,
-                                                    fake_whatsapp: Any) -> None:  # noqa: F811
+                                                    fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     fake_whatsapp.set_mode("500", path="/media")
     assert send(agent_client(app), c.iid, "una", (samples.jpeg(), "a.jpg", "image/jpeg")).status_code == 200
@@ -184,7 +182,7 @@ def test_a_failed_upload_sends_nothing_and_says_why(app: Any, db: Any, make: Any
 
 
 def test_another_agent_cannot_send_into_the_conversation(app: Any, db: Any, make: Any,
-                                                         fake_whatsapp: Any) -> None:  # noqa: F811
+                                                         fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     client = agent_client(app, "beto")
     answer = client.post(f"/inbox/{c.iid}/send", data={"body": "x", "files": (io.BytesIO(b"x"), "a.pdf")},

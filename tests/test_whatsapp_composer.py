@@ -1,4 +1,4 @@
-"""W5, templates in the agent's composer: with the 24-hour window closed only the campaign's approved
+"""W3, templates in the agent's composer: with the 24-hour window closed only the campaign's approved
 templates in the conversation's language are offered; the agent fills the variables (and a header
 picture), sees the message as the customer will, and sends it: Meta gets a template message with its
 components, Twilio ContentSid + ContentVariables. The window's state and closing time show in the header."""
@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests import media_samples as samples
-from tests.conftest import run_jobs
-from tests.fakes import fake_twilio, fake_whatsapp  # noqa: F401
-from tests.wa_center import agent_client, center, token
+from tests.helpers import run_jobs, samples
+from tests.helpers.whatsapp import agent_client, center, token
 from webapp.models import Message, WhatsAppTemplate
 from webapp.services import templates
 
@@ -40,7 +38,7 @@ def post_template(client: Any, iid: int, template_id: int, values: dict[str, str
 
 
 def test_window_closed_offers_only_the_approved_templates_in_the_conversations_language(
-        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp, window_open=False)
     catalog = meta_catalog(db, c)
     page = agent_client(app).get(f"/inbox/{c.iid}").get_data(as_text=True)
@@ -51,7 +49,7 @@ def test_window_closed_offers_only_the_approved_templates_in_the_conversations_l
 
 
 def test_the_campaigns_language_chooses_the_templates(app: Any, db: Any, make: Any,
-                                                      fake_whatsapp: Any) -> None:  # noqa: F811
+                                                      fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp, window_open=False, language="en_US")
     meta_catalog(db, c)
     page = agent_client(app).get(f"/inbox/{c.iid}").get_data(as_text=True)
@@ -59,7 +57,7 @@ def test_the_campaigns_language_chooses_the_templates(app: Any, db: Any, make: A
 
 
 def test_window_open_shows_until_when_and_the_agent_may_still_choose_a_template(
-        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
     from webapp.templating import short_clock
 
     c = center(make, db, "meta", fake_whatsapp)
@@ -75,7 +73,7 @@ def test_window_open_shows_until_when_and_the_agent_may_still_choose_a_template(
 
 
 def test_the_form_previews_the_message_as_the_customer_will_see_it(app: Any, db: Any, make: Any,
-                                                                   fake_whatsapp: Any) -> None:  # noqa: F811
+                                                                   fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp, window_open=False)
     template = meta_catalog(db, c)["recordatorio"]
     client = agent_client(app)
@@ -90,7 +88,7 @@ def test_the_form_previews_the_message_as_the_customer_will_see_it(app: Any, db:
 
 
 def test_meta_gets_the_template_with_its_variables_in_its_language(app: Any, db: Any, make: Any,
-                                                                   fake_whatsapp: Any) -> None:  # noqa: F811
+                                                                   fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp, window_open=False)
     template = meta_catalog(db, c)["recordatorio"]
     client = agent_client(app)
@@ -108,7 +106,7 @@ def test_meta_gets_the_template_with_its_variables_in_its_language(app: Any, db:
 
 
 def test_a_variable_left_empty_is_refused_and_nothing_goes(app: Any, db: Any, make: Any,
-                                                           fake_whatsapp: Any) -> None:  # noqa: F811
+                                                           fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp, window_open=False)
     template = meta_catalog(db, c)["recordatorio"]
     answer = post_template(agent_client(app), c.iid, template.id, {"1": "Ana", "2": " "})
@@ -120,7 +118,7 @@ def test_a_variable_left_empty_is_refused_and_nothing_goes(app: Any, db: Any, ma
 
 
 def test_a_header_picture_is_uploaded_and_sent_in_the_header(app: Any, db: Any, make: Any,
-                                                             fake_whatsapp: Any) -> None:  # noqa: F811
+                                                             fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp, window_open=False)
     template = meta_catalog(db, c)["promo"]
     client = agent_client(app)
@@ -142,7 +140,7 @@ def test_a_header_picture_is_uploaded_and_sent_in_the_header(app: Any, db: Any, 
 
 
 def test_twilio_gets_content_sid_and_content_variables(app: Any, db: Any, make: Any,
-                                                       fake_twilio: Any) -> None:  # noqa: F811
+                                                       fake_twilio: Any) -> None:
     c = center(make, db, "twilio", fake_twilio, window_open=False)
     sid = fake_twilio.add_content("recordatorio", BODY, variables={"1": "nombre", "2": "mes"})
     templates.sync(c.provider)
@@ -156,7 +154,7 @@ def test_twilio_gets_content_sid_and_content_variables(app: Any, db: Any, make: 
 
 
 def test_a_canned_template_goes_in_its_catalog_language_not_a_fixed_one(app: Any, db: Any, make: Any,
-                                                                        fake_whatsapp: Any) -> None:  # noqa: F811
+                                                                        fake_whatsapp: Any) -> None:
     from webapp.models import CannedResponse
 
     c = center(make, db, "meta", fake_whatsapp, window_open=False)
@@ -175,7 +173,7 @@ def test_a_canned_template_goes_in_its_catalog_language_not_a_fixed_one(app: Any
 
 @pytest.mark.parametrize("case", ["other provider", "pending", "other agent"])
 def test_templates_not_offered_answer_404(case: str, app: Any, db: Any, make: Any,
-                                          fake_whatsapp: Any) -> None:  # noqa: F811
+                                          fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp, window_open=False)
     catalog = meta_catalog(db, c)
     template, user = catalog["recordatorio"], "ana"

@@ -1,6 +1,6 @@
-"""W7 (inbox side): outbound bubbles show sent / delivered / read / failed (with the provider's reason),
+"""W5 (inbox side): outbound bubbles show sent / delivered / read / failed (with the provider's reason),
 moved by status webhooks and pushed live; opening a WhatsApp conversation marks the customer's messages
-read at Meta. W8: a tapped button or list row shows as a reply to the message it answers. And the inbox
+read at Meta. Issue 13.8: a tapped button or list row shows as a reply to the message it answers. And the inbox
 shows media-only messages, loads attachments without a query per message, and earlier conversations
 show theirs."""
 from __future__ import annotations
@@ -11,11 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests import media_samples as samples
-from tests.conftest import run_jobs
-from tests.fakes import fake_twilio, fake_whatsapp  # noqa: F401
 from tests.fakes.whatsapp_cloud import message_payload, sign, status_payload
-from tests.wa_center import CUSTOMER, agent_client, center, token
+from tests.helpers import run_jobs, samples
+from tests.helpers.whatsapp import CUSTOMER, agent_client, center, token
 from webapp.models import Attachment, Interaction, Message
 
 
@@ -41,7 +39,7 @@ def bubble_status(client: Any, iid: int, message_id: int) -> str:
 
 
 def test_status_webhooks_move_the_bubble_and_the_socket_pushes_it(app: Any, db: Any, make: Any,
-                                                                  fake_whatsapp: Any) -> None:  # noqa: F811
+                                                                  fake_whatsapp: Any) -> None:
     from webapp.live.registry import find_renderer
 
     c = center(make, db, "meta", fake_whatsapp)
@@ -61,7 +59,7 @@ def test_status_webhooks_move_the_bubble_and_the_socket_pushes_it(app: Any, db: 
 
 
 def test_a_failed_message_shows_the_providers_reason_in_the_bubble(app: Any, db: Any, make: Any,
-                                                                   fake_whatsapp: Any) -> None:  # noqa: F811
+                                                                   fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     client = agent_client(app)
     message = agent_says(app, client, c.iid, "hola")
@@ -83,7 +81,7 @@ def customer_writes(app: Any, client: Any, c: Any, text: str, **extra: Any) -> M
 
 
 def test_opening_the_conversation_marks_the_customers_messages_read_at_meta(
-        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     client = agent_client(app)
     first = customer_writes(app, client, c, "hola")
@@ -106,7 +104,7 @@ def test_opening_the_conversation_marks_the_customers_messages_read_at_meta(
     assert fake_whatsapp.read_marks == [second.provider_message_id, third.provider_message_id]
 
 
-def test_sms_conversations_mark_nothing(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_sms_conversations_mark_nothing(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     from workers.whatsapp import mark_read
 
     c = center(make, db, "twilio", fake_twilio)
@@ -118,7 +116,7 @@ def test_sms_conversations_mark_nothing(app: Any, db: Any, make: Any, fake_twili
 
 
 def test_a_tapped_button_shows_as_a_reply_to_the_message_it_answers(app: Any, db: Any, make: Any,
-                                                                    fake_whatsapp: Any) -> None:  # noqa: F811
+                                                                    fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     client = agent_client(app)
     ours = agent_says(app, client, c.iid, "¿Pagaste la cuota de marzo?")
@@ -144,7 +142,7 @@ def test_a_tapped_button_shows_as_a_reply_to_the_message_it_answers(app: Any, db
 
 
 def test_a_twilio_button_reply_names_the_message_it_answers(app: Any, db: Any, make: Any,
-                                                            fake_twilio: Any) -> None:  # noqa: F811
+                                                            fake_twilio: Any) -> None:
     c = center(make, db, "twilio", fake_twilio)
     client = agent_client(app)
     ours = agent_says(app, client, c.iid, "¿Confirmás la visita?")
@@ -178,7 +176,7 @@ def photo_message(db: Any, c: Any, interaction_id: int | None = None, body: str 
 
 
 def test_the_inbox_list_says_what_a_media_only_message_carries(app: Any, db: Any, make: Any,
-                                                               fake_whatsapp: Any) -> None:  # noqa: F811
+                                                               fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     photo_message(db, c)
     listing = agent_client(app).get("/inbox/list").get_data(as_text=True)
@@ -204,7 +202,7 @@ def count_queries(db: Any, action: Any) -> int:
 
 
 def test_the_messages_pane_loads_every_attachment_in_one_query(app: Any, db: Any, make: Any,
-                                                               fake_whatsapp: Any) -> None:  # noqa: F811
+                                                               fake_whatsapp: Any) -> None:
     c = center(make, db, "meta", fake_whatsapp)
     client = agent_client(app)
     photo_message(db, c)
@@ -219,7 +217,7 @@ def test_the_messages_pane_loads_every_attachment_in_one_query(app: Any, db: Any
 
 
 def test_earlier_conversations_show_their_attachments(app: Any, db: Any, make: Any,
-                                                      fake_whatsapp: Any) -> None:  # noqa: F811
+                                                      fake_whatsapp: Any) -> None:
     from webapp.services import time as clock
 
     c = center(make, db, "meta", fake_whatsapp)

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import process_env
-from tests.dialer_procs import redis_errors, start_worker, stop_worker, wait_until
+from tests.helpers import process_env, redis_errors, start_worker, stop_worker, wait_until
 
 # RQ blocks on the queue for WORKER_TTL - 15 s, then heartbeats and blocks again: 3 s a round here.
 WORKER_TTL = 18

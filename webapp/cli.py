@@ -163,3 +163,6 @@ def register(app: Flask) -> None:
     from .dialers.cli import dialer_group  # `flask dialer import` / `import-dnc` (F1, F2 files)
 
     app.cli.add_command(dialer_group)
+    from .reports.cli import reports_group  # `flask reports rebuild` / `refresh` (issue 15)
+
+    app.cli.add_command(reports_group)

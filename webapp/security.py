@@ -24,6 +24,7 @@ from .models import (
     Interaction,
     Membership,
     Role,
+    SpoolMessage,
     User,
     WhatsAppTemplate,
     user_security_groups_table,
@@ -103,6 +104,14 @@ def get_dialer_or_404(dialer_id: int) -> Dialer:
     if dialer is None:
         abort(404)
     return dialer
+
+
+def get_spool_message_or_404(dialer: Dialer, message_id: int) -> SpoolMessage:
+    """A message of this dialer's spool (the dialer looked up with get_dialer_or_404 first)."""
+    message = db.session.get(SpoolMessage, message_id)
+    if message is None or message.dialer_id != dialer.id:
+        abort(404)
+    return message
 
 
 def get_agent_or_404(agent_id: int) -> User:
@@ -190,7 +199,7 @@ def get_canned_response_or_404(canned_id: str, interaction: Interaction) -> Cann
 
 
 def get_template_or_404(interaction: Interaction, template_id: int) -> WhatsAppTemplate:
-    """W5: a template the composer offers for this conversation (its provider's, approved, its language)."""
+    """W3: a template the composer offers for this conversation (its provider's, approved, its language)."""
     template = template_sends.offered_one(interaction, template_id)
     if template is None:
         abort(404)

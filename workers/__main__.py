@@ -28,7 +28,8 @@ from .periodic import start_clock
 log = logging.getLogger("workers")
 
 # Modules whose import registers jobs and periodic tasks.
-TASK_MODULES = ("workers.dialer", "workers.inbound", "workers.maintenance", "workers.bulk", "workers.whatsapp")
+TASK_MODULES = ("workers.dialer", "workers.inbound", "workers.maintenance", "workers.bulk", "workers.whatsapp",
+                "workers.reports")
 
 
 def load_task_modules() -> list[str]:

@@ -121,9 +121,10 @@ def routing_pass() -> None:
     route(None)
 
 
-@periodic("inbound-abandon", 5.0)
-def abandon_pass() -> None:
-    interactions.abandon_overdue()
+@periodic("inbound-auto-close", 30.0)
+def auto_close_pass() -> None:
+    """Campaigns whose rule closes conversations left waiting for hours (C2; off by default)."""
+    interactions.close_long_waiting()
     db.session.commit()
 
 

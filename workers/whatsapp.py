@@ -30,7 +30,7 @@ SANDBOX_CAPTIONS = {"photo": ("Te mando la foto del comprobante", "Así llegó e
                     "voice": ("",)}
 
 
-# -- W7: the customer's messages read ----------------------------------------------------------------------
+# -- W5: the customer's messages read ----------------------------------------------------------------------
 @with_app
 def mark_read(interaction_id: int) -> int:
     """Tell the gateway the agent has read the conversation's customer messages (Meta marks the newest one

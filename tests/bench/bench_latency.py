@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from tests.bench.bench_dispatch import ROOT, Stack
-from tests.services import free_port
+from tests.helpers import free_port
 
 AGENTS = 50
 WEBHOOKS = 150

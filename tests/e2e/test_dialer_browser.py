@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, browser_login, process_env
 
-from tests.dialer_procs import stop_worker
+from tests.helpers import ROOT, browser_login, process_env, stop_worker
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "instance" / "screenshots"))
 ROWS = 12

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import browser_login, htmx_errors, run_jobs, settled
 from twilio.request_validator import RequestValidator
 
-from tests.fakes import fake_twilio  # noqa: F401
+from tests.helpers import browser_login, htmx_errors, run_jobs, settled
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")  # a directory: save screenshots there to look at them
 CUSTOMER = "+59899123456"
 DID = "+15005550006"
@@ -46,7 +45,7 @@ def run_jobs_until(app: Any, page: Any, selector: str, text: str) -> None:
 
 
 def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
-        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_twilio: Any,  # noqa: F811
+        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_twilio: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from playwright.sync_api import expect
 

@@ -12,10 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import browser_login, htmx_errors, run_jobs
 
-from tests import media_samples as samples
-from tests.fakes import fake_whatsapp  # noqa: F401
 from tests.fakes.whatsapp_cloud import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -25,8 +22,9 @@ from tests.fakes.whatsapp_cloud import (
     media_message,
     message_payload,
 )
+from tests.helpers import browser_login, htmx_errors, run_jobs, samples
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")
 CUSTOMER = "59899123456"
 
@@ -47,7 +45,7 @@ def work_until(app: Any, page: Any, condition: Any) -> None:
 
 
 def test_every_media_kind_shows_in_the_agents_conversation(
-        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_whatsapp: Any,  # noqa: F811
+        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_whatsapp: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from playwright.sync_api import expect
 

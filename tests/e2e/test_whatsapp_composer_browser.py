@@ -1,4 +1,4 @@
-"""W3, W5, W7 in a real Chromium: the agent attaches a photo with a caption and sends it; in a conversation
+"""W1 (sent), W1, W3 in a real Chromium: the agent attaches a photo with a caption and sends it; in a conversation
 whose 24-hour window has closed the composer offers only templates, the agent fills the variables, sees the
 preview and sends; the WhatsApp Cloud fake receives the upload, the image message and the template with
 its variables; its status webhooks move each bubble sent → delivered → read without a reload."""
@@ -9,28 +9,22 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import browser_login, htmx_errors, run_jobs
 
-from tests import media_samples as samples
-from tests.fakes import fake_whatsapp  # noqa: F401
 from tests.fakes.whatsapp_cloud import status_payload
-from tests.wa_center import CUSTOMER, center
+from tests.helpers import browser_login, htmx_errors, run_jobs, samples, wait_until
+from tests.helpers.whatsapp import CUSTOMER, center
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 BODY = "Hola {{1}}, tu cuota de {{2}} vence mañana."
 
 
-def work_until(app: Any, page: Any, condition: Any) -> None:
-    for _ in range(100):
-        run_jobs(app)
-        if condition():
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError("the page never showed it")
+def work_until(app: Any, condition: Any, what: str) -> None:
+    """Run the queued jobs (sends, webhooks) until the page or the fake shows what they caused."""
+    wait_until(lambda: run_jobs(app) is not None and condition(), 15, what)
 
 
 def test_an_agent_sends_a_photo_and_a_template_and_sees_them_read(
-        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_whatsapp: Any) -> None:
     from playwright.sync_api import expect
 
     from webapp.models import Interaction, Message
@@ -66,7 +60,7 @@ def test_an_agent_sends_a_photo_and_a_template_and_sees_them_read(
                                                              "buffer": photo}])
     page.click(f"#composer-{c.iid} button.send")
     messages = page.locator(f"#messages-{c.iid}")
-    work_until(app, page, lambda: len(fake_whatsapp.sent()) == 1)
+    work_until(app, lambda: len(fake_whatsapp.sent()) == 1, "the photo at Meta")
     (sent,) = fake_whatsapp.sent()
     upload_id = sent["payload"]["image"]["id"]
     assert sent["payload"]["image"]["caption"] == "Así quedó la instalación"
@@ -80,7 +74,7 @@ def test_an_agent_sends_a_photo_and_a_template_and_sees_them_read(
     expect(tick).to_have_attribute("data-status", "sent")
     for status in ("delivered", "read"):
         receipt(message, status, CUSTOMER.lstrip("+"))
-        work_until(app, page, lambda s=status: tick.get_attribute("data-status") == s)
+        work_until(app, lambda s=status: tick.get_attribute("data-status") == s, f"the bubble {status}")
     expect(page.locator(f"#composer-body-{c.iid}")).to_have_value("")
 
     # The other conversation: the window is closed, only templates.
@@ -93,7 +87,7 @@ def test_an_agent_sends_a_photo_and_a_template_and_sees_them_read(
     form.locator("input[name=var-2]").fill("marzo")
     expect(page.locator(f"#template-preview-{closed.id}")).to_contain_text("Hola Ana, tu cuota de marzo vence mañana.")
     form.locator("button.send").click()
-    work_until(app, page, lambda: len(fake_whatsapp.sent()) == 2)
+    work_until(app, lambda: len(fake_whatsapp.sent()) == 2, "the template at Meta")
     template = fake_whatsapp.sent()[1]["payload"]["template"]
     assert template["name"] == "recordatorio" and template["language"] == {"code": "es"}
     assert template["components"] == [{"type": "body", "parameters": [{"type": "text", "text": "Ana"},
@@ -105,6 +99,6 @@ def test_an_agent_sends_a_photo_and_a_template_and_sees_them_read(
     tick = page.locator(f"#message-{sent_template.id}-status")
     for status in ("delivered", "read"):
         receipt(sent_template, status, "59899111222")
-        work_until(app, page, lambda s=status: tick.get_attribute("data-status") == s)
+        work_until(app, lambda s=status: tick.get_attribute("data-status") == s, f"the bubble {status}")
     assert page.evaluate("window.__noReload") is True
     assert logged == []

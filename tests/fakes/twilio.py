@@ -21,7 +21,7 @@ category, status, rejection_reason, content_type}, date_created, date_updated}],
 page_size, first_page_url, previous_page_url, url, next_page_url, key: "contents"}}`; here served on this
 server (the provider's `content_api_url` option points at it).
 
-Sending media (W3): `MediaUrl` may repeat (at most 10, else 21623); the resource records them in
+Sending media (W1): `MediaUrl` may repeat (at most 10, else 21623); the resource records them in
 `media_urls` (a test field) and `num_media`. A Content template send records `content_sid` and the parsed
 `content_variables`.
 
@@ -268,7 +268,7 @@ class FakeTwilio(FakeServer):
         service = form.get("MessagingServiceSid")
         resource = self._resource(sid, to, form.get("From", ""), body, service, datetime.now(UTC),
                                   "accepted" if service else "queued")
-        # W3: every MediaUrl (Twilio takes up to 10 and fetches them when it sends).
+        # W1: every MediaUrl (Twilio takes up to 10 and fetches them when it sends).
         media_urls = req.form_lists.get("MediaUrl", [])
         if len(media_urls) > 10:
             return twilio_error(21623, "Too many media urls, the limit is 10.")

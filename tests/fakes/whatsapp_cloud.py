@@ -18,13 +18,13 @@ Media (issue 13), as Meta documents it:
   (`filename`) carry `{id, mime_type, sha256, caption?}`; location `{latitude, longitude, name?,
   address?}`; contacts `[{name: {formatted_name, …}, phones: [{phone, wa_id?, type}]}]`.
 
-Sending media (issue 13, W3): `POST /{version}/{phone-number-id}/media` (bearer, multipart/form-data with
+Sending media (issue 13, W1): `POST /{version}/{phone-number-id}/media` (bearer, multipart/form-data with
 `file`, `type` (its MIME type) and `messaging_product=whatsapp`) → `{"id": media id}`; Meta's limits per
 type are enforced (image 5 MB, audio/video 16 MB, document 100 MB; error 131053 "Media upload error").
 A message of type image / audio / video / document / sticker names it `{"id"}` (or `{"link"}`), with
 `caption` (not for audio) and `filename` (document). The uploads are kept in `uploads` (id → bytes, type).
 
-Read receipts (W7): `POST /messages {"messaging_product", "status": "read", "message_id"}` → `{"success":
+Read receipts (W5): `POST /messages {"messaging_product", "status": "read", "message_id"}` → `{"success":
 true}`; recorded in `read_marks` (message ids, in order).
 
 Template catalog (issue 13):

@@ -10,6 +10,7 @@ from flask import abort, current_app, jsonify, request
 from ..extensions import csrf, db
 from ..models import User
 from ..services import agents, routing
+from ..services.agent_states import Cause
 from . import bp
 
 csrf.exempt(bp)
@@ -34,7 +35,7 @@ def agent_call(username: str) -> Any:
     agent = db.session.scalar(sa.select(User).where(User.username == username, User.role == "agent"))
     if agent is None:
         abort(404)
-    agents.set_on_call(agent, payload["on_call"])
+    agents.set_on_call(agent, payload["on_call"], Cause.VOICE)
     exclusive = agent.id in routing.exclusive_agents([agent.id])
     db.session.commit()
     return jsonify(username=agent.username, on_call=agent.on_call, text_exclusive=exclusive)

@@ -31,14 +31,14 @@ def conversation_context(interaction: Interaction, send_form: SendForm | None = 
 
 
 def templates_context(interaction: Interaction) -> dict[str, Any]:
-    """W5: the templates the agent may send in this conversation."""
+    """W3: the templates the agent may send in this conversation."""
     return dict(interaction=interaction, offered=template_sends.offered(interaction),
                 language=template_sends.conversation_language(interaction))
 
 
 def template_context(interaction: Interaction, template: WhatsAppTemplate,
                      values: dict[str, str] | None = None) -> dict[str, Any]:
-    """W5: one template's form (its variables, its header picture) and the message as the customer sees it."""
+    """W3: one template's form (its variables, its header picture) and the message as the customer sees it."""
     values = values or {}
     return dict(interaction=interaction, template=template, values=values,
                 preview=template_sends.render(template, values), header_kind=template_sends.header_media(template),

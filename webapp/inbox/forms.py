@@ -18,6 +18,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..models import Campaign, WhatsAppTemplate
+from ..providers.gsm import MAX_MESSAGE_LENGTH
+from ..services.chat import MAX_LINE
 from ..services.outbound_media import Upload
 
 DISPOSITIONS = (
@@ -36,10 +38,10 @@ def choices(pairs: object) -> list[SelectChoice]:
 
 
 class SendForm(FlaskForm):
-    body = TextAreaField(_l("Message"), validators=[Optional(), Length(max=1600)])
+    body = TextAreaField(_l("Message"), validators=[Optional(), Length(max=MAX_MESSAGE_LENGTH)])
     # A WhatsApp template chosen from the canned responses (outside the 24 h window).
     canned_id = HiddenField()
-    # W3: pictures, documents, audio; the text goes as their caption.
+    # W1: pictures, documents, audio; the text goes as their caption.
     files = MultipleFileField(_l("Attach"))
 
     def validate(self, extra_validators: Any = None) -> bool:
@@ -60,7 +62,7 @@ class SendForm(FlaskForm):
 
 
 class TemplateSendForm(FlaskForm):
-    """W5: a template's variables come as `var-<name>` fields (their names are the template's), read by
+    """W3: a template's variables come as `var-<name>` fields (their names are the template's), read by
     `template_values`; the header picture, when the template has one, as `header`."""
 
     header = FileField(_l("Header image"))
@@ -101,7 +103,7 @@ class TransferForm(FlaskForm):
 class OutboundForm(FlaskForm):
     campaign_id = SelectField(_l("Campaign"), coerce=int, choices=[], validate_choice=False)
     number = StringField(_l("Number"), validators=[DataRequired(), Length(max=32)])
-    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1600)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MAX_MESSAGE_LENGTH)])
 
 
 def outbound_form(campaigns: list[Campaign], **kwargs: Any) -> OutboundForm:
@@ -116,4 +118,4 @@ class BreakForm(FlaskForm):
 
 
 class ChatForm(FlaskForm):
-    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1000)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MAX_LINE)])

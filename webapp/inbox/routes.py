@@ -150,11 +150,11 @@ def send(interaction_id: int) -> Any:
     if error:
         return refused(interaction, error, "composer-error")
     # The first reply also turns "New" into "Active" in the header.
-    return respond("inbox/_sent.html", page_url(interaction), m=message, names=queries.sender_names([message]),
+    return respond("inbox/_sent.html", page_url(interaction), m=message, names=conversations.sender_names([message]),
                    interaction=interaction, status_oob=interaction.status != status_before)
 
 
-# -- templates in the composer (W5) ----------------------------------------------------------------
+# -- templates in the composer (W3) ----------------------------------------------------------------
 @bp.get("/inbox/<int:interaction_id>/templates")
 @agent_required
 def templates(interaction_id: int) -> Any:

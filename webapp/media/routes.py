@@ -47,7 +47,7 @@ def thumb(attachment_id: int) -> Any:
 
 @bp.get("/media/link/<int:attachment_id>/<int:expires>/<signature>/<path:name>")
 def link(attachment_id: int, expires: int, signature: str, name: str) -> Any:
-    """W3: a file an agent sent, for the gateway (Twilio's MediaUrl) or the SMS customer: no sign-in, only
+    """W1: a file an agent sent, for the gateway (Twilio's MediaUrl) or the SMS customer: no sign-in, only
     with this file's unexpired signature; anything else is 404."""
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None or not outbound_media.link_valid(attachment_id, expires, signature[:80]):

@@ -25,12 +25,22 @@ from .dialers import (
 from .interactions import AgentChatMessage, Interaction, InteractionStatus, Message, SenderKind
 from .media import Attachment, AttachmentKind, AttachmentState, WhatsAppTemplate
 from .providers import Provider
+from .reports import (
+    AgentBucket,
+    AgentStateBucket,
+    AgentStateSpan,
+    CampaignBucket,
+    DialerBucket,
+    DialerFailureBucket,
+    DispositionBucket,
+)
 from .users import AgentState, BreakType, Role, SecurityGroup, User, UserSession, VoiceCampaign
 from .users import user_security_groups as user_security_groups_table
 from .users import voice_campaign_members as voice_campaign_members_table
 
 __all__ = [
-    "AgentChatMessage", "AgentState", "Attachment", "AttachmentKind", "AttachmentState", "AuditEntry", "BreakType",
+    "AgentBucket", "AgentChatMessage", "AgentState", "AgentStateBucket", "AgentStateSpan",
+    "CampaignBucket", "DialerBucket", "DialerFailureBucket", "DispositionBucket", "Attachment", "AttachmentKind", "AttachmentState", "AuditEntry", "BreakType",
     "Campaign", "CannedResponse",
     "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "LoadState", "MODES", "Membership",
     "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",

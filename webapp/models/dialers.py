@@ -131,6 +131,10 @@ class SpoolMessage(db.Model):
         # The claim query: next TO PROCESS of a dialer by priority, then entry order.
         sa.Index("ix_sms_spool_claim", "dialer_id", "state", sa.text("priority DESC"), "id"),
         sa.Index("ix_sms_spool_provider_message_id", "provider_message_id"),
+        # Reports: the rollup job reads messages loaded, sent and delivered in a time range.
+        sa.Index("ix_sms_spool_created", "created_at"),
+        sa.Index("ix_sms_spool_sent", "sent_at"),
+        sa.Index("ix_sms_spool_delivered", "delivered_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

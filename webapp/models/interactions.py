@@ -20,6 +20,7 @@ class InteractionStatus:
     CLOSED = "closed"
     ABANDONED = "abandoned"
 
+    WITH_AGENT = (ASSIGNED, ACTIVE)  # an agent's "active interactions" (routing, busy, the monitor, the inbox)
     OPEN = (WAITING, ASSIGNED, ACTIVE)
     ALL = (WAITING, ASSIGNED, ACTIVE, CLOSED, ABANDONED)
 
@@ -41,6 +42,8 @@ class Interaction(db.Model):
         sa.Index("ix_interactions_status_created", "status", "created_at"),
         # S1: the monitor counts what closed today.
         sa.Index("ix_interactions_status_closed", "status", "closed_at"),
+        # Reports: the rollup job reads interactions by arrival time.
+        sa.Index("ix_interactions_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,6 +54,8 @@ class Interaction(db.Model):
     direction: Mapped[str] = mapped_column(sa.String(16), default="inbound")
     status: Mapped[str] = mapped_column(sa.String(16), default=InteractionStatus.WAITING)
     agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # Who had it before it went back to the queue (an agent leaving): the monitor shows it.
+    previous_agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()
     # When it entered the queue (creation, or the last requeue/transfer).
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -62,10 +67,13 @@ class Interaction(db.Model):
     # WhatsApp's 24 h window runs from this.
     last_customer_message_at: Mapped[datetime | None] = mapped_column()
     out_of_hours_sent: Mapped[bool] = mapped_column(default=False)
+    # Times it was handed to another agent or campaign (A5), for the reports.
+    transfers: Mapped[int] = mapped_column(default=0, server_default="0")
     unread: Mapped[int] = mapped_column(default=0)
 
     campaign: Mapped[Campaign] = relationship()
-    agent: Mapped[User | None] = relationship()
+    agent: Mapped[User | None] = relationship(foreign_keys=[agent_id])
+    previous_agent: Mapped[User | None] = relationship(foreign_keys=[previous_agent_id])
     messages: Mapped[list[Message]] = relationship(
         back_populates="interaction", order_by="(Message.created_at, Message.id)",
         cascade="all, delete-orphan", lazy="dynamic")
@@ -81,6 +89,7 @@ class Message(db.Model):
         # The same provider message delivered twice makes one message.
         sa.UniqueConstraint("provider_id", "provider_message_id", name="uq_messages_provider_message"),
         sa.Index("ix_messages_interaction_created", "interaction_id", "created_at"),
+        sa.Index("ix_messages_created", "created_at"),  # reports: messages sent per agent
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,9 +102,9 @@ class Message(db.Model):
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(80))
     # WhatsApp outside the 24 h window: the approved template sent instead of free text.
     template_ref: Mapped[str | None] = mapped_column(sa.String(120))
-    # W5: a template send's {"template_id", "language", "variables": {"1": …}, "header": "image"?}.
+    # W3: a template send's {"template_id", "language", "variables": {"1": …}, "header": "image"?}.
     template_params: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
-    # W8: the message this one answers (a customer's tap on a button or list row, a quoted reply).
+    # Issue 13.8: the message this one answers (a customer's tap on a button or list row, a quoted reply).
     reply_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("messages.id", ondelete="SET NULL"))
     # Outbound: queued → sent → delivered → read, or failed; inbound: received.
     status: Mapped[str] = mapped_column(sa.String(16), default="received")

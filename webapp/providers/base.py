@@ -30,7 +30,7 @@ class ProviderConfig:
 
 @dataclass(frozen=True)
 class OutboundMedia:
-    """A file an agent sends (W3): a signed link to it (what Twilio fetches) and its bytes on demand (what
+    """A file an agent sends (W1): a signed link to it (what Twilio fetches) and its bytes on demand (what
     Meta's /media endpoint takes). `header`: a template's header image, not a message of its own."""
 
     kind: str  # image, audio, video, document

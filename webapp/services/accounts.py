@@ -1,4 +1,4 @@
-"""Sign-in rules: throttling after repeated failures, server-side sessions, agent state."""
+"""Sign-in rules: throttling after repeated failures, server-side sessions."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +11,7 @@ from flask import current_app
 
 from ..extensions import db
 from ..live.events import publish
-from ..models import AgentState, User, UserSession, utcnow
+from ..models import User, UserSession, utcnow
 
 
 @dataclass
@@ -122,13 +122,3 @@ def end_all_sessions(user: User) -> None:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def set_state(user: User, state: AgentState, break_type_id: int | None = None) -> bool:
-    """Change an agent's state; the timestamp moves only when the state really changes."""
-    changed = user.state != state.value or user.break_type_id != break_type_id
-    if changed:
-        user.state = state.value
-        user.break_type_id = break_type_id if state.in_break else None
-        user.state_changed_at = utcnow()
-    return changed

@@ -31,7 +31,9 @@ from flask_babel import force_locale
 from ..extensions import db
 from ..live.events import publish, publish_now
 from ..models import LoadState, StagedUpload, StagedUploadChunk, utcnow
-from . import spool_ingest
+from . import phones
+from .ingest.bulk import LoadSummary, load_bulk
+from .ingest.files import FileRejected
 
 log = logging.getLogger(__name__)
 
@@ -217,17 +219,17 @@ def run(token: str, attempt: int) -> dict[str, Any]:
             db.session.rollback()
             return {"skipped": "superseded"}
 
-        def done(summary: spool_ingest.LoadSummary) -> None:
+        def done(summary: LoadSummary) -> None:
             if not _finish(token, attempt, LoadState.DONE, summary.as_dict()):
                 raise RuntimeError("the load was taken over by another run")  # rolls its rows back
             publish(_topic(dialer_id), "bulk.progress", dialer_id=dialer_id)
 
         with force_locale(locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
             try:
-                summary = spool_ingest.load_bulk(
-                    StagedFile.reader(token, size), filename, region=current_app.config["DEFAULT_REGION"],
+                summary = load_bulk(
+                    StagedFile.reader(token, size), filename, region=phones.default_region(),
                     user_id=user_id, only_dialer_id=dialer_id, on_progress=heartbeat.progress, before_commit=done)
-            except spool_ingest.FileRejected as exc:  # load_bulk rolled everything back
+            except FileRejected as exc:  # load_bulk rolled everything back
                 if _finish(token, attempt, LoadState.REFUSED, exc.as_dict()):
                     publish(_topic(dialer_id), "bulk.progress", dialer_id=dialer_id)
                 db.session.commit()

@@ -1,4 +1,4 @@
-"""W3: what agents send besides text. A file chosen in the composer is kept in the media store (refused, with
+"""W1: what agents send besides text. A file chosen in the composer is kept in the media store (refused, with
 a clear message, past WhatsApp's limit for its kind or when WhatsApp does not carry its type), becomes an
 `Attachment` of the message that carries it, and goes to the gateway with the message's send job:
 

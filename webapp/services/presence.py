@@ -10,14 +10,15 @@ import sqlalchemy as sa
 from ..extensions import db
 from ..live.events import publish
 from ..models import AgentState, Interaction, InteractionStatus, User
-from . import accounts
+from . import agent_states
+from .agent_states import Cause
 
 
 def active_count(user: User) -> int:
     return db.session.scalar(
         sa.select(sa.func.count(Interaction.id)).where(
             Interaction.agent_id == user.id,
-            Interaction.status.in_((InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)))) or 0
+            Interaction.status.in_(InteractionStatus.WITH_AGENT))) or 0
 
 
 def announce(user: User) -> None:
@@ -37,7 +38,7 @@ def refresh_busy(user: User) -> bool:
         target = AgentState.BUSY_BREAK if busy else AgentState.FREE_BREAK
     else:
         target = AgentState.BUSY if busy else AgentState.FREE
-    changed = accounts.set_state(user, target, user.break_type_id)
+    changed = agent_states.record_state(user, target, Cause.ROUTING, break_type_id=user.break_type_id)
     if changed:
         announce(user)
     return changed

@@ -95,7 +95,7 @@ def active_counts(user_ids: Sequence[int]) -> dict[int, int]:
     rows = db.session.execute(
         sa.select(Interaction.agent_id, sa.func.count(Interaction.id))
         .where(Interaction.agent_id.in_(list(user_ids)),
-               Interaction.status.in_((InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)))
+               Interaction.status.in_(InteractionStatus.WITH_AGENT))
         .group_by(Interaction.agent_id)).all()
     return {agent_id: count for agent_id, count in rows}
 
@@ -112,7 +112,7 @@ def exclusive_agents(user_ids: Sequence[int]) -> set[int]:
     return set(db.session.scalars(
         sa.select(Interaction.agent_id).where(
             Interaction.agent_id.in_(list(user_ids)), Interaction.campaign_id.in_(incall),
-            Interaction.status.in_((InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)))))
+            Interaction.status.in_(InteractionStatus.WITH_AGENT))))
 
 
 def in_voice_campaign(user_ids: Sequence[int]) -> set[int]:

@@ -6,6 +6,7 @@ and commits; live events go out after that commit.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
+from ..live.events import publish_now
 from ..models import (
     AgentChatMessage,
     BreakType,
@@ -27,8 +29,11 @@ from ..models import (
     User,
 )
 from . import accounts, agents, audit, chat, media, stats
+from .agent_states import Cause
 
+# S2 monitor screen: the agent's page writes what it shows here (`store_screen`), the monitor reads it.
 SCREEN_KEY = "conversa:screen:{agent_id}"
+SCREEN_TTL = 30  # seconds: a mirror of a page that went away fades quickly
 
 
 class SupervisionError(ValueError):
@@ -46,7 +51,7 @@ def pause_agent(supervisor: User, agent: User, break_type_id: int) -> BreakType:
         raise SupervisionError(_l("Choose a break type."))
     if not agent.agent_state.connected:
         raise SupervisionError(_l("The agent is not signed in."))
-    agents.start_break(agent, break_type.id)
+    agents.start_break(agent, break_type.id, Cause.SUPERVISOR)
     _record(supervisor, "agent.pause", agent, break_type=break_type.name)
     return break_type
 
@@ -55,7 +60,7 @@ def resume_agent(supervisor: User, agent: User) -> None:
     """End the agent's break."""
     if not agent.agent_state.in_break:
         raise SupervisionError(_l("The agent is not in a break."))
-    agents.end_break(agent)
+    agents.end_break(agent, Cause.SUPERVISOR)
     _record(supervisor, "agent.resume", agent)
 
 
@@ -66,7 +71,7 @@ def logout_agent(supervisor: User, agent: User) -> list[int]:
     requeued = db.session.scalars(sa.select(Interaction.id).where(
         Interaction.agent_id == agent.id, Interaction.status == InteractionStatus.ASSIGNED)).all()
     accounts.end_all_sessions(agent)
-    agents.on_logout(agent)
+    agents.on_logout(agent, Cause.SUPERVISOR)
     _record(supervisor, "agent.logout", agent, requeued=list(requeued))
     return list(requeued)
 
@@ -97,7 +102,7 @@ def record_view(supervisor: User, agent: User, what: str, **detail: Any) -> None
 def open_interactions(agent: User) -> list[Interaction]:
     """The agent's open conversations (what spy shows), oldest first."""
     return list(db.session.scalars(
-        sa.select(Interaction).where(Interaction.agent_id == agent.id, Interaction.status.in_(stats.WITH_AGENT))
+        sa.select(Interaction).where(Interaction.agent_id == agent.id, Interaction.status.in_(InteractionStatus.WITH_AGENT))
         .options(joinedload(Interaction.campaign))
         .order_by(Interaction.created_at, Interaction.id)))
 
@@ -109,11 +114,6 @@ def recent_messages(interaction: Interaction, limit: int = 200) -> list[Any]:
         .options(joinedload(Message.sender))
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
     return media.preload(list(reversed(rows)))
-
-
-def sender_names(messages: list[Any]) -> dict[int, str]:
-    """{user id: display name} of the people who wrote these messages (senders are loaded with them)."""
-    return {m.sender_user_id: m.sender.display_name for m in messages if m.sender is not None}
 
 
 def ensure_screen_allowed(agent: User) -> None:
@@ -157,6 +157,19 @@ def screen_state(agent: User, event_data: dict[str, Any] | None = None) -> Scree
     except (TypeError, ValueError):
         updated_at = None
     return ScreenState(interaction=interaction, draft=str(data.get("draft") or ""), updated_at=updated_at)
+
+
+def store_screen(agent: User, interaction_id: int | None, draft: str) -> None:
+    """The agent's page shows this conversation (or none) with this draft: kept for SCREEN_TTL, announced
+    on `screen:<agent>` at once. Redis down: the mirror pauses, the agent's page does not."""
+    state = {"agent_id": agent.id, "interaction_id": interaction_id, "draft": draft, "ts": time.time()}
+    try:
+        current_app.extensions["conversa_redis"].set(SCREEN_KEY.format(agent_id=agent.id), json.dumps(state),
+                                                     ex=SCREEN_TTL)
+    except Exception:  # noqa: BLE001 - see above
+        return
+    publish_now(f"screen:{agent.id}", "screen.state", agent_id=agent.id, interaction_id=interaction_id,
+                draft=draft)
 
 
 def _read_screen(client: Any, key: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""W5: WhatsApp templates in the agent's composer.
+"""W3: WhatsApp templates in the agent's composer.
 
 When the 24-hour window is closed (or whenever the agent chooses) the composer offers the campaign's
 provider's approved templates in the conversation's language (`offered`); the agent fills the variables

@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..services.chat import MAX_LINE
+
 
 class MonitorCampaignsForm(FlaskForm):
     campaigns = SelectMultipleField(_l("Campaigns"), coerce=int, choices=[], validate_choice=False)
@@ -14,7 +16,7 @@ class PauseForm(FlaskForm):
 
 
 class ChatForm(FlaskForm):
-    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=1000)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MAX_LINE)])
 
 
 class TranscriptSearchForm(FlaskForm):

@@ -23,7 +23,7 @@ from ..models import (
     user_security_groups_table,
 )
 from ..security import visible_agents, visible_campaigns
-from ..services import stats, supervision
+from ..services import interactions, stats, supervision
 from ..templating import oob_remove
 
 
@@ -135,7 +135,7 @@ def render_screen(event: dict[str, Any], user: Any) -> str | None:
     state = supervision.screen_state(agent, event.get("data") or {})
     messages = supervision.recent_messages(state.interaction, limit=20) if state.interaction else []
     return render_template("supervisor/_screen_body.html", agent=agent, screen=state, messages=messages,
-                           names=supervision.sender_names(messages), oob=True)
+                           names=interactions.sender_names(messages), oob=True)
 
 
 @renderer("chat", "chat.message")

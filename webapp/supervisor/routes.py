@@ -26,7 +26,7 @@ from ..security import (
     visible_agents,
     visible_campaigns,
 )
-from ..services import stats, supervision, transcripts
+from ..services import interactions, stats, supervision, transcripts
 from ..services.supervision import SupervisionError
 from ..templating import render_page, respond
 from . import bp
@@ -145,7 +145,7 @@ def agent_spy(agent_id: int) -> Any:
     conversations = [(i, supervision.recent_messages(i)) for i in supervision.open_interactions(agent)]
     supervision.record_view(current_user, agent, "spy", interactions=[i.id for i, _m in conversations])
     db.session.commit()
-    names = supervision.sender_names([m for _i, messages in conversations for m in messages])
+    names = interactions.sender_names([m for _i, messages in conversations for m in messages])
     return _panel(agent, "supervisor/_spy.html", conversations=conversations, names=names)
 
 
@@ -159,7 +159,7 @@ def spy_messages(agent_id: int, interaction_id: int) -> Any:
         abort(404)
     messages = supervision.recent_messages(interaction)
     return render_template("supervisor/_spy_messages.html", interaction=interaction, messages=messages,
-                           names=supervision.sender_names(messages))
+                           names=interactions.sender_names(messages))
 
 
 @bp.get("/monitor/agents/<int:agent_id>/screen")
@@ -176,7 +176,7 @@ def agent_screen(agent_id: int) -> Any:
     state = supervision.screen_state(agent)
     messages = supervision.recent_messages(state.interaction, limit=20) if state.interaction else []
     return _panel(agent, "supervisor/_screen.html", screen=state, messages=messages,
-                  names=supervision.sender_names(messages))
+                  names=interactions.sender_names(messages))
 
 
 @bp.get("/monitor/agents/<int:agent_id>/info")

@@ -27,8 +27,9 @@ from ...providers.base import (
     SendResult,
     StatusUpdate,
 )
-from .. import dialer_engine, outbound_media
+from .. import outbound_media
 from .. import time as clock
+from ..dialer import delivery as spool_delivery
 from ..pacing import Pacer, provider_key
 from .customers import add_do_not_contact
 
@@ -148,7 +149,7 @@ def record_send(message_id: int, result: SendResult) -> Message:
     return message
 
 
-# -- read receipts the other way (W7): the agent has read the customer's messages --------------------
+# -- read receipts the other way (W5): the agent has read the customer's messages --------------------
 READ_JOB = "workers.whatsapp.mark_read"
 
 
@@ -193,7 +194,7 @@ def apply_status(provider: Provider, update: StatusUpdate) -> bool:
         if message is not None and message.provider_id != provider.id:
             message = None
     if message is None:
-        return bool(dialer_engine.apply_delivery(provider.id, update))
+        return bool(spool_delivery.apply_delivery(provider.id, update))
     if not can_move(message.status, update.status):
         return False
     message.status = update.status

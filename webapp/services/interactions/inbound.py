@@ -32,7 +32,7 @@ OPT_OUT_DISPOSITION = "opt-out"
 
 
 def _answered(provider: Provider, reply_to: str | None) -> int | None:
-    """W8: our message a tapped button or list row (or a quoted reply) answers, when we have it."""
+    """Issue 13.8: our message a tapped button or list row (or a quoted reply) answers, when we have it."""
     if not reply_to:
         return None
     return db.session.scalar(sa.select(Message.id).where(Message.provider_id == provider.id,

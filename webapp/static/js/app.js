@@ -47,6 +47,10 @@
     document.querySelectorAll("[data-since]").forEach(function (el) {
       var since = parseFloat(el.dataset.since); if (!isNaN(since)) { el.textContent = fmt(now - since); }
     });
+    // A waiting customer past the abandon threshold is highlighted (and stays in the queue).
+    document.querySelectorAll("[data-abandoned-at]:not(.abandoned)").forEach(function (el) {
+      if (now >= parseFloat(el.dataset.abandonedAt)) { el.classList.add("abandoned"); }
+    });
   }, 1000);
   document.addEventListener("DOMContentLoaded", function () {
     var st = document.querySelector("meta[name=server-time]");

@@ -6,7 +6,6 @@ import re
 from types import SimpleNamespace
 from typing import Any
 
-from tests.conftest import login
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.whatsapp_cloud import (
     ACCESS_TOKEN,
@@ -16,6 +15,7 @@ from tests.fakes.whatsapp_cloud import (
     VERIFY_TOKEN,
     WABA_ID,
 )
+from tests.helpers.web import login
 
 CUSTOMER = "+59899123456"
 

@@ -2,14 +2,14 @@
 list reply), a template send keeps its variables, and a campaign names the language its templates are
 offered in.
 
-Revision ID: 0008_wa_composer
-Revises: 0007_whatsapp_media
+Revision ID: 0010_wa_composer
+Revises: 0009_report_rollups, 0008_shift_presence (it also joins main's two heads into one)
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_wa_composer"
-down_revision = "0007_whatsapp_media"
+revision = "0010_wa_composer"
+down_revision = ("0009_report_rollups", "0008_shift_presence")
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,392 @@
+"""Issue 15: campaign, agent and dialer reports, read from the rollups (services/report_rollups.py).
+
+A report covers whole days of the centre (CENTER_TIMEZONE), `first` to `last` included, grouped by
+hour, day, week (from Monday) or month of the centre's calendar. Each 15-minute bucket falls in the
+period that holds its start in centre time, so a day that crosses midnight in UTC, or a day of 23 or 25
+hours at a DST change, is counted as the centre lives it; the hour repeated when clocks go back shows
+twice. The callers pass only ids the user may see (security.visible_*).
+
+`DEFINITIONS` is every figure's one-line definition, shown next to it (Spanish and English catalogs).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import format_date, format_datetime
+from flask_babel import lazy_gettext as _l
+
+from ..extensions import db
+from ..models import (
+    AgentBucket,
+    AgentStateBucket,
+    BreakType,
+    Campaign,
+    CampaignBucket,
+    Dialer,
+    DialerBucket,
+    DialerFailureBucket,
+    DispositionBucket,
+    Provider,
+    User,
+)
+from . import time as clock
+from .report_rollups import WAIT_EDGES
+
+PERIODS = ("hour", "day", "week", "month")
+MAX_DAYS = 400
+
+DEFINITIONS: dict[str, Any] = {
+    "offered": _l("Customer conversations that arrived in the period."),
+    "answered": _l("Arrived conversations that got a first reply from an agent."),
+    "abandoned": _l("Arrived conversations with no agent reply that were abandoned or waited longer than the "
+                    "campaign's abandon threshold."),
+    "service_level": _l("Answered within the service level threshold, as a share of answered plus abandoned."),
+    "avg_wait": _l("Average time from arrival to the first agent reply, or to abandonment, of answered and "
+                   "abandoned conversations."),
+    "max_wait": _l("Longest of those waits."),
+    "avg_first_response": _l("Average time from arrival to the first agent reply, of answered conversations."),
+    "avg_handle": _l("Average time from the agent's first reply to the close, of closed conversations."),
+    "closed": _l("Conversations closed in the period, by disposition."),
+    "transferred": _l("Arrived conversations handed to another agent or campaign at least once."),
+    "out_of_hours": _l("Arrived conversations that received the out-of-hours reply."),
+    "long_chats": _l("Answered conversations longer than the campaign's chat time threshold (from arrival to "
+                     "the close, or to now while open)."),
+    "wait_distribution": _l("Answered and abandoned conversations by how long they waited."),
+    "handled": _l("Conversations the agent closed in the period."),
+    "messages_sent": _l("Messages the agent wrote to customers in the period."),
+    "connected": _l("Time signed in, in any state."),
+    "free": _l("Time signed in with no conversation and not in a break."),
+    "busy": _l("Time with at least one conversation, not in a break."),
+    "break": _l("Time in each break type (with or without conversations)."),
+    "on_call": _l("Time on a call of the voice platform while signed in."),
+    "occupancy": _l("Time with at least one conversation (in a break or not) as a share of the time signed "
+                    "in."),
+    "loaded": _l("Messages loaded into the dialer in the period."),
+    "sent": _l("Messages handed to the gateway in the period."),
+    "delivered": _l("Messages the gateway reported delivered in the period."),
+    "failed": _l("Messages loaded in the period that failed, by the gateway's reason."),
+    "blocked": _l("Messages loaded in the period blocked by a do-not-contact list."),
+    "invalid": _l("Messages loaded in the period with an invalid number."),
+    "cancelled": _l("Messages loaded in the period cancelled by a supervisor."),
+}
+
+
+class ReportError(ValueError):
+    """A range or grouping that cannot be shown; the message says which."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Days `first`..`last` of the centre, grouped by `period`."""
+
+    first: date
+    last: date
+    period: str = "day"
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[start, end) in naive UTC: the centre's midnight of `first` to the one after `last`."""
+        return local_midnight(self.first), local_midnight(self.last + timedelta(days=1))
+
+
+def make_span(first: date, last: date, period: str) -> Span:
+    if period not in PERIODS:
+        raise ReportError(_l("Group by hour, day, week or month."))
+    if last < first:
+        raise ReportError(_l("The end date is before the start date."))
+    if (last - first).days >= MAX_DAYS:
+        raise ReportError(_l("Choose at most %(days)d days.", days=MAX_DAYS))
+    return Span(first, last, period)
+
+
+def local_midnight(day: date) -> datetime:
+    """The centre's midnight starting `day`, as naive UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=clock.center_zone()).astimezone(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """A row's period: its local start and UTC offset (two rows for the hour repeated at a DST change)."""
+
+    start: datetime
+    offset: int = 0
+    kind: str = "day"
+    repeated: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.kind == "hour":
+            text = format_datetime(self.start, "dd/MM HH:mm", rebase=False)
+            return f"{text} ({_l('repeated')})" if self.repeated else text
+        if self.kind == "month":
+            return format_date(self.start, "MMMM yyyy")
+        if self.kind == "week":
+            return f"{_l('Week of')} {format_date(self.start, 'dd/MM/yyyy')}"
+        return format_date(self.start, "EEE dd/MM/yyyy")
+
+
+def period_of(bucket: datetime, kind: str) -> Period:
+    local = bucket.replace(tzinfo=UTC).astimezone(clock.center_zone())
+    naive = local.replace(tzinfo=None)
+    if kind == "hour":
+        return Period(naive.replace(minute=0, second=0, microsecond=0),
+                      int(local.utcoffset().total_seconds()), kind, bool(local.fold))
+    day = naive.replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "week":
+        day -= timedelta(days=day.weekday())
+    elif kind == "month":
+        day = day.replace(day=1)
+    return Period(day, 0, kind)
+
+
+# -- campaigns ------------------------------------------------------------------------------------------
+@dataclass
+class CampaignFigures:
+    offered: int = 0
+    answered: int = 0
+    answered_in_sl: int = 0
+    abandoned: int = 0
+    wait_count: int = 0
+    wait_sum: float = 0.0
+    wait_max: float = 0.0
+    waits: list[int] = field(default_factory=lambda: [0] * (len(WAIT_EDGES) + 1))
+    first_response_sum: float = 0.0
+    handle_count: int = 0
+    handle_sum: float = 0.0
+    closed: int = 0
+    transferred: int = 0
+    out_of_hours: int = 0
+    long_chats: int = 0
+    dispositions: dict[str, int] = field(default_factory=dict)
+
+    SUMS = ("offered", "answered", "answered_in_sl", "abandoned", "wait_count", "wait_sum", "first_response_sum",
+            "handle_count", "handle_sum", "transferred", "out_of_hours", "long_chats")
+
+    def add(self, row: Any) -> None:
+        for name in self.SUMS:
+            setattr(self, name, getattr(self, name) + getattr(row, name))
+        self.wait_max = max(self.wait_max, row.wait_max)
+        for k in range(len(self.waits)):
+            self.waits[k] += getattr(row, f"wait_h{k}")
+
+    def add_figures(self, other: CampaignFigures) -> None:
+        for name in self.SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.wait_max = max(self.wait_max, other.wait_max)
+        self.waits = [a + b for a, b in zip(self.waits, other.waits, strict=True)]
+        self.closed += other.closed
+        for name, count in other.dispositions.items():
+            self.dispositions[name] = self.dispositions.get(name, 0) + count
+
+    def add_closed(self, disposition: str, count: int) -> None:
+        self.closed += count
+        self.dispositions[disposition] = self.dispositions.get(disposition, 0) + count
+
+    @property
+    def service_level(self) -> float | None:
+        base = self.answered + self.abandoned
+        return None if base == 0 else 100.0 * self.answered_in_sl / base
+
+    @property
+    def avg_wait(self) -> float | None:
+        return self.wait_sum / self.wait_count if self.wait_count else None
+
+    @property
+    def max_wait(self) -> float | None:
+        return self.wait_max if self.wait_count else None
+
+    @property
+    def avg_first_response(self) -> float | None:
+        return self.first_response_sum / self.answered if self.answered else None
+
+    @property
+    def avg_handle(self) -> float | None:
+        return self.handle_sum / self.handle_count if self.handle_count else None
+
+
+@dataclass
+class Report:
+    span: Span
+    rows: list[tuple[Period, Any]]
+    total: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def campaign_report(campaign_ids: Iterable[int], span: Span) -> Report:
+    """Figures of the campaigns together, per period; `extra["channels"]`: totals per channel when the
+    campaigns use more than one; `extra["dispositions"]`: every disposition name seen, by count."""
+    ids = list(campaign_ids)
+    start, end = span.bounds()
+    periods: dict[Period, CampaignFigures] = defaultdict(CampaignFigures)
+    by_channel: dict[str, CampaignFigures] = defaultdict(CampaignFigures)
+    channel = dict(db.session.execute(sa.select(Campaign.id, Provider.channel)
+                                      .join(Provider, Provider.id == Campaign.provider_id)
+                                      .where(Campaign.id.in_(ids))).all()) if ids else {}
+    if ids:
+        cb, dp = CampaignBucket, DispositionBucket
+        for row in db.session.execute(sa.select(cb).where(cb.campaign_id.in_(ids), cb.bucket >= start,
+                                                          cb.bucket < end)).scalars():
+            periods[period_of(row.bucket, span.period)].add(row)
+            by_channel[channel.get(row.campaign_id, "sms")].add(row)
+        for row in db.session.execute(
+                sa.select(dp.campaign_id, dp.bucket, dp.disposition, sa.func.sum(dp.closed).label("closed"))
+                .where(dp.campaign_id.in_(ids), dp.bucket >= start, dp.bucket < end)
+                .group_by(dp.campaign_id, dp.bucket, dp.disposition)):
+            periods[period_of(row.bucket, span.period)].add_closed(row.disposition, int(row.closed))
+            by_channel[channel.get(row.campaign_id, "sms")].add_closed(row.disposition, int(row.closed))
+    return _report(span, periods, CampaignFigures,
+                   channels=dict(sorted(by_channel.items())) if len(by_channel) > 1 else {})
+
+
+def _report(span: Span, periods: dict[Period, Any], figures: type, **extra: Any) -> Report:
+    total = figures()
+    for row in periods.values():
+        total.add_figures(row)
+    return Report(span, sorted(periods.items(), key=lambda item: (item[0].start, item[0].repeated)), total,
+                  extra)
+
+
+# -- agents ---------------------------------------------------------------------------------------------
+@dataclass
+class AgentFigures:
+    handled: int = 0
+    messages_sent: int = 0
+    first_response_count: int = 0
+    first_response_sum: float = 0.0
+    handle_count: int = 0
+    handle_sum: float = 0.0
+    free: float = 0.0
+    busy: float = 0.0
+    on_call: float = 0.0
+    breaks: dict[int, float] = field(default_factory=dict)  # break type id (0: unknown) → seconds
+    busy_in_break: float = 0.0
+    dispositions: dict[str, int] = field(default_factory=dict)
+
+    SUMS = ("handled", "messages_sent", "first_response_count", "first_response_sum", "handle_count",
+            "handle_sum", "free", "busy", "on_call", "busy_in_break")
+
+    def add_work(self, row: Any) -> None:
+        for name in SUMS_WORK:
+            setattr(self, name, getattr(self, name) + getattr(row, name))
+
+    def add_state(self, state: str, break_type_id: int, on_call: bool, seconds: float) -> None:
+        if state == "free":
+            self.free += seconds
+        elif state == "busy":
+            self.busy += seconds
+        else:
+            self.breaks[break_type_id] = self.breaks.get(break_type_id, 0.0) + seconds
+            if state == "busy_break":
+                self.busy_in_break += seconds
+        if on_call:
+            self.on_call += seconds
+
+    def add_figures(self, other: AgentFigures) -> None:
+        for name in self.SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, value in other.breaks.items():
+            self.breaks[key] = self.breaks.get(key, 0.0) + value
+        for key, count in other.dispositions.items():
+            self.dispositions[key] = self.dispositions.get(key, 0) + count
+
+    @property
+    def connected(self) -> float:
+        return self.free + self.busy + sum(self.breaks.values())
+
+    @property
+    def occupancy(self) -> float | None:
+        return 100.0 * (self.busy + self.busy_in_break) / self.connected if self.connected else None
+
+    @property
+    def avg_first_response(self) -> float | None:
+        return self.first_response_sum / self.first_response_count if self.first_response_count else None
+
+    @property
+    def avg_handle(self) -> float | None:
+        return self.handle_sum / self.handle_count if self.handle_count else None
+
+
+SUMS_WORK = ("handled", "messages_sent", "first_response_count", "first_response_sum", "handle_count", "handle_sum")
+
+
+def agent_report(agent_ids: Iterable[int], span: Span) -> Report:
+    """Per agent and period: rows keyed (period, agent id); `extra["agents"]` names, `extra["breaks"]`
+    break type names, `extra["per_agent"]` each agent's totals over the range."""
+    ids = list(agent_ids)
+    start, end = span.bounds()
+    rows: dict[tuple[Period, int], AgentFigures] = defaultdict(AgentFigures)
+    if ids:
+        ab, sb, dp = AgentBucket, AgentStateBucket, DispositionBucket
+        for row in db.session.scalars(sa.select(ab).where(ab.agent_id.in_(ids), ab.bucket >= start,
+                                                          ab.bucket < end)):
+            rows[(period_of(row.bucket, span.period), row.agent_id)].add_work(row)
+        for row in db.session.scalars(sa.select(sb).where(sb.agent_id.in_(ids), sb.bucket >= start,
+                                                          sb.bucket < end)):
+            rows[(period_of(row.bucket, span.period), row.agent_id)].add_state(
+                row.state, row.break_type_id, row.on_call, row.seconds)
+        for row in db.session.execute(
+                sa.select(dp.agent_id, dp.bucket, dp.disposition, sa.func.sum(dp.closed).label("closed"))
+                .where(dp.agent_id.in_(ids), dp.bucket >= start, dp.bucket < end)
+                .group_by(dp.agent_id, dp.bucket, dp.disposition)):
+            figures = rows[(period_of(row.bucket, span.period), row.agent_id)]
+            figures.dispositions[row.disposition] = figures.dispositions.get(row.disposition, 0) + int(row.closed)
+    names = dict(db.session.execute(sa.select(User.id, sa.func.coalesce(sa.func.nullif(User.name, ""),
+                                                                         User.username))
+                                    .where(User.id.in_(ids))).all()) if ids else {}
+    per_agent: dict[int, AgentFigures] = defaultdict(AgentFigures)
+    total = AgentFigures()
+    for (_period, agent_id), figures in rows.items():
+        per_agent[agent_id].add_figures(figures)
+        total.add_figures(figures)
+    breaks = dict(db.session.execute(sa.select(BreakType.id, BreakType.name)).all())
+    ordered = sorted(rows.items(), key=lambda item: (item[0][0].start, item[0][0].repeated,
+                                                      names.get(item[0][1], "")))
+    return Report(span, ordered, total, {"agents": names, "breaks": breaks, "per_agent": dict(per_agent)})
+
+
+# -- dialers --------------------------------------------------------------------------------------------
+@dataclass
+class DialerFigures:
+    loaded: int = 0
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    blocked: int = 0
+    invalid: int = 0
+    cancelled: int = 0
+
+    SUMS = ("loaded", "sent", "delivered", "failed", "blocked", "invalid", "cancelled")
+
+    def add_figures(self, other: Any) -> None:
+        for name in self.SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def dialer_report(dialer_ids: Iterable[int], span: Span) -> Report:
+    """Per dialer and period: rows keyed (period, dialer id); `extra["failures"]` failed by reason over
+    the range, `extra["dialers"]` names."""
+    ids = list(dialer_ids)
+    start, end = span.bounds()
+    rows: dict[tuple[Period, int], DialerFigures] = defaultdict(DialerFigures)
+    failures: dict[str, int] = defaultdict(int)
+    if ids:
+        db_, fb = DialerBucket, DialerFailureBucket
+        for row in db.session.scalars(sa.select(db_).where(db_.dialer_id.in_(ids), db_.bucket >= start,
+                                                           db_.bucket < end)):
+            rows[(period_of(row.bucket, span.period), row.dialer_id)].add_figures(row)
+        for reason, count in db.session.execute(
+                sa.select(fb.reason, sa.func.sum(fb.failed)).where(fb.dialer_id.in_(ids), fb.bucket >= start,
+                                                                   fb.bucket < end).group_by(fb.reason)):
+            failures[reason] += int(count)
+    names = dict(db.session.execute(sa.select(Dialer.id, Dialer.name).where(Dialer.id.in_(ids))).all()) if ids else {}
+    total = DialerFigures()
+    for figures in rows.values():
+        total.add_figures(figures)
+    ordered = sorted(rows.items(), key=lambda item: (item[0][0].start, item[0][0].repeated,
+                                                      names.get(item[0][1], "")))
+    return Report(span, ordered, total, {"failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])),
+                                         "dialers": names})
