@@ -29,9 +29,10 @@ from .models import (
     SecurityGroup,
     SpoolMessage,
     User,
+    WhatsAppTemplate,
     user_security_groups_table,
 )
-from .services import routing
+from .services import routing, template_sends
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -203,6 +204,14 @@ def get_canned_response_or_404(canned_id: str, interaction: Interaction) -> Cann
     if canned is None or canned.campaign_id != interaction.campaign_id:
         abort(404)
     return canned
+
+
+def get_template_or_404(interaction: Interaction, template_id: int) -> WhatsAppTemplate:
+    """W3: a template the composer offers for this conversation (its provider's, approved, its language)."""
+    template = template_sends.offered_one(interaction, template_id)
+    if template is None:
+        abort(404)
+    return template
 
 
 def transfer_choices(interaction: Interaction, agent_id: int) -> list[User]:

@@ -108,7 +108,7 @@ def schedule_errors(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 # -- campaigns --------------------------------------------------------------------------------
 CAMPAIGN_FIELDS = ("name", "service_level_target", "did", "provider_id", "strategy", "security_group_id",
-                   "out_of_hours_message", "sl_threshold_seconds", "abandon_threshold_seconds",
+                   "out_of_hours_message", "language", "sl_threshold_seconds", "abandon_threshold_seconds",
                    "chat_time_threshold_seconds", "acd_max_waiting", "max_interactions_per_agent", "enabled",
                    "auto_close_hours", "auto_close_message")
 
