@@ -1,11 +1,7 @@
 """Every UI string has Spanish; the pages follow the language the user picks."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from tests.helpers import csrf_token, login
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, csrf_token, login
 
 
 def test_every_ui_string_has_spanish():

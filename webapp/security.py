@@ -18,6 +18,7 @@ from .extensions import db
 from .models import (
     RINGALL_MODES,
     SUPERVISING_ROLES,
+    AgentState,
     BreakType,
     Campaign,
     CannedResponse,
@@ -28,8 +29,10 @@ from .models import (
     SecurityGroup,
     SpoolMessage,
     User,
+    WhatsAppTemplate,
     user_security_groups_table,
 )
+from .services import routing, template_sends
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -203,27 +206,49 @@ def get_canned_response_or_404(canned_id: str, interaction: Interaction) -> Cann
     return canned
 
 
-def transfer_choices(interaction: Interaction, agent_id: int) -> list[tuple[int, str]]:
-    """Who the conversation may go to: the other active agents of its campaign, connected ones first, as
-    (id, display name) pairs."""
-    return [(uid, name or username) for uid, name, username in db.session.execute(
-        _transfer_choices_statement(), {"campaign_id": interaction.campaign_id, "agent_id": agent_id})]
+def get_template_or_404(interaction: Interaction, template_id: int) -> WhatsAppTemplate:
+    """W3: a template the composer offers for this conversation (its provider's, approved, its language)."""
+    template = template_sends.offered_one(interaction, template_id)
+    if template is None:
+        abort(404)
+    return template
 
 
-@functools.cache
-def _transfer_choices_statement() -> sa.Select:
-    """Built once (building it cost several times running it); parameters campaign_id and agent_id."""
-    return (sa.select(User.id, User.name, User.username).join(Membership, Membership.user_id == User.id)
-            .where(Membership.campaign_id == sa.bindparam("campaign_id"), User.id != sa.bindparam("agent_id"),
-                   User.role == Role.AGENT, User.active.is_(True))
-            .order_by((User.state == "disconnected"), User.name, User.username))
+def transfer_choices(interaction: Interaction, agent_id: int) -> list[User]:
+    """Who the conversation may go to: the other agents of its campaign who can take it now (routing's
+    rule, capacity aside: active, signed in, not in a break, in a voice campaign), free ones first."""
+    members = routing.eligible_members(interaction.campaign, check_capacity=False)
+    agents = [u for _, u in members if u.id != agent_id and u.role == Role.AGENT]
+    return sorted(agents, key=lambda u: (u.state != AgentState.FREE, (u.name or u.username).casefold()))
+
+
+def handback_choices(agent: User) -> list[User]:
+    """Who a supervisor may hand a leaving agent's conversations to: agents they see, of one of the
+    agent's campaigns, signed in and not in break (per conversation, routing.hand_back checks the
+    campaign is theirs too, else it goes to the queue)."""
+    campaigns = sa.select(Membership.campaign_id).where(Membership.user_id == agent.id)
+    members = sa.select(Membership.user_id).where(Membership.campaign_id.in_(campaigns))
+    return list(db.session.scalars(visible_agents().where(
+        User.id.in_(members), User.id != agent.id, User.active.is_(True),
+        User.state.in_((AgentState.FREE.value, AgentState.BUSY.value)))))
+
+
+def get_handback_agent_or_404(raw: str | None) -> User | None:
+    """The agent a supervisor chose to hand the conversations to (None: the queue); another group's is 404."""
+    if not raw:
+        return None
+    try:
+        return get_agent_or_404(int(raw))
+    except ValueError:
+        abort(404)
 
 
 def get_transfer_agent_or_404(interaction: Interaction, agent_id: int) -> User:
     """One of the agents the transfer menu offers (transfer_choices)."""
-    if agent_id not in dict(transfer_choices(interaction, current_user.id)):
+    agent = next((u for u in transfer_choices(interaction, current_user.id) if u.id == agent_id), None)
+    if agent is None:
         abort(404)
-    return db.session.get(User, agent_id)
+    return agent
 
 
 def get_break_type_or_404(break_type_id: int | None) -> BreakType:

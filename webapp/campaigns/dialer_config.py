@@ -21,7 +21,7 @@ from .routes import build_form, choose_groups_and_providers
 
 def dialer_page(dialer: Any) -> Any:
     form, rows_kind, note = build_form(forms.DialerForm, forms.dialer_data(dialer) if dialer else None)
-    choose_groups_and_providers(form)
+    choose_groups_and_providers(form, new=dialer is None)
     if rows_kind is None and form.validate_on_submit():
         try:
             saved = campaign_config.save_dialer(dialer, form.values(), forms.schedule_rows(form.schedule),
