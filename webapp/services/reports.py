@@ -90,7 +90,7 @@ class Span:
 
     def bounds(self) -> tuple[datetime, datetime]:
         """[start, end) in naive UTC: the centre's midnight of `first` to the one after `last`."""
-        return local_midnight(self.first), local_midnight(self.last + timedelta(days=1))
+        return clock.center_midnight(self.first), clock.center_midnight(self.last + timedelta(days=1))
 
 
 def make_span(first: date, last: date, period: str) -> Span:
@@ -101,11 +101,6 @@ def make_span(first: date, last: date, period: str) -> Span:
     if (last - first).days >= MAX_DAYS:
         raise ReportError(_l("Choose at most %(days)d days.", days=MAX_DAYS))
     return Span(first, last, period)
-
-
-def local_midnight(day: date) -> datetime:
-    """The centre's midnight starting `day`, as naive UTC."""
-    return datetime(day.year, day.month, day.day, tzinfo=clock.center_zone()).astimezone(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, order=True)

@@ -15,6 +15,7 @@ from flask import current_app
 
 from ...after_commit import enqueue_after_commit
 from ...extensions import db
+from ...i18n import center_locale
 from ...live.events import publish
 from ...models import Campaign, Interaction, Message, Provider, SenderKind, WhatsAppTemplate
 from ...providers import get_adapter
@@ -82,7 +83,7 @@ def _template(provider: Provider, message: Message) -> dict[str, Any] | None:
         sa.select(WhatsAppTemplate.language).where(WhatsAppTemplate.provider_id == provider.id,
                                                    WhatsAppTemplate.name == message.template_ref,
                                                    WhatsAppTemplate.status != "deleted")
-        .order_by(WhatsAppTemplate.id).limit(1)) or current_app.config.get("BABEL_DEFAULT_LOCALE", "es")
+        .order_by(WhatsAppTemplate.id).limit(1)) or center_locale()
     found: dict[str, Any] = {"name": message.template_ref, "language": language}
     if variables:
         found["variables"] = variables
