@@ -27,9 +27,11 @@ ACCESS: dict[str, frozenset[str]] = {
     "api": frozenset(),  # the voice platform's bearer token only, never a session
     "metrics": frozenset({"admin"}),  # or its bearer token
     "media": frozenset({"admin", "supervisor", "agent"}),  # whoever sees the conversation (all do, in `world`)
+    "reports": STAFF,
 }
 # Their own authentication (gateway signatures, the socket's handshake) or none by design.
-SKIP_PREFIXES = ("/static", "/ws", "/webhooks/", "/healthz")
+# (/media/link/: a signed, expiring link to one file, for the gateway; tests/test_whatsapp_attachments.py.)
+SKIP_PREFIXES = ("/static", "/ws", "/webhooks/", "/healthz", "/media/link/")
 ROLES = ("admin", "supervisor", "agent", "anonymous")
 HOME = {"admin": "/admin/users", "supervisor": "/campaigns", "agent": "/inbox", "anonymous": "/login"}
 
@@ -79,6 +81,7 @@ def world(db: Any, group_name: str = "g") -> dict[str, Any]:
         SecurityGroup,
         SpoolMessage,
         VoiceCampaign,
+        WhatsAppTemplate,
     )
 
     group = SecurityGroup(name=f"{group_name}-group")
@@ -87,7 +90,7 @@ def world(db: Any, group_name: str = "g") -> dict[str, Any]:
     users["agent"].monitor_screen_allowed = True
     spare = _user(db, f"{group_name}-spare", "agent", group)
     voice = VoiceCampaign(name=f"{group_name}-voice", members=[users["agent"], spare])
-    provider = Provider(name=f"{group_name}-provider", type="sandbox", options={})
+    provider = Provider(name=f"{group_name}-provider", type="sandbox", channel="whatsapp", options={})
     provider.credentials = {}
     db.session.add_all([voice, provider])
     db.session.flush()
@@ -99,16 +102,18 @@ def world(db: Any, group_name: str = "g") -> dict[str, Any]:
     db.session.flush()
     membership = Membership(campaign_id=campaign.id, user_id=users["agent"].id)
     interaction = Interaction(campaign_id=campaign.id, customer_number="+59899000001", status="active",
-                              agent_id=users["agent"].id)
+                              agent_id=users["agent"].id, channel="whatsapp")
+    template = WhatsAppTemplate(provider_id=provider.id, external_id=f"{group_name}-tpl", name="aviso",
+                                language="es", status="approved", body="Hola {{1}}", variables=["1"])
     spool = SpoolMessage(dialer_id=dialer.id, destination="+59899000002", body="hola", needs_review=True,
                          state=2)
-    db.session.add_all([membership, interaction, spool])
+    db.session.add_all([membership, interaction, spool, template])
     db.session.flush()
     attachment = _kept_photo(db, interaction, group_name)
     db.session.commit()
     return {"group": group, "users": users, "spare": spare, "voice": voice, "provider": provider,
             "campaign": campaign, "dialer": dialer, "break_type": break_type, "membership": membership,
-            "interaction": interaction, "spool": spool, "attachment": attachment}
+            "interaction": interaction, "spool": spool, "attachment": attachment, "template": template}
 
 
 def _kept_photo(db: Any, interaction: Any, group_name: str) -> Any:
@@ -137,12 +142,15 @@ OBJECT_IDS = {"admin.user": "spare", "admin.group": "group", "admin.break_type":
               "admin.voice_campaign": "voice"}
 ARGUMENTS = {"campaign_id": "campaign", "dialer_id": "dialer", "provider_id": "provider",
              "interaction_id": "interaction", "membership_id": "membership", "message_id": "spool",
-             "agent_id": ("users", "agent"), "user_id": ("users", "agent"), "attachment_id": "attachment"}
+             "agent_id": ("users", "agent"), "user_id": ("users", "agent"), "attachment_id": "attachment",
+             "template_id": "template"}
 # Query arguments a route needs to find its object (a form's GET fallback).
 QUERY = {"dialers.pick": {"dialer_id": "dialer"}}
 # Signed-out visitors are sent to sign in from these even though "everyone" may call them.
 SIGN_IN_FIRST = {"index", "auth.logout"}
-LITERALS = {"token": "no-such-upload", "fmt": "txt", "username": "g-agent", "filename": "css/app.css"}
+LITERALS = {"token": "no-such-upload", "fmt": "txt", "username": "g-agent", "filename": "css/app.css",
+            "kind": "campaigns"}
+ENDPOINT_LITERALS = {"reports.export": {"fmt": "xlsx"}, "reports.conversations": {"fmt": "csv"}}
 
 
 def url_for_rule(app: Any, rule: Any, objects: dict[str, Any]) -> str:
@@ -155,6 +163,8 @@ def url_for_rule(app: Any, rule: Any, objects: dict[str, Any]) -> str:
         elif arg in ARGUMENTS:
             key = ARGUMENTS[arg]
             values[arg] = (objects[key[0]][key[1]] if isinstance(key, tuple) else objects[key]).id
+        elif arg in ENDPOINT_LITERALS.get(rule.endpoint, {}):
+            values[arg] = ENDPOINT_LITERALS[rule.endpoint][arg]
         elif arg in LITERALS:
             values[arg] = LITERALS[arg]
         else:
@@ -229,3 +239,24 @@ def test_other_groups_objects_answer_404_to_a_supervisor(app, client, db, endpoi
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count(Campaign.id))) == 2
     assert db.session.scalar(sa.select(sa.func.count(Dialer.id))) == 2
+
+
+REPORT_IDS = {"campaigns": "campaign", "agents": ("users", "agent"), "dialers": "dialer"}
+
+
+@pytest.mark.parametrize("url", ["/reports/{kind}", "/reports/{kind}.csv", "/reports/{kind}.xlsx",
+                                 "/reports/conversations.csv"])
+@pytest.mark.parametrize("kind", sorted(REPORT_IDS))
+def test_reports_answer_404_for_another_groups_ids(app, client, db, url, kind):
+    """Reports: a supervisor asking for group h's campaign, agent or dialer by id gets 404; an admin sees it."""
+    world(db, "g")
+    theirs = world(db, "h")
+    key = REPORT_IDS["campaigns" if "conversations" in url else kind]
+    other = theirs[key[0]][key[1]] if isinstance(key, tuple) else theirs[key]
+    address = url.format(kind=kind) + f"?ids={other.id}"
+    login(client, "g-supervisor")
+    assert client.get(address).status_code == 404
+    assert client.get(url.format(kind=kind) + "?ids=x").status_code == 404
+    admin = app.test_client()
+    login(admin, "h-admin")
+    assert admin.get(address).status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import login
+from tests.helpers import login
 
 
 def test_the_inbox_fetches_nothing_before_its_first_paint(client, make, app):

@@ -6,6 +6,7 @@
 - dialer: spool rows, runs of the engine, what reached a gateway fake, live events published
 - waiting: `wait_until`, the one way to wait for something observable
 - samples: small real media files and moto's S3 server (``from tests.helpers import samples``)
+- whatsapp: a centre with one WhatsApp (or SMS) conversation on a gateway fake (``from tests.helpers.whatsapp import center``)
 
 Fixtures live in tests/conftest.py; the gateway fakes' fixtures in tests/fakes/plugin.py.
 """
@@ -45,13 +46,13 @@ from tests.helpers.processes import (
     web_processes,
 )
 from tests.helpers.waiting import wait_until
-from tests.helpers.web import PASSWORD, Factory, IsolatedClient, csrf_token, login, run_jobs
+from tests.helpers.web import PASSWORD, Factory, IsolatedClient, csrf_token, login, run_jobs, run_jobs_until
 
 __all__ = [
     "CHROMIUM", "CHROMIUM_ARGS", "FAST_ENGINE", "PASSWORD", "REDIS_ERRORS", "ROOT", "SENDER", "Factory",
     "IsolatedClient", "browser_login", "csrf_token", "drain_until_done", "free_port", "htmx_errors", "kill_hard",
     "listen_live", "live_events", "login", "numbers", "process_env", "queue", "queue_bulk", "redis_binary",
-    "redis_errors", "rows", "run", "run_jobs", "samples", "sends_per_destination", "settled", "spool_states",
+    "redis_errors", "rows", "run", "run_jobs", "run_jobs_until", "samples", "sends_per_destination", "settled", "spool_states",
     "start_redis", "start_worker", "stop_processes", "stop_worker", "stream_post", "twilio_provider",
     "wait_healthy", "wait_until", "web_processes",
 ]

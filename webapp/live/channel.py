@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from flask_babel import force_locale
@@ -77,8 +78,9 @@ def _render(fn: Any, event: dict[str, Any], user: Any, lang: str) -> list[str]:
 class Channel:
     """A signed-in user's socket, subscribed to its topics, for as long as the browser keeps it open."""
 
-    def __init__(self, ws: Any, hub: Hub, sub: Subscriber, user: Any, session_id: int | None, lang: str):
-        self.ws, self.hub, self.sub, self.user, self.lang = ws, hub, sub, user, lang
+    def __init__(self, ws: Any, hub: Hub, sub: Subscriber, user: Any, session_id: int | None, lang: str,
+                 fresh: Callable[[], bool] = lambda: False):
+        self.ws, self.hub, self.sub, self.user, self.lang, self.fresh = ws, hub, sub, user, lang, fresh
         self.user_id, self.version, self.session_id = user.id, user.session_version, session_id
         # An agent's socket is one of their live pages (services/presence.py): it beats while open.
         self.page = f"ws:{uuid.uuid4().hex}" if user.is_agent else None
@@ -95,8 +97,11 @@ class Channel:
         try:
             # The first socket of a process starts the hub: announce "on" once Redis has confirmed its
             # subscription, so an event published after this frame cannot be lost.
+            # "fresh": none of the topics had an event since the page was rendered, so the page need not
+            # reload its live regions (on a slow link, four requests and a list redrawn right after load).
             live = "on" if self.hub.connected.wait(HUB_WAIT) else "off"
-            self.ws.send(f'<div id="live-status" hx-swap-oob="true" data-live="{live}"></div>')
+            fresh = " data-fresh" if live == "on" and self.fresh() else ""
+            self.ws.send(f'<div id="live-status" hx-swap-oob="true" data-live="{live}"{fresh}></div>')
             while True:
                 try:
                     item = self.sub.queue.get(timeout=min(CHECK_EVERY, self.beat_every))

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..extensions import db
-from ..models import BreakType, Campaign, SecurityGroup, User
+from ..models import BreakType, Campaign, User
 from ..security import (
     get_agent_or_404,
     get_handback_agent_or_404,
@@ -27,6 +27,7 @@ from ..security import (
     supervisor_required,
     visible_agents,
     visible_campaigns,
+    visible_group_ids,
 )
 from ..services import interactions, stats, supervision, transcripts
 from ..services.supervision import SupervisionError
@@ -66,11 +67,7 @@ def _monitor_context(ids: list[int]) -> dict[str, Any]:
 
 
 def _group_topics() -> list[str]:
-    if current_user.is_admin:
-        ids = db.session.scalars(sa.select(SecurityGroup.id)).all()
-    else:
-        ids = sorted(current_user.security_group_ids)
-    return [f"group:{gid}" for gid in ids]
+    return [f"group:{gid}" for gid in visible_group_ids()]
 
 
 @bp.get("/monitor")

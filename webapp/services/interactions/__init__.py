@@ -6,7 +6,7 @@ One module per concern; the calls views and jobs make are re-exported here (`int
 - `messages`: what we write to the customer (agent, supervisor, bot) and `announce`;
 - `delivery`: a queued message's send (the steps of the send job) and its delivery receipts;
 - `customers`: numbers and DIDs, STOP and do-not-contact, the customer lock, earlier conversations;
-- `errors`: `InteractionError` (a translated refusal), `translating` (gettext in a job).
+- `errors`: `InteractionError` (a translated refusal; in a job raised inside `i18n.translating()`).
 Every function adds to `db.session` and lets the caller (view or job) commit; live
 events and jobs (sends, routing) go out only after that commit (`webapp.after_commit`).
 
@@ -50,14 +50,16 @@ from .messages import (
     send_agent_message,
     send_bot_message,
     send_supervisor_message,
+    send_template,
     sender_names,
     whatsapp_window_open,
+    window_closes_at,
 )
 
 __all__ = [
     "AUTO_CLOSED", "MESSAGE_REF_OFFSET", "InteractionError", "add_do_not_contact", "apply_status",
     "close", "close_long_waiting", "earlier_interactions", "normalise_number", "open_for_agent", "receive_inbound",
-    "send_agent_message", "send_bot_message", "send_supervisor_message", "sender_names", "start_outbound",
-    "take_offer", "transfer_to_agent",
-    "transfer_to_campaign", "whatsapp_window_open",
+    "send_agent_message", "send_bot_message", "send_supervisor_message", "send_template", "sender_names",
+    "start_outbound", "take_offer", "transfer_to_agent",
+    "transfer_to_campaign", "whatsapp_window_open", "window_closes_at",
 ]

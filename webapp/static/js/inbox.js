@@ -160,6 +160,7 @@
       var ta = elt.querySelector("textarea"), err = elt.querySelector(".composer-error");
       if (ta) { ta.value = ""; count(ta); ta.focus(); }
       if (err) { err.innerHTML = ""; }
+      $$("input[type=file]", elt).forEach(function (f) { f.value = ""; });
       sendDraft();
     } else if (elt.classList.contains("softphone") && retarget === "#conversation") {
       elt.reset(); closePops();
