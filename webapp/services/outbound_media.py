@@ -23,11 +23,12 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from ..extensions import db
+from ..i18n import translating
 from ..models import Attachment, AttachmentKind, AttachmentState, Message
 from ..providers.base import MediaDownload, OutboundMedia
 from . import media, media_store
 from . import time as clock
-from .interactions.errors import InteractionError, translating
+from .interactions.errors import InteractionError
 
 # What WhatsApp carries for each kind (Meta's supported media types); anything else goes as a document.
 KIND_TYPES = {

@@ -17,9 +17,10 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from ..extensions import db
+from ..i18n import translating
 from ..models import AttachmentKind, Interaction, Message, User, WhatsAppTemplate
 from . import interactions, outbound_media
-from .interactions.errors import InteractionError, translating
+from .interactions.errors import InteractionError
 from .templates import VARIABLE
 
 MAX_VALUE = 200
