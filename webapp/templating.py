@@ -42,11 +42,12 @@ def render_page(page: str, fragment: str, status: int = 200,
 
 def respond(fragment: str, redirect_to: str, *, flashed: str | None = None, category: str = "message",
             status: int = 200, target: str | None = None, push: str | None = None, trigger: str | None = None,
-            **context: Any) -> Any:
+            swap: str | None = None, **context: Any) -> Any:
     """A form post's answer: htmx gets `fragment`, a plain browser a redirect to `redirect_to` with
     `flashed` flashed (the fragment shows that news itself). `target` swaps the fragment into another
     element than the requesting one's hx-target; `push` puts a URL in the history; `trigger` fires an
-    event on the page. htmx looks a retarget up from the requesting element, so a request from an
+    event on the page; `swap="none"` leaves the target as it is (the fragment's out-of-band parts still
+    apply). htmx looks a retarget up from the requesting element, so a request from an
     element that a socket message may remove meanwhile (an offer's Take) must not retarget."""
     if not is_htmx():
         if flashed:
@@ -55,6 +56,8 @@ def respond(fragment: str, redirect_to: str, *, flashed: str | None = None, cate
     response = make_response(render_template(fragment, **context), status)
     if target is not None:
         response.headers.update({"HX-Retarget": target, "HX-Reswap": "innerHTML"})
+    if swap is not None:
+        response.headers["HX-Reswap"] = swap
     if push:
         response.headers["HX-Push-Url"] = push
     if trigger:

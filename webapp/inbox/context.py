@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..extensions import db
-from ..models import BreakType, Campaign, Interaction, User, WhatsAppTemplate
+from ..models import AgentState, BreakType, Campaign, Interaction, User, WhatsAppTemplate
 from ..security import transfer_choices
+from ..services import agents, outbound_media, template_sends
 from ..services import interactions as conversations
-from ..services import outbound_media, template_sends
 from . import queries
 from .forms import ChatForm, CloseForm, SendForm, TemplateSendForm, TransferForm, choices, outbound_form
 
@@ -50,9 +51,15 @@ def template_context(interaction: Interaction, template: WhatsAppTemplate,
                 template_form=TemplateSendForm(formdata=None))
 
 
+def transfer_label(agent: User) -> str:
+    """A line of the transfer menu: the agent and their state (only free and busy ones are listed)."""
+    return f"{agent.display_name} · {_('Free') if agent.state == AgentState.FREE else _('Busy')}"
+
+
 def transfer_context(interaction: Interaction, campaigns: list[Campaign] | None = None) -> dict[str, Any]:
     transfer = TransferForm(formdata=None)
-    transfer.agent_id.choices = choices([(0, "—")] + transfer_choices(interaction, current_user.id))
+    transfer.agent_id.choices = choices([(0, "—")] + [(u.id, transfer_label(u)) for u in
+                                                      transfer_choices(interaction, current_user.id)])
     campaigns = queries.agent_campaigns(current_user.id) if campaigns is None else campaigns
     transfer.campaign_id.choices = choices([(0, "—")] + [(c.id, c.name) for c in campaigns
                                                          if c.id != interaction.campaign_id])
@@ -84,7 +91,7 @@ def state_context(user: User) -> dict[str, Any]:
     if user.break_type_id:
         current_break = next((b for b in types if b.id == user.break_type_id), None) or db.session.get(
             BreakType, user.break_type_id)
-    return dict(agent=user, break_types=types, current_break=current_break)
+    return dict(agent=user, break_types=types, current_break=current_break, handback=agents.leave_notice(user.id))
 
 
 def chat_context(agent_id: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import abort, render_template, request, url_for
+from flask import abort, g, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -54,6 +54,13 @@ from .forms import (
 )
 
 T = TypeVar("T")
+
+
+@bp.before_request
+def page_is_live() -> None:
+    """Every workspace request (the polling fallback included) says one of the agent's pages is live."""
+    if current_user.is_authenticated:
+        agents.page_alive(current_user, f"http:{g.get('user_session_id')}")
 
 
 def page_url(interaction: Interaction | None = None) -> str:
@@ -260,8 +267,11 @@ def take(interaction_id: int) -> Any:
     """Ringall: the first agent to take it wins; the others are told so."""
     interaction = get_offer_or_404(interaction_id)
     # Someone else's by now: the loser of the race hears so (only members of the campaign ever saw it).
-    taken = interaction.agent_id is None and conversations.take_offer(interaction, current_user)
-    db.session.commit()
+    taken, error = (False, None) if interaction.agent_id else committed(conversations.take_offer, interaction,
+                                                                       current_user)
+    if error:  # not theirs to take now (one at a time, a break): they hear why and the offer stays
+        return respond("inbox/_offer_refused.html", page_url(interaction), flashed=error, category="error",
+                       swap="none", interaction_id=interaction.id, error=error)
     if not taken:  # both Take forms (the offer's, the waiting conversation's) target #conversation themselves
         notice = _("Another agent already took this conversation.")
         return respond("inbox/_left.html", page_url(), flashed=notice, category="error", notice=notice,
@@ -314,6 +324,14 @@ def start_break() -> Any:
         abort(400)
     agents.start_break(current_user, get_break_type_or_404(form.break_type_id.data).id)
     db.session.commit()
+    return state_response()
+
+
+@bp.post("/inbox/notice/dismiss")
+@agent_required
+def dismiss_notice() -> Any:
+    """The agent read what went where when they left."""
+    agents.dismiss_notice(current_user.id)
     return state_response()
 
 

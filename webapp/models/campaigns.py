@@ -77,6 +77,8 @@ class CannedResponse(db.Model):
 
 class Campaign(db.Model):
     __tablename__ = "campaigns"
+    # One campaign per DID of a provider (the form says which one has it; this holds under simultaneous saves).
+    __table_args__ = (sa.UniqueConstraint("provider_id", "did", name="uq_campaigns_provider_did"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(80), unique=True)

@@ -28,21 +28,16 @@ from ..models import (
     voice_campaign_members_table,
 )
 from . import audit, dialstring
-from .admin import Invalid, Refused, name_taken
+from .interactions.customers import did_matches
+from .records import Invalid, Refused, name_taken
 from .schedules import days_to_mask
-
-
-def allowed_group_ids(user: User) -> set[int] | None:
-    """Groups a user may put a campaign or dialer in; None means any (admins)."""
-    return None if user.is_admin else user.security_group_ids
 
 
 def _check_common(model: Any, obj: Any, values: dict[str, Any], actor: User) -> dict[str, str]:
     errors: dict[str, str] = {}
     if name_taken(model, values["name"], obj.id if obj else None):
         errors["name"] = _("“%(name)s” is already used; pick another.", name=values["name"].strip())
-    groups = allowed_group_ids(actor)
-    if groups is not None and values["security_group_id"] not in groups:
+    if not actor.sees_group(values["security_group_id"]):
         errors["security_group_id"] = _("Pick one of your security groups.")
     if db.session.get(Provider, values["provider_id"]) is None:
         errors["provider_id"] = _("Pick a provider.")
@@ -118,10 +113,29 @@ CAMPAIGN_FIELDS = ("name", "service_level_target", "did", "provider_id", "strate
                    "auto_close_hours", "auto_close_message")
 
 
+def did_owner(campaign: Campaign | None, provider_id: int, did: str) -> Campaign | None:
+    """Another campaign of the provider already answering this DID (the same number, or the same number
+    written national vs international): inbound traffic could reach only one of them."""
+    others = db.session.scalars(sa.select(Campaign).where(
+        Campaign.provider_id == provider_id, Campaign.id != (campaign.id if campaign else -1)).order_by(Campaign.id))
+    return next((c for c in others if max(did_matches(c.did, did), did_matches(did, c.did)) > 0), None)
+
+
+def campaign_errors(campaign: Campaign | None, values: dict[str, Any], actor: User) -> dict[str, str]:
+    """What the database refuses of a campaign (a name taken, a DID another campaign of the provider
+    answers), said field by field; also what a save lost to a simultaneous one hears (IntegrityError)."""
+    errors = _check_common(Campaign, campaign, values, actor)
+    other = did_owner(campaign, values["provider_id"], values["did"])
+    if other is not None:
+        errors["did"] = _("Campaign “%(name)s” already uses this DID on this provider (%(did)s); each campaign "
+                          "needs its own.", name=other.name, did=other.did)
+    return errors
+
+
 def save_campaign(campaign: Campaign | None, values: dict[str, Any], schedule: Sequence[dict[str, Any]],
                   canned: Sequence[dict[str, Any]], actor: User) -> Campaign:
     """Create or update a campaign with its schedule and canned responses, all or nothing."""
-    errors = _check_common(Campaign, campaign, values, actor)
+    errors = campaign_errors(campaign, values, actor)
     errors.update(schedule_errors(schedule))
     errors.update(canned_errors(values["provider_id"], canned))
     if errors:

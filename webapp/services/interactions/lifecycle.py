@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from ...extensions import db
+from ...i18n import translating
 from ...live.events import publish
 from ...models import Campaign, Interaction, InteractionStatus, Membership, User
 from ...models.campaigns import DEFAULT_AUTO_CLOSE
@@ -15,7 +16,7 @@ from .. import presence, routing
 from .. import time as clock
 from .customers import lock_customer, normalise_number, on_do_not_contact, open_interaction
 from .delivery import mark_read_after_commit
-from .errors import InteractionError, translating
+from .errors import InteractionError
 from .messages import announce, send_agent_message, send_bot_message, whatsapp_window_open
 
 
@@ -37,18 +38,23 @@ def _may_handle(interaction: Interaction, user: User) -> None:
     with translating():
         if not interaction.is_open:
             raise InteractionError(_("This conversation is closed."))
-        if interaction.agent_id != user.id and not (user.is_admin or user.is_supervisor):
+        if interaction.agent_id != user.id and not user.may_supervise:
             raise InteractionError(_("This conversation is not assigned to you."))
 
 
 def take_offer(interaction: Interaction, agent: User) -> bool:
-    """Ringall: the first agent to take an offered interaction gets it; anyone later gets False."""
+    """Ringall: the first agent to take an offered interaction gets it; anyone later gets False. An agent
+    who may not take one now hears why (InteractionError): the offer is still there for them later."""
     campaign = interaction.campaign
     if campaign.mode not in ("ringall", "ringallmultiple"):
         return False
     routing.lock_routing(campaign.id)
     if not routing.is_eligible(agent, campaign):
-        return False
+        with translating():
+            if routing.is_eligible(agent, campaign, check_capacity=False):
+                raise InteractionError(_("You already have a conversation open and this campaign gives one at a "
+                                         "time: close it, then take this one."))
+            raise InteractionError(_("You cannot take conversations now (signed out or in a break)."))
     now = clock.now()
     result = db.session.execute(
         sa.update(Interaction).where(Interaction.id == interaction.id,

@@ -2,14 +2,14 @@
 list reply), a template send keeps its variables, and a campaign names the language its templates are
 offered in.
 
-Revision ID: 0010_wa_composer
-Revises: 0009_report_rollups, 0008_shift_presence (it also joins main's two heads into one)
+Revision ID: 0012_wa_composer
+Revises: 0011_campaign_did_unique
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_wa_composer"
-down_revision = ("0009_report_rollups", "0008_shift_presence")
+revision = "0012_wa_composer"
+down_revision = "0011_campaign_did_unique"
 branch_labels = None
 depends_on = None
 
