@@ -96,6 +96,10 @@ class Config:
     COMPRESS_LEVEL = int(os.environ.get("COMPRESS_LEVEL", "6"))
     STATIC_GZIP_DIR = os.environ.get("STATIC_GZIP_DIR") or str(INSTANCE_DIR / "static-gz")
     LIVE_POLL_SECONDS = int(os.environ.get("LIVE_POLL_SECONDS", "5"))
+    # An agent with no live page (socket or polling) this long is disconnected and their conversations go
+    # back to the queue; a page back within it changes nothing. The clock sweeps every PRESENCE_SWEEP_SECONDS.
+    PRESENCE_GRACE_SECONDS = float(os.environ.get("PRESENCE_GRACE_SECONDS", "60"))
+    PRESENCE_SWEEP_SECONDS = float(os.environ.get("PRESENCE_SWEEP_SECONDS", "5"))
 
 
 class TestConfig(Config):

@@ -27,6 +27,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "api": frozenset(),  # the voice platform's bearer token only, never a session
     "metrics": frozenset({"admin"}),  # or its bearer token
     "media": frozenset({"admin", "supervisor", "agent"}),  # whoever sees the conversation (all do, in `world`)
+    "reports": STAFF,
 }
 # Their own authentication (gateway signatures, the socket's handshake) or none by design.
 SKIP_PREFIXES = ("/static", "/ws", "/webhooks/", "/healthz")
@@ -142,7 +143,9 @@ ARGUMENTS = {"campaign_id": "campaign", "dialer_id": "dialer", "provider_id": "p
 QUERY = {"dialers.pick": {"dialer_id": "dialer"}}
 # Signed-out visitors are sent to sign in from these even though "everyone" may call them.
 SIGN_IN_FIRST = {"index", "auth.logout"}
-LITERALS = {"token": "no-such-upload", "fmt": "txt", "username": "g-agent", "filename": "css/app.css"}
+LITERALS = {"token": "no-such-upload", "fmt": "txt", "username": "g-agent", "filename": "css/app.css",
+            "kind": "campaigns"}
+ENDPOINT_LITERALS = {"reports.export": {"fmt": "xlsx"}, "reports.conversations": {"fmt": "csv"}}
 
 
 def url_for_rule(app: Any, rule: Any, objects: dict[str, Any]) -> str:
@@ -155,6 +158,8 @@ def url_for_rule(app: Any, rule: Any, objects: dict[str, Any]) -> str:
         elif arg in ARGUMENTS:
             key = ARGUMENTS[arg]
             values[arg] = (objects[key[0]][key[1]] if isinstance(key, tuple) else objects[key]).id
+        elif arg in ENDPOINT_LITERALS.get(rule.endpoint, {}):
+            values[arg] = ENDPOINT_LITERALS[rule.endpoint][arg]
         elif arg in LITERALS:
             values[arg] = LITERALS[arg]
         else:
@@ -229,3 +234,24 @@ def test_other_groups_objects_answer_404_to_a_supervisor(app, client, db, endpoi
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count(Campaign.id))) == 2
     assert db.session.scalar(sa.select(sa.func.count(Dialer.id))) == 2
+
+
+REPORT_IDS = {"campaigns": "campaign", "agents": ("users", "agent"), "dialers": "dialer"}
+
+
+@pytest.mark.parametrize("url", ["/reports/{kind}", "/reports/{kind}.csv", "/reports/{kind}.xlsx",
+                                 "/reports/conversations.csv"])
+@pytest.mark.parametrize("kind", sorted(REPORT_IDS))
+def test_reports_answer_404_for_another_groups_ids(app, client, db, url, kind):
+    """Reports: a supervisor asking for group h's campaign, agent or dialer by id gets 404; an admin sees it."""
+    world(db, "g")
+    theirs = world(db, "h")
+    key = REPORT_IDS["campaigns" if "conversations" in url else kind]
+    other = theirs[key[0]][key[1]] if isinstance(key, tuple) else theirs[key]
+    address = url.format(kind=kind) + f"?ids={other.id}"
+    login(client, "g-supervisor")
+    assert client.get(address).status_code == 404
+    assert client.get(url.format(kind=kind) + "?ids=x").status_code == 404
+    admin = app.test_client()
+    login(admin, "h-admin")
+    assert admin.get(address).status_code == 200

@@ -128,3 +128,18 @@ def test_turned_off_nothing_is_compressed(app, client):
     response = fetch(off.test_client(), url, **GZIP)
     assert response.status_code == 200 and "Content-Encoding" not in response.headers
     assert off.test_client().get("/login", headers=GZIP).headers.get("Content-Encoding") is None
+
+
+def test_static_files_go_plain_when_their_gzip_cannot_be_written(app, tmp_path):
+    from webapp import create_app
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the folder should be")
+    other = create_app({**{k: app.config[k] for k in ("SQLALCHEMY_DATABASE_URI", "REDIS_URL", "SECRET_KEY")},
+                        "TESTING": True, "STATIC_GZIP_DIR": str(blocked)})
+    client = other.test_client()
+    url = htmx_url(client)
+    for _ in range(2):
+        response = fetch(client, url, **GZIP)
+        assert response.status_code == 200 and "Content-Encoding" not in response.headers
+        assert response.get_data() == (Path(app.static_folder) / HTMX).read_bytes()

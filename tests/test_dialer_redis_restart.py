@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from tests.helpers import (
     process_env,
     queue_bulk,
     redis_binary,
+    redis_errors,
     sends_per_destination,
     spool_states,
     start_worker,
@@ -97,7 +97,9 @@ def test_redis_restart_mid_send(app: Any, make: Any, own_redis: OwnRedis, tmp_pa
             assert during < TOTAL, "Redis must go away mid-batch"
             assert client.get("/login").status_code == 200
             assert client.get("/healthz").status_code == 503
-            time.sleep(2)  # let the worker meet the outage (its job fails, its clock waits)
+            log = tmp_path / "worker.log"
+            wait_until(lambda: redis_errors(log.read_text(errors="replace")), 60,
+                       "the worker to meet the outage (its job fails, its clock waits)")
             stalled = fake.sent_count()
             assert stalled < TOTAL
             own_redis.start()

@@ -1,11 +1,7 @@
 """Every UI string has Spanish; the pages follow the language the user picks."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from tests.helpers import csrf_token, login
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, csrf_token, login
 
 
 def test_every_ui_string_has_spanish():
@@ -23,7 +19,8 @@ def test_lazy_strings_and_provider_fields_of_the_admin_pages_have_spanish():
 
     keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
     found: set[str] = set()
-    for pattern in ("webapp/admin/*.py", "webapp/campaigns/*.py", "webapp/services/admin.py",
+    for pattern in ("webapp/admin/*.py", "webapp/campaigns/*.py", "webapp/services/records.py", "webapp/services/users.py",
+                    "webapp/services/security_groups.py", "webapp/services/provider_config.py",
                     "webapp/services/campaign_config.py"):
         for path in ROOT.glob(pattern):
             found.update(m for _, m, _, _ in extract_from_file("python", str(path), keywords=keywords))

@@ -262,7 +262,9 @@ def test_wrandom_assigns_through_route_waiting(make: Any, db: Any) -> None:
 
 
 @pytest.mark.parametrize("leave", ["break", "logout"])
-def test_break_and_logout_requeue_what_was_not_answered(make: Any, db: Any, leave: str) -> None:
+def test_break_requeues_what_was_not_answered_and_logout_everything(make: Any, db: Any, leave: str) -> None:
+    """Issue 12.3: a break hands back what is not answered (the agent finishes the rest); a sign-out hands
+    back everything, the answered one routed first, each remembering who had it."""
     campaign, (first, second) = setup(make, "linear_nopause", n_agents=2)
     ids = arrive(db, campaign, 2)
     route(db)
@@ -278,9 +280,16 @@ def test_break_and_logout_requeue_what_was_not_answered(make: Any, db: Any, leav
         agents.on_logout(first)
     db.session.commit()
     unanswered = db.session.get(Interaction, ids[1])
-    assert (unanswered.status, unanswered.agent_id) == (InteractionStatus.WAITING, None)
-    assert (answered.status, answered.agent_id) == (InteractionStatus.ACTIVE, first.id)
-    assert route(db) == [(ids[1], second.id)]
+    assert (unanswered.status, unanswered.agent_id, unanswered.previous_agent_id) == (
+        InteractionStatus.WAITING, None, first.id)
+    if leave == "break":
+        assert (answered.status, answered.agent_id) == (InteractionStatus.ACTIVE, first.id)
+        assert route(db) == [(ids[1], second.id)]
+    else:
+        assert (answered.status, answered.agent_id, answered.previous_agent_id) == (
+            InteractionStatus.WAITING, None, first.id)
+        assert [m.body for m in answered.messages] == ["Hola"]  # its history goes with it
+        assert route(db) == [(ids[0], second.id), (ids[1], second.id)]
 
 
 def test_disabled_campaigns_are_not_routed(make: Any, db: Any) -> None:

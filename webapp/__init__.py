@@ -12,7 +12,8 @@ from rq import Queue
 
 from .extensions import babel, csrf, db, login, migrate, sock
 
-BLUEPRINTS = ("auth", "admin", "campaigns", "dialers", "inbox", "supervisor", "webhooks", "live", "api", "media")
+BLUEPRINTS = ("auth", "admin", "campaigns", "dialers", "inbox", "supervisor", "webhooks", "live", "api", "media",
+              "reports")
 
 
 def create_app(test_config: Any = None) -> Flask:

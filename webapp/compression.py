@@ -85,26 +85,29 @@ def _install_static(app: Flask) -> None:
     into = Path(app.config["STATIC_GZIP_DIR"]).resolve()
     precompress_static(folder, into)
     plain_view = app.view_functions["static"]
+    unwritable: set[str] = set()  # tried once in this process and could not be written: served plain
+
+    def gzipped(filename: str, source: Path) -> Any:
+        """The fresh `.gz` of `source` as an answer, or None (it cannot be written, or went meanwhile)."""
+        target = into / (filename + ".gz")
+        if filename in unwritable or not (fresh(source, target) or compress_file(source, target)):
+            unwritable.add(filename)
+            return None
+        mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        try:
+            response = send_from_directory(into, filename + ".gz", mimetype=mimetype,
+                                           max_age=app.get_send_file_max_age(filename))
+        except NotFound:
+            return None
+        response.headers["Content-Encoding"] = "gzip"
+        return response
 
     def static(filename: str) -> Any:
         """The precompressed file to a client that takes gzip; the file as it is otherwise."""
         source = safe_join(str(folder), filename)
         if source is None or Path(source).suffix not in STATIC_SUFFIXES or not os.path.isfile(source):
             return plain_view(filename=filename)
-        if accepts_gzip():
-            target = into / (filename + ".gz")
-            if fresh(Path(source), target) or compress_file(Path(source), target):
-                mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-                try:
-                    response = send_from_directory(into, filename + ".gz", mimetype=mimetype,
-                                                   max_age=app.get_send_file_max_age(filename))
-                except NotFound:  # removed in between: the plain file
-                    response = plain_view(filename=filename)
-                else:
-                    response.headers["Content-Encoding"] = "gzip"
-                    response.vary.add("Accept-Encoding")
-                    return response
-        response = plain_view(filename=filename)
+        response = (gzipped(filename, Path(source)) if accepts_gzip() else None) or plain_view(filename=filename)
         response.vary.add("Accept-Encoding")
         return response
 

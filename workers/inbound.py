@@ -12,11 +12,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
+from config import Config
 from webapp.extensions import db
 from webapp.models import Provider
 from webapp.providers import get_adapter
 from webapp.providers.base import InboundMessage, StatusUpdate
-from webapp.services import demo, interactions, routing
+from webapp.services import agents, demo, interactions, routing
 from webapp.services.interactions import delivery
 
 from .appctx import with_app
@@ -119,6 +120,13 @@ def sandbox_reply(interaction_id: int, body: str) -> bool:
 def routing_pass() -> None:
     """The safety net: whatever an event missed (an agent freed, a requeue) is routed within a second."""
     route(None)
+
+
+@periodic("presence-sweep", Config.PRESENCE_SWEEP_SECONDS)
+def presence_sweep() -> None:
+    """Agents with no live page past PRESENCE_GRACE_SECONDS go disconnected; their conversations back to
+    the queue (services/presence.py). The clock's lock makes it one worker at a time."""
+    agents.sweep_presence()
 
 
 @periodic("inbound-auto-close", 30.0)

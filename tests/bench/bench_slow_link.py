@@ -38,14 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tests.services import free_port, start_redis, wait_healthy
 
 from tests.bench.bench_page_weight import seed
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port, start_redis, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
 LATENCY_MS = 400
 THROUGHPUT = 500 * 1000 // 8 * 8 // 10  # bytes/s: DevTools' 500 kbit/s × 0.8, both ways
 CPU_RATE = 4

@@ -45,13 +45,13 @@ from tests.helpers.processes import (
     web_processes,
 )
 from tests.helpers.waiting import wait_until
-from tests.helpers.web import PASSWORD, Factory, IsolatedClient, csrf_token, login, run_jobs
+from tests.helpers.web import PASSWORD, Factory, IsolatedClient, csrf_token, login, run_jobs, run_jobs_until
 
 __all__ = [
     "CHROMIUM", "CHROMIUM_ARGS", "FAST_ENGINE", "PASSWORD", "REDIS_ERRORS", "ROOT", "SENDER", "Factory",
     "IsolatedClient", "browser_login", "csrf_token", "drain_until_done", "free_port", "htmx_errors", "kill_hard",
     "listen_live", "live_events", "login", "numbers", "process_env", "queue", "queue_bulk", "redis_binary",
-    "redis_errors", "rows", "run", "run_jobs", "samples", "sends_per_destination", "settled", "spool_states",
+    "redis_errors", "rows", "run", "run_jobs", "run_jobs_until", "samples", "sends_per_destination", "settled", "spool_states",
     "start_redis", "start_worker", "stop_processes", "stop_worker", "stream_post", "twilio_provider",
     "wait_healthy", "wait_until", "web_processes",
 ]

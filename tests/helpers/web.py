@@ -3,10 +3,13 @@ form and its CSRF token, and the queued jobs run in this process."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+
+from tests.helpers.waiting import wait_until
 
 
 class IsolatedClient(FlaskClient):
@@ -119,3 +122,13 @@ def run_jobs(app: Any) -> int:
     before = queue.count
     SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
     return before
+
+
+def run_jobs_until(app: Any, condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    """Run the queued jobs (webhooks, routing, sends, downloads) again and again until `condition()` holds,
+    i.e. until what they cause shows (on a page, at a gateway fake); fails naming `what` after `timeout`."""
+    def done() -> object:
+        run_jobs(app)
+        return condition()
+
+    wait_until(done, timeout, what)

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..providers import TYPES
 from ..security import get_dialer_or_404, supervisor_required
-from ..services import admin as admin_service
 from ..services import campaign_config
+from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp, forms
@@ -29,7 +29,7 @@ def dialer_page(dialer: Any) -> Any:
             db.session.commit()
             flash(_("Dialer “%(name)s” saved.", name=saved.name), "ok")
             return redirect(url_for("dialers.index"))
-        except admin_service.Invalid as exc:
+        except Invalid as exc:
             db.session.rollback()
             forms.apply_errors(form, exc.errors)
         except IntegrityError:

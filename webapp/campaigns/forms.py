@@ -247,7 +247,7 @@ class CampaignForm(FlaskForm):
         description=_l("0 (or empty) leaves them waiting until an agent answers or a person closes them."),
         validators=[Optional(), InRange(0, 720, message=_l("Between %(min)s and %(max)s."))])
     auto_close_message = TextAreaField(_l("Message when closing a long wait"), default=DEFAULT_AUTO_CLOSE,
-                                       validators=[Length(max=1600)])
+                                       validators=[Length(max=MAX_MESSAGE_LENGTH)])
     enabled = BooleanField(_l("Enabled"), default=True)
     canned = FieldList(FormField(CannedResponseForm))
 

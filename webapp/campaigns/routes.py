@@ -11,10 +11,10 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Provider, SecurityGroup
-from ..security import get_campaign_or_404, supervisor_required, visible_campaigns
-from ..services import admin as admin_service
+from ..models import Provider
+from ..security import get_campaign_or_404, supervisor_required, visible_campaigns, visible_groups
 from ..services import campaign_config, templates
+from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp, forms
@@ -26,11 +26,7 @@ def choose_groups_and_providers(form: Any, new: bool) -> None:
     campaign or dialer starts in the creator's own group (the first by name), not the first of all."""
     form.provider_id.choices = choices((p.id, f"{p.name} ({p.type}, {p.channel})") for p in db.session.scalars(
         sa.select(Provider).order_by(Provider.name)))
-    groups = campaign_config.allowed_group_ids(current_user)
-    query = sa.select(SecurityGroup).order_by(SecurityGroup.name)
-    if groups is not None:
-        query = query.where(SecurityGroup.id.in_(groups or {-1}))
-    form.security_group_id.choices = choices((g.id, g.name) for g in db.session.scalars(query))
+    form.security_group_id.choices = choices((g.id, g.name) for g in db.session.scalars(visible_groups()))
     own = [c.value for c in form.security_group_id.choices if c.value in current_user.security_group_ids]
     if new and request.method == "GET" and own:
         form.security_group_id.data = own[0]
@@ -52,7 +48,7 @@ def saved_or_none(form: Any, save: Callable[[], Any], recheck: Callable[[], dict
         saved = save()
         db.session.commit()
         return saved
-    except admin_service.Invalid as exc:
+    except Invalid as exc:
         db.session.rollback()
         forms.apply_errors(form, exc.errors)
     except IntegrityError:

@@ -10,6 +10,7 @@ from flask_login import current_user
 from ..extensions import db
 from ..models import AgentState, BreakType, Campaign, Interaction, User
 from ..security import transfer_choices
+from ..services import agents
 from ..services import interactions as conversations
 from . import queries
 from .forms import ChatForm, CloseForm, SendForm, TransferForm, choices, outbound_form
@@ -68,7 +69,7 @@ def state_context(user: User) -> dict[str, Any]:
     if user.break_type_id:
         current_break = next((b for b in types if b.id == user.break_type_id), None) or db.session.get(
             BreakType, user.break_type_id)
-    return dict(agent=user, break_types=types, current_break=current_break)
+    return dict(agent=user, break_types=types, current_break=current_break, handback=agents.leave_notice(user.id))
 
 
 def chat_context(agent_id: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import abort, render_template, request, url_for
+from flask import abort, g, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -34,6 +34,13 @@ from .context import chat_context, conversation_context, state_context, transfer
 from .forms import BreakForm, ChatForm, CloseForm, SendForm, TransferForm, error_text, outbound_form
 
 T = TypeVar("T")
+
+
+@bp.before_request
+def page_is_live() -> None:
+    """Every workspace request (the polling fallback included) says one of the agent's pages is live."""
+    if current_user.is_authenticated:
+        agents.page_alive(current_user, f"http:{g.get('user_session_id')}")
 
 
 def page_url(interaction: Interaction | None = None) -> str:
@@ -248,6 +255,14 @@ def start_break() -> Any:
         abort(400)
     agents.start_break(current_user, get_break_type_or_404(form.break_type_id.data).id)
     db.session.commit()
+    return state_response()
+
+
+@bp.post("/inbox/notice/dismiss")
+@agent_required
+def dismiss_notice() -> Any:
+    """The agent read what went where when they left."""
+    agents.dismiss_notice(current_user.id)
     return state_response()
 
 

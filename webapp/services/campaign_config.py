@@ -28,22 +28,16 @@ from ..models import (
     voice_campaign_members_table,
 )
 from . import audit, dialstring
-from .admin import Invalid, Refused, name_taken
 from .interactions.customers import did_matches
+from .records import Invalid, Refused, name_taken
 from .schedules import days_to_mask
-
-
-def allowed_group_ids(user: User) -> set[int] | None:
-    """Groups a user may put a campaign or dialer in; None means any (admins)."""
-    return None if user.is_admin else user.security_group_ids
 
 
 def _check_common(model: Any, obj: Any, values: dict[str, Any], actor: User) -> dict[str, str]:
     errors: dict[str, str] = {}
     if name_taken(model, values["name"], obj.id if obj else None):
         errors["name"] = _("“%(name)s” is already used; pick another.", name=values["name"].strip())
-    groups = allowed_group_ids(actor)
-    if groups is not None and values["security_group_id"] not in groups:
+    if not actor.sees_group(values["security_group_id"]):
         errors["security_group_id"] = _("Pick one of your security groups.")
     if db.session.get(Provider, values["provider_id"]) is None:
         errors["provider_id"] = _("Pick a provider.")

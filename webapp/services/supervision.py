@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
@@ -30,6 +31,7 @@ from ..models import (
 )
 from . import accounts, agents, audit, chat, stats
 from .agent_states import Cause
+from .routing import HandBack
 
 # S2 monitor screen: the agent's page writes what it shows here (`store_screen`), the monitor reads it.
 SCREEN_KEY = "conversa:screen:{agent_id}"
@@ -44,16 +46,19 @@ def _record(supervisor: User, action: str, agent: User, **detail: Any) -> None:
     audit.record(supervisor, action, "user", agent.id, agent=agent.username, **detail)
 
 
-def pause_agent(supervisor: User, agent: User, break_type_id: int) -> BreakType:
-    """Put the agent in the chosen break now (their unanswered interactions go back to the queue)."""
+def pause_agent(supervisor: User, agent: User, break_type_id: int,
+                to: User | None = None) -> tuple[BreakType, HandBack]:
+    """Put the agent in the chosen break now (their unanswered interactions go back to the queue, or to
+    the agent `to` the supervisor chose)."""
     break_type = db.session.get(BreakType, break_type_id)
     if break_type is None or not break_type.enabled:
         raise SupervisionError(_l("Choose a break type."))
     if not agent.agent_state.connected:
         raise SupervisionError(_l("The agent is not signed in."))
-    agents.start_break(agent, break_type.id, Cause.SUPERVISOR)
-    _record(supervisor, "agent.pause", agent, break_type=break_type.name)
-    return break_type
+    _check_target(agent, to)
+    moved = agents.start_break(agent, break_type.id, Cause.SUPERVISOR, to=to)
+    _record(supervisor, "agent.pause", agent, break_type=break_type.name, **_moved_detail(moved))
+    return break_type, moved
 
 
 def resume_agent(supervisor: User, agent: User) -> None:
@@ -64,16 +69,37 @@ def resume_agent(supervisor: User, agent: User) -> None:
     _record(supervisor, "agent.resume", agent)
 
 
-def logout_agent(supervisor: User, agent: User) -> list[int]:
+def logout_agent(supervisor: User, agent: User, to: User | None = None) -> HandBack:
     """End every session of the agent now: HTTP requests go to sign-in (session_version), the
-    agent's socket closes and redirects (session.ended), unanswered interactions are requeued.
-    Returns the requeued interaction ids."""
-    requeued = db.session.scalars(sa.select(Interaction.id).where(
-        Interaction.agent_id == agent.id, Interaction.status == InteractionStatus.ASSIGNED)).all()
+    agent's socket closes and redirects (session.ended), and every open conversation (answered or
+    not) goes back to the queue, or to the agent `to` the supervisor chose. Returns what went where."""
+    _check_target(agent, to)
     accounts.end_all_sessions(agent)
-    agents.on_logout(agent, Cause.SUPERVISOR)
-    _record(supervisor, "agent.logout", agent, requeued=list(requeued))
-    return list(requeued)
+    moved = agents.on_logout(agent, Cause.SUPERVISOR, to=to) or HandBack()
+    _record(supervisor, "agent.logout", agent, **_moved_detail(moved))
+    return moved
+
+
+def _check_target(agent: User, to: User | None) -> None:
+    """A conversation whose campaign `to` cannot take now goes to the queue instead (routing.hand_back)."""
+    if to is not None and to.id == agent.id:
+        raise SupervisionError(_l("Choose another agent to hand the conversations to."))
+
+
+def moved_text(moved: HandBack) -> list[str]:
+    """What went where, for the supervisor who made the agent leave."""
+    lines = []
+    if moved.queued:
+        lines.append(ngettext("%(num)d conversation went back to the queue.",
+                              "%(num)d conversations went back to the queue.", len(moved.queued)))
+    if moved.to_agent:
+        lines.append(ngettext("%(num)d conversation went to %(name)s.", "%(num)d conversations went to %(name)s.",
+                              len(moved.to_agent), name=moved.agent_name))
+    return lines
+
+
+def _moved_detail(moved: HandBack) -> dict[str, Any]:
+    return {"requeued": [i for i, _ in moved.queued], "handed_to": [i for i, _ in moved.to_agent]}
 
 
 def send_chat(supervisor: User, agent: User, body: str) -> AgentChatMessage:

@@ -17,11 +17,21 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 
 from ...extensions import db
-from ...live.events import publish
 from ...models import Dialer, DoNotContact, SpoolMessage, SpoolState, SpoolUpload, utcnow
 from ...providers import gsm
 from .. import dnc, phones
-from .files import CHUNK, FORBIDDEN, FileRejected, Lines, _, check_filename, resolve_name, split_fields
+from ..dialer.counts import publish_counts
+from .files import (
+    CHUNK,
+    FORBIDDEN,
+    FileRejected,
+    Lines,
+    _,
+    all_or_nothing,
+    check_filename,
+    resolve_name,
+    split_fields,
+)
 
 MAX_PRIORITY = 9999
 MAX_MESSAGE = 1600
@@ -322,8 +332,7 @@ def load_bulk(stream: IO[bytes], filename: str, *, region: str, user_id: int | N
     """
     check_filename(filename)
     session = db.session
-    lines = Lines(stream)
-    try:
+    with all_or_nothing(stream) as lines:
         parser = _BulkParser(region, only_dialer_id)
         check = _DncCheck(parser.dialers)
         upload = SpoolUpload(kind="bulk", filename=filename, user_id=user_id, dialer_id=only_dialer_id,
@@ -369,13 +378,8 @@ def load_bulk(stream: IO[bytes], filename: str, *, region: str, user_id: int | N
         if upload.dialer_id is None and len(per_dialer) == 1:
             upload.dialer_id = next(iter(per_dialer))
         for dialer_id in sorted(per_dialer):
-            publish(f"dialer:{dialer_id}", "dialer.counts", dialer_id=dialer_id)
+            publish_counts(dialer_id, force=True)
         if before_commit is not None:
             before_commit(summary)
         session.commit()
         return summary
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        lines.close(stream)

@@ -8,10 +8,10 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from ...extensions import db
-from ...live.events import publish
 from ...models import Campaign, Dialer, DoNotContact, SpoolUpload, utcnow
 from .. import dnc, phones
-from .files import FileRejected, Lines, _, check_filename, chunked, resolve_name, split_fields
+from ..dialer.counts import publish_counts
+from .files import FileRejected, _, all_or_nothing, check_filename, chunked, resolve_name, split_fields
 
 
 @dataclass
@@ -41,9 +41,8 @@ def load_dnc(stream: IO[bytes], filename: str, *, user_id: int | None = None,
     """
     check_filename(filename)
     session = db.session
-    lines = Lines(stream)
     region = dnc.default_region()
-    try:
+    with all_or_nothing(stream) as lines:
         dialers = {name: id_ for name, id_ in session.execute(sa.select(Dialer.name, Dialer.id))}
         campaigns = {name: id_ for name, id_ in session.execute(sa.select(Campaign.name, Campaign.id))}
 
@@ -108,11 +107,6 @@ def load_dnc(stream: IO[bytes], filename: str, *, user_id: int | None = None,
         summary = DncSummary(added, already, upload.id, invalid, per_scope, lines.encoding_label)
         upload.counts = summary.as_dict()
         for dialer_id in sorted({dialers[n] for n in per_scope if n in dialers}):
-            publish(f"dialer:{dialer_id}", "dialer.counts", dialer_id=dialer_id)
+            publish_counts(dialer_id, force=True)
         session.commit()
         return summary
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        lines.close(stream)

@@ -7,10 +7,13 @@ import io
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from flask import current_app, has_app_context, has_request_context
 from flask_babel import force_locale, gettext
+
+from ...extensions import db
 
 CHUNK = 5000  # rows per INSERT (executemany) while the file streams past
 MAX_FILENAME = 64
@@ -148,6 +151,20 @@ class Lines:
     @property
     def encoding_label(self) -> str:
         return {"utf-8-sig": "utf-8 (BOM)"}.get(self.encoding, self.encoding)
+
+
+@contextmanager
+def all_or_nothing(stream: IO[bytes]) -> Iterator[Lines]:
+    """The file's lines for a load in one transaction on `db.session`: any refusal or error rolls back
+    all the load wrote (chunks already inserted included). The caller's stream stays open."""
+    lines = Lines(stream)
+    try:
+        yield lines
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        lines.close(stream)
 
 
 def split_fields(line_no: int, line: str, minimum: int, names: Callable[[int], str]) -> list[str]:

@@ -6,7 +6,7 @@ One module per concern; the calls views and jobs make are re-exported here (`int
 - `messages`: what we write to the customer (agent, supervisor, bot) and `announce`;
 - `delivery`: a queued message's send (the steps of the send job) and its delivery receipts;
 - `customers`: numbers and DIDs, STOP and do-not-contact, the customer lock, earlier conversations;
-- `errors`: `InteractionError` (a translated refusal), `translating` (gettext in a job).
+- `errors`: `InteractionError` (a translated refusal; in a job raised inside `i18n.translating()`).
 Every function adds to `db.session` and lets the caller (view or job) commit; live
 events and jobs (sends, routing) go out only after that commit (`webapp.after_commit`).
 

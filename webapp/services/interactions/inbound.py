@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
+from ...i18n import translating
 from ...live.events import publish
 from ...models import Interaction, InteractionStatus, Message, Provider, SenderKind
 from ...providers.base import InboundMessage
@@ -23,7 +24,6 @@ from .customers import (
     lock_customer,
     open_interaction,
 )
-from .errors import translating
 from .messages import announce, send_bot_message
 
 log = logging.getLogger(__name__)

@@ -8,13 +8,14 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from ...extensions import db
+from ...i18n import translating
 from ...live.events import publish
 from ...models import Campaign, Interaction, InteractionStatus, Membership, User
 from ...models.campaigns import DEFAULT_AUTO_CLOSE
 from .. import presence, routing
 from .. import time as clock
 from .customers import lock_customer, normalise_number, on_do_not_contact, open_interaction
-from .errors import InteractionError, translating
+from .errors import InteractionError
 from .messages import announce, send_agent_message, send_bot_message, whatsapp_window_open
 
 
@@ -35,7 +36,7 @@ def _may_handle(interaction: Interaction, user: User) -> None:
     with translating():
         if not interaction.is_open:
             raise InteractionError(_("This conversation is closed."))
-        if interaction.agent_id != user.id and not (user.is_admin or user.is_supervisor):
+        if interaction.agent_id != user.id and not user.may_supervise:
             raise InteractionError(_("This conversation is not assigned to you."))
 
 

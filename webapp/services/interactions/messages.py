@@ -10,11 +10,12 @@ from flask_babel import gettext as _
 
 from ...after_commit import enqueue_after_commit
 from ...extensions import db
+from ...i18n import translating
 from ...live.events import publish
 from ...models import Interaction, InteractionStatus, Message, SenderKind, User
 from ...providers.gsm import MAX_MESSAGE_LENGTH
 from .. import time as clock
-from .errors import InteractionError, translating
+from .errors import InteractionError
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 SEND_JOB = "workers.inbound.send_message"

@@ -1,14 +1,14 @@
 """A real shift (issue 12): who had a conversation before it went back to the queue, and the optional
 per-campaign rule that closes conversations left waiting for hours.
 
-Revision ID: 0008_shift_presence
-Revises: 0007_whatsapp_media
+Revision ID: 0010_shift_presence
+Revises: 0009_report_rollups
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_shift_presence"
-down_revision = "0007_whatsapp_media"
+revision = "0010_shift_presence"
+down_revision = "0009_report_rollups"
 branch_labels = None
 depends_on = None
 

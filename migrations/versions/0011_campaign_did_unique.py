@@ -2,14 +2,14 @@
 provider never got traffic; the form refuses it, naming the other, and this constraint holds it under
 simultaneous saves.
 
-Revision ID: 0010_campaign_did_unique
-Revises: 0009_report_rollups, 0008_shift_presence (it also joins the two heads main had)
+Revision ID: 0011_campaign_did_unique
+Revises: 0010_shift_presence
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_campaign_did_unique"
-down_revision = ("0009_report_rollups", "0008_shift_presence")
+revision = "0011_campaign_did_unique"
+down_revision = "0010_shift_presence"
 branch_labels = None
 depends_on = None
 
