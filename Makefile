@@ -26,16 +26,24 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 
-test: $(STAMP) browser-deps lint
-	$(MAKE) test-sqlite
-	@if [ -n "$$TEST_DATABASE_URL" ]; then $(MAKE) test-postgres; \
-	 else echo "TEST_DATABASE_URL not set: PostgreSQL run skipped (.ci/run sets it)"; fi
+# `make test`: with PostgreSQL (TEST_DATABASE_URL, as .ci/run sets it) the quick tests and the slow tests that
+# depend on the database kind (marker per_database) run on SQLite, then everything on PostgreSQL: each slow
+# test that does not depend on the database runs once. Without PostgreSQL everything runs on SQLite.
+# The quick loop while working: `.venv/bin/pytest -m "not slow"`.
+SQLITE_WITH_POSTGRES := not slow or per_database
 
+test: $(STAMP) browser-deps lint
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+	   $(MAKE) test-sqlite MARKS='$(SQLITE_WITH_POSTGRES)' && $(MAKE) test-postgres; \
+	 else echo "TEST_DATABASE_URL not set: everything on SQLite, PostgreSQL skipped (.ci/run sets it)"; \
+	   $(MAKE) test-sqlite; fi
+
+# Every test on one database kind (MARKS="..." narrows it, as pytest -m does).
 test-sqlite: $(STAMP)
-	env -u TEST_DATABASE_URL $(PY) -m pytest -q
+	env -u TEST_DATABASE_URL $(PY) -m pytest -q $(if $(MARKS),-m "$(MARKS)")
 
 test-postgres: $(STAMP)
-	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_TEST_URL)} $(PY) -m pytest -q
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_TEST_URL)} $(PY) -m pytest -q $(if $(MARKS),-m "$(MARKS)")
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check webapp workers tests config.py wsgi.py

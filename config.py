@@ -51,11 +51,22 @@ class Config:
     # Webhook bodies, refused with 413 before they are read: Twilio and Dinstar send a few KB, and Meta
     # documents WhatsApp Cloud webhook payloads (batched updates) of up to 3 MB.
     WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(3 * 1024 * 1024)))
-    # Dialer engine
-    DIALER_BATCH = 50
+    # Dialer engine (webapp/services/dialer)
+    DIALER_BATCH = 50  # messages one claim takes
     DIALER_LEASE_SECONDS = int(os.environ.get("DIALER_LEASE_SECONDS", "60"))
     DIALER_WORKERS_PER_DIALER = int(os.environ.get("DIALER_WORKERS_PER_DIALER", "2"))
+    # One send job's time budget; then the clock starts the next one (workers/dialer.py).
+    DIALER_JOB_SECONDS = float(os.environ.get("DIALER_JOB_SECONDS", "30"))
+    # Most requests one send job overlaps, only while each mostly waits for a distant gateway.
+    DIALER_SEND_CONCURRENCY = int(os.environ.get("DIALER_SEND_CONCURRENCY", "4"))
     PROVIDER_TIMEOUT = float(os.environ.get("PROVIDER_TIMEOUT", "10"))
+    # One dialer send: this many requests at most (the adapter's own retries of a 5xx or a timeout), PROVIDER_BACKOFF
+    # seconds apart, doubling; a retry that would wait longer than DIALER_MAX_RETRY_WAIT is left to a later attempt.
+    DIALER_SEND_ATTEMPTS = int(os.environ.get("DIALER_SEND_ATTEMPTS", "3"))
+    PROVIDER_BACKOFF = float(os.environ.get("PROVIDER_BACKOFF", "0.5"))
+    DIALER_MAX_RETRY_WAIT = float(os.environ.get("DIALER_MAX_RETRY_WAIT", "2"))
+    # A message whose send failed for now waits this long before it goes again, doubling with each attempt.
+    DIALER_RETRY_SECONDS = float(os.environ.get("DIALER_RETRY_SECONDS", "5"))
     # A gateway's "too many requests": not a failure; every worker on that provider waits and slows down.
     DIALER_MAX_ATTEMPTS = int(os.environ.get("DIALER_MAX_ATTEMPTS", "5"))
     DIALER_RATE_LIMIT_BACKOFF = float(os.environ.get("DIALER_RATE_LIMIT_BACKOFF", "1"))
@@ -73,12 +84,26 @@ class Config:
     MEDIA_STORE_URL = os.environ.get("MEDIA_STORE_URL") or str(INSTANCE_DIR / "media")
     # A download from the provider is tried this many times (backoff between them) before it shows as failed.
     MEDIA_FETCH_ATTEMPTS = int(os.environ.get("MEDIA_FETCH_ATTEMPTS", "5"))
+    # W1: a file an agent sends goes to Twilio as a signed link to this app that works this long (Twilio fetches
+    # it at once), and to an SMS customer as one that works for days.
+    MEDIA_FETCH_LINK_SECONDS = int(os.environ.get("MEDIA_FETCH_LINK_SECONDS", "900"))
+    MEDIA_LINK_SECONDS = int(os.environ.get("MEDIA_LINK_SECONDS", str(7 * 24 * 3600)))
     # W2: every WhatsApp provider's template catalog is pulled again this often (and at once by webhooks).
     TEMPLATE_SYNC_SECONDS = float(os.environ.get("TEMPLATE_SYNC_SECONDS", "3600"))
     # Issue 15: without a record of its last run (Redis lost), the report rollups' refresh goes back this far.
     REPORT_LOOKBACK_HOURS = int(os.environ.get("REPORT_LOOKBACK_HOURS", "48"))
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN")
+    # Text compressed by the app itself (webapp/compression.py): static files gzipped once at startup into
+    # STATIC_GZIP_DIR, pages on the fly from COMPRESS_MIN_BYTES. Off behind a proxy that compresses already.
+    COMPRESS_RESPONSES = _bool("COMPRESS_RESPONSES", True)
+    COMPRESS_MIN_BYTES = int(os.environ.get("COMPRESS_MIN_BYTES", "500"))
+    COMPRESS_LEVEL = int(os.environ.get("COMPRESS_LEVEL", "6"))
+    STATIC_GZIP_DIR = os.environ.get("STATIC_GZIP_DIR") or str(INSTANCE_DIR / "static-gz")
     LIVE_POLL_SECONDS = int(os.environ.get("LIVE_POLL_SECONDS", "5"))
+    # An agent with no live page (socket or polling) this long is disconnected and their conversations go
+    # back to the queue; a page back within it changes nothing. The clock sweeps every PRESENCE_SWEEP_SECONDS.
+    PRESENCE_GRACE_SECONDS = float(os.environ.get("PRESENCE_GRACE_SECONDS", "60"))
+    PRESENCE_SWEEP_SECONDS = float(os.environ.get("PRESENCE_SWEEP_SECONDS", "5"))
 
 
 class TestConfig(Config):

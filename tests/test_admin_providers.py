@@ -5,7 +5,8 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_token, login
+
+from tests.helpers import csrf_token, login
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from conftest import csrf_token, login
+
+from tests.helpers import csrf_token, login
 
 T0 = datetime(2026, 3, 1, 12, 0, 0)
 

@@ -9,7 +9,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 import websocket
-from conftest import PASSWORD, csrf_token, login
+
+from tests.helpers import PASSWORD, csrf_token, login
 
 
 def test_login_page_renders_in_spanish_by_default(client, ctx):
@@ -134,9 +135,9 @@ def test_static_urls_carry_their_version_and_are_kept_a_year(client, app):
     from pathlib import Path
 
     page = client.get("/login").get_data(as_text=True)
-    css = re.search(r'href="(/static/css/app\.css\?v=([0-9a-f]{12}))"', page)
-    assert css, "the stylesheet's URL has no version"
-    content = (Path(app.static_folder) / "css/app.css").read_bytes()
+    css = re.search(r'src="(/static/js/app\.js\?v=([0-9a-f]{12}))"', page)
+    assert css, "the script's URL has no version"
+    content = (Path(app.static_folder) / "js/app.js").read_bytes()
     assert css.group(2) == hashlib.sha256(content).hexdigest()[:12]
     response = client.get(css.group(1))
     assert response.status_code == 200 and response.data == content

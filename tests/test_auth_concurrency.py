@@ -4,7 +4,6 @@ right password sent once the limit is reached is refused, and one sent inside th
 as one of the first LOGIN_MAX_FAILURES."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -15,9 +14,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import PASSWORD, process_env
 
-from tests.services import web_processes
+from tests.helpers import PASSWORD, process_env, web_processes
 
 BURST = 40
 
@@ -82,18 +80,18 @@ def assert_throttled(result: dict[str, Any], user: Any, db: Any, max_failures: i
     checked inside the first `max_failures` gets in: it is within the limit); after that the lock holds."""
     from webapp.models import User
 
-    print("\nBURST", json.dumps({"database": db.engine.dialect.name, "load_average": os.getloadavg(), **result}))
-    assert set(result["statuses"]) <= {401, 429}, result  # each one answered "wrong" or "wait", nothing broke
+    report = {"database": db.engine.dialect.name, "load_average": os.getloadavg(), **result}  # said on failure
+    assert set(result["statuses"]) <= {401, 429}, report  # each one answered "wrong" or "wait", nothing broke
     db.session.expire_all()
     fresh = db.session.get(User, user.id)
     if result["right"] == 302:
-        assert result["right_inside"], result  # sent after the limit was reached, it must wait
+        assert result["right_inside"], report  # sent after the limit was reached, it must wait
         # before it: fewer than the limit; after its reset: the limit again
-        assert result["checked"] <= 2 * max_failures - 1, result
+        assert result["checked"] <= 2 * max_failures - 1, report
         assert fresh.last_login_at is not None
     else:
-        assert result["right"] == 429, result
-        assert result["checked"] <= max_failures, result
+        assert result["right"] == 429, report
+        assert result["checked"] <= max_failures, report
         assert fresh.locked_until is not None and fresh.last_login_at is None
 
 
@@ -116,6 +114,7 @@ def two_web_processes(app: Any, tmp_path: Path) -> Iterator[list[str]]:
         yield urls
 
 
+@pytest.mark.per_database
 @pytest.mark.slow
 @SENT
 def test_a_burst_spread_over_two_web_processes_checks_at_most_the_limit(two_web_processes, make, db,
@@ -130,8 +129,7 @@ def test_a_right_password_after_the_lock_expires_signs_in_and_resets(client, app
     """The lock lasts LOGIN_LOCK_SECONDS; then the right password gets in and the count starts again."""
     from datetime import timedelta
 
-    from conftest import csrf_token
-
+    from tests.helpers import csrf_token
     from webapp.models import User, base
 
     user = make.user("ana")

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import login, process_env
 
-from tests.dialer_procs import kill_hard, start_worker, stop_worker, wait_until
+from tests.helpers import kill_hard, login, process_env, start_worker, stop_worker, wait_until
 from webapp.models import LoadState, SpoolMessage, SpoolUpload, StagedUpload, StagedUploadChunk, utcnow
 from webapp.services import bulk_loads
 
@@ -109,6 +108,7 @@ def test_a_load_with_a_live_heartbeat_is_not_recovered(app: Any, db: Any, dialer
     assert upload_row(db, token).attempts == 1
 
 
+@pytest.mark.per_database
 @pytest.mark.slow
 def test_a_worker_killed_mid_load_leaves_nothing_and_the_load_is_recovered(app: Any, db: Any, dialer: Any,
                                                                           client: Any, tmp_path: Path) -> None:

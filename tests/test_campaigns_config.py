@@ -5,7 +5,8 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_token, login
+
+from tests.helpers import csrf_token, login
 
 
 @pytest.fixture
@@ -57,6 +58,17 @@ def test_create_saves_everything_in_one_go(client, setup, db):
     # C3: it appears in the table on the right.
     page = client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
     assert re.search(r'id="campaigns-table".*Soporte', page, re.S)
+
+
+def test_the_long_wait_rule_is_off_unless_set(client, setup, db):
+    """Issue 12.2: closing conversations left waiting N hours is a per-campaign choice, off by default."""
+    assert client.post("/campaigns", data=form(setup)).status_code == 302
+    assert client.post("/campaigns", data=form(setup, name="Ventas", did="+59829001235", auto_close_hours="12",
+                                               auto_close_message="Cerramos; escribinos de nuevo.")).status_code == 302
+    from webapp.models.campaigns import DEFAULT_AUTO_CLOSE
+
+    rules = {c.name: (c.auto_close_hours, c.auto_close_message) for c in campaigns(db)}
+    assert rules == {"Soporte": (0, DEFAULT_AUTO_CLOSE), "Ventas": (12, "Cerramos; escribinos de nuevo.")}
 
 
 def test_new_form_shows_the_model_defaults(client, setup):
@@ -188,3 +200,44 @@ def test_delete_is_refused_with_open_interactions(client, setup, make, db):
                            follow_redirects=True)
     assert "“Activa” tiene 1 interacciones abiertas" in response.get_data(as_text=True)
     assert len(campaigns(db)) == 1
+
+
+def test_a_did_another_campaign_of_the_provider_answers_is_refused_naming_it(client, setup, make, db):
+    """Issue 12.4: the second campaign with a DID used to be saved and never get traffic."""
+    make.campaign(setup["group"], setup["provider"], name="Ventas", did="+59829001234")
+    for did in ("+59829001234", "029001234"):  # the same number, also written national
+        response = client.post("/campaigns", data=form(setup, did=did))
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        assert re.search(r'name="did".*?La campaña “Ventas” ya usa este DID en este proveedor \(\+59829001234\)',
+                         page, re.S), page
+        assert "Soporte" in page  # what was typed stays
+    assert [c.name for c in campaigns(db)] == ["Ventas"]
+    # Another provider may use the same DID; and a campaign keeps its own DID when edited.
+    other = make.provider(name="twilio-uy")
+    assert client.post("/campaigns", data=form(setup, provider_id=str(other.id))).status_code == 302
+    soporte = next(c for c in campaigns(db) if c.name == "Soporte")
+    assert client.post(f"/campaigns/{soporte.id}", data=form(setup, provider_id=str(other.id),
+                                                             name="Soporte 2")).status_code == 302
+
+
+def test_the_database_holds_one_campaign_per_did_of_a_provider(setup, make, db):
+    from sqlalchemy.exc import IntegrityError
+
+    make.campaign(setup["group"], setup["provider"], name="Ventas", did="+59829001234")
+    with pytest.raises(IntegrityError):
+        make.campaign(setup["group"], setup["provider"], name="Soporte", did="+59829001234")
+    db.session.rollback()
+
+
+def test_a_new_campaign_and_dialer_start_in_the_creators_own_group(client, make, db):
+    """Issue 12.4: an admin's new campaign defaulted to the first group by name, not the admin's."""
+    make.group("alfa")
+    own = make.group("zeta")
+    make.user("boss", role="admin", groups=[own])
+    make.provider(name="sandbox-uy")
+    login(client, "boss")
+    for url in ("/campaigns", "/dialers/new"):
+        page = client.get(url).get_data(as_text=True)
+        select = re.search(r'<select[^>]*name="security_group_id".*?</select>', page, re.S).group(0)
+        assert re.search(rf'<option selected value="{own.id}">|<option value="{own.id}" selected', select), select

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_token, login
+
+from tests.helpers import csrf_token, login
 
 
 @pytest.fixture

@@ -17,10 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.dialer_procs import redis_errors, wait_until
-from tests.services import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, free_port, redis_errors, wait_until
 
 
 def devstack_env(instance: Path, port: int) -> dict[str, str]:
@@ -43,6 +40,15 @@ def wait_up(proc: subprocess.Popen[bytes], log_path: Path) -> None:
         return "Conversa is up" in log_path.read_text()
 
     wait_until(up, 90, "`make run` to say it is up", step=0.1)
+
+
+def refuses(port: int) -> bool:
+    """Nothing accepts connections on loopback `port` any more."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
 
 
 def descendants(pid: int) -> set[int]:
@@ -114,7 +120,7 @@ def test_devstack_serves_the_demo_and_stops_on_ctrl_c(tmp_path):
         # Ctrl-C reaches the whole process group, as in a terminal.
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(20) == 0
-        time.sleep(0.3)
+        wait_until(lambda: refuses(port), 10, "the web server's port to close")
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/login", timeout=2)
     finally:
@@ -124,6 +130,7 @@ def test_devstack_serves_the_demo_and_stops_on_ctrl_c(tmp_path):
         proc.stdout.close()
 
 
+@pytest.mark.slow
 def test_devstack_refuses_a_port_in_use_and_says_which(tmp_path):
     """A second `make run` on a taken port stops at once with the port named, starting nothing."""
     with socket.socket() as taken:
@@ -140,7 +147,7 @@ def test_devstack_refuses_a_port_in_use_and_says_which(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_web_server_and_worker_then_redis_without_errors(tmp_path):
+def test_ctrl_c_stops_the_web_server_and_worker_then_redis_without_errors(tmp_path, record_property):
     """Ctrl-C (SIGINT to the whole foreground group) stops every process within a bound, and the embedded
     Redis outlives the worker and web server: no process logs a lost Redis on the way out."""
     instance = tmp_path / "instance"
@@ -155,7 +162,8 @@ def test_ctrl_c_stops_the_web_server_and_worker_then_redis_without_errors(tmp_pa
         interrupted = time.monotonic()
         assert proc.wait(30) == 0, log_path.read_text()
         wait_until(lambda: not any(alive(pid) for pid in children), 30, "every child of `make run` to stop")
-        print(f"\nCtrl-C stopped {len(children)} processes in {time.monotonic() - interrupted:.2f}s")
+        record_property("ctrl_c_stopped", {"processes": len(children),
+                                           "seconds": round(time.monotonic() - interrupted, 2)})
     finally:
         if proc.poll() is None or any(alive(pid) for pid in children):
             kill_group(proc, {pid for pid in children if alive(pid)})

@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ROOT, process_env
+from tests.helpers import ROOT, process_env
 from webapp.models import DoNotContact, SpoolMessage, SpoolState
+
+# Each test runs `flask` as a process; the import's bulk insert differs by database kind.
+pytestmark = [pytest.mark.slow, pytest.mark.per_database]
 
 
 def flask(app: Any, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import process_env
-from tests.dialer_procs import (
+import pytest
+
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.helpers import (
     FAST_ENGINE,
+    process_env,
     queue_bulk,
     sends_per_destination,
     spool_states,
@@ -14,11 +17,12 @@ from tests.dialer_procs import (
     stop_worker,
     wait_until,
 )
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
 TOTAL = 1200
 
 
+@pytest.mark.slow
+@pytest.mark.per_database
 def test_two_workers_one_dialer_no_duplicates(app: Any, db: Any, make: Any, tmp_path: Path) -> None:
     """Two real workers, one job each on the same dialer: 1,200 sent, each exactly once, both took part."""
     from workers.dialer import job_id

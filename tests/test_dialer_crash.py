@@ -4,10 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import process_env
-from tests.dialer_procs import (
+import pytest
+
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.helpers import (
     FAST_ENGINE,
     kill_hard,
+    process_env,
     queue_bulk,
     sends_per_destination,
     spool_states,
@@ -15,11 +18,12 @@ from tests.dialer_procs import (
     stop_worker,
     wait_until,
 )
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
 TOTAL = 300
 
 
+@pytest.mark.slow
+@pytest.mark.per_database
 def test_sigkill_mid_batch_sends_each_message_once(app: Any, make: Any, tmp_path: Path) -> None:
     """Kill -9 the worker after part of 300 messages; a fresh worker finishes: 300 sent, each exactly once."""
     with FakeTwilio() as fake:  # outlives both workers

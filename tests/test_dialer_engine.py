@@ -1,7 +1,6 @@
 """D3 engine against real parts: the test database, the session's Redis and gateway fakes on loopback."""
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -11,52 +10,25 @@ import pytest
 import sqlalchemy as sa
 from flask_babel import force_locale
 
-from tests.fakes import fake_dinstar, fake_twilio, fake_whatsapp  # noqa: F401
 from tests.fakes.dinstar import PASSWORD as DINSTAR_PASSWORD
 from tests.fakes.dinstar import USERNAME as DINSTAR_USER
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
-
-SENDER = "+15005550006"
+from tests.helpers import (
+    SENDER,
+    drain_until_done,
+    listen_live,
+    live_events,
+    numbers,
+    queue,
+    rows,
+    run,
+    twilio_provider,
+)
 
 
 # -- helpers ---------------------------------------------------------------------
-def twilio_provider(make: Any, fake: Any) -> Any:
-    return make.provider("twilio", credentials={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
-                         base_url=fake.url, sender=SENDER, max_per_second=0)
-
-
 def dinstar_provider(make: Any, fake: Any) -> Any:
     return make.provider("dinstar", credentials={"username": DINSTAR_USER, "password": DINSTAR_PASSWORD},
                          base_url=fake.url, sender="+59829000000", max_per_second=0)
-
-
-def queue(db: Any, dialer: Any, numbers: list[str], priority: int = 0, body: str = "Hola", **kw: Any) -> list[int]:
-    from webapp.models import SpoolMessage, SpoolState
-
-    rows = [SpoolMessage(dialer_id=dialer.id, destination=n, body=body, priority=priority,
-                         state=kw.get("state", SpoolState.TO_PROCESS), attempts=0, needs_review=False)
-            for n in numbers]
-    db.session.add_all(rows)
-    db.session.commit()
-    return [r.id for r in rows]
-
-
-def numbers(n: int, start: int = 0) -> list[str]:
-    return [f"+5989910{i:04d}" for i in range(start, start + n)]
-
-
-def rows(db: Any, dialer_id: int) -> dict[int, Any]:
-    from webapp.models import SpoolMessage
-
-    t = SpoolMessage.__table__
-    db.session.commit()
-    return {r.id: r for r in db.session.execute(sa.select(t).where(t.c.dialer_id == dialer_id).order_by(t.c.id))}
-
-
-def run(dialer: Any, slot: int = 0) -> dict[str, Any]:
-    from workers.dialer import run_dialer
-
-    return run_dialer(dialer.id, slot)
 
 
 def dialer_for(make: Any, provider: Any, **kw: Any) -> Any:
@@ -80,7 +52,7 @@ def quick(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 # -- claims -----------------------------------------------------------------------
 def test_claim_order_is_priority_then_entry(db: Any, make: Any) -> None:
     """Higher priority first, then entry order; a second claimant gets the rest."""
-    from webapp.services.dialer_engine import claim_batch
+    from webapp.services.dialer.claim import claim_batch
 
     d = dialer_for(make, make.provider())
     low1, = queue(db, d, ["+59899100001"], priority=0)
@@ -97,7 +69,7 @@ def test_claim_order_is_priority_then_entry(db: Any, make: Any) -> None:
 
 def test_claims_never_overlap(app: Any, db: Any, make: Any) -> None:
     """Four threads claiming at once, each with its own connection: every row claimed exactly once."""
-    from webapp.services.dialer_engine import claim_batch
+    from webapp.services.dialer.claim import claim_batch
 
     d = dialer_for(make, make.provider())
     ids = queue(db, d, numbers(200))
@@ -129,22 +101,22 @@ def test_claims_never_overlap(app: Any, db: Any, make: Any) -> None:
 
 def test_expired_claim_goes_back_to_the_pool(db: Any, make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A claim whose lease passed is released by reconcile and claimable again; a live one is not."""
-    from webapp.services import dialer_engine
     from webapp.services import time as clock
+    from webapp.services.dialer import claim, reconcile
 
     d = dialer_for(make, make.provider())
     ids = queue(db, d, numbers(3))
-    assert dialer_engine.claim_batch(d.id, "dead", limit=3, lease_seconds=30) == ids
-    assert dialer_engine.claim_batch(d.id, "other", limit=3) == []
-    assert dialer_engine.reconcile_expired()["released"] == 0
+    assert claim.claim_batch(d.id, "dead", limit=3, lease_seconds=30) == ids
+    assert claim.claim_batch(d.id, "other", limit=3) == []
+    assert reconcile.reconcile_expired()["released"] == 0
     later = clock.now() + timedelta(seconds=31)
-    assert dialer_engine.reconcile_expired(now=later)["released"] == 3
+    assert reconcile.reconcile_expired(now=later)["released"] == 3
     assert {r.lease_owner for r in rows(db, d.id).values()} == {None}
-    assert dialer_engine.claim_batch(d.id, "other", limit=3) == ids
+    assert claim.claim_batch(d.id, "other", limit=3) == ids
 
 
 # -- sending ------------------------------------------------------------------------
-def test_sends_everything_once_in_order(db: Any, make: Any, ordered: None, fake_twilio: Any) -> None:  # noqa: F811
+def test_sends_everything_once_in_order(db: Any, make: Any, ordered: None, fake_twilio: Any) -> None:
     """A run drains the dialer: each message once, SENT with the gateway's sid, in priority order."""
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     ids = queue(db, d, numbers(60))
@@ -164,7 +136,7 @@ def test_sends_everything_once_in_order(db: Any, make: Any, ordered: None, fake_
 
 
 @pytest.mark.parametrize("interval_ms", [0, 1], ids=["batched", "paced"])
-def test_ports_in_turn_at_the_dinstar_gateway(db: Any, make: Any, fake_dinstar: Any,  # noqa: F811
+def test_ports_in_turn_at_the_dinstar_gateway(db: Any, make: Any, fake_dinstar: Any,
                                               interval_ms: int) -> None:
     """Dial string (0.3): ports 0,1,2,3,0,1,… in spool order, as the gateway records them."""
     d = dialer_for(make, dinstar_provider(make, fake_dinstar), dial_string="(0.3)", ports=[0, 1, 2, 3],
@@ -181,7 +153,7 @@ def test_ports_in_turn_at_the_dinstar_gateway(db: Any, make: Any, fake_dinstar: 
     assert len(requests) == (4 if interval_ms == 0 else 10)  # one per port when batched
 
 
-def test_outside_the_schedule_nothing_is_sent(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_outside_the_schedule_nothing_is_sent(db: Any, make: Any, fake_twilio: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Monday to Friday 09:00-18:00: on Sunday nothing goes out; on Monday at ten it does."""
     from webapp.models import ScheduleEntry
@@ -204,7 +176,7 @@ def test_outside_the_schedule_nothing_is_sent(db: Any, make: Any, fake_twilio: A
 
 
 @pytest.mark.parametrize("dncr", [True, False], ids=["dncr-on", "dncr-off"])
-def test_do_not_contact(db: Any, make: Any, fake_twilio: Any, dncr: bool) -> None:  # noqa: F811
+def test_do_not_contact(db: Any, make: Any, fake_twilio: Any, dncr: bool) -> None:
     """DNCR on: listed numbers end BLOCKED and are not sent; off: they are sent."""
     from webapp.models import DoNotContact
 
@@ -225,38 +197,17 @@ def test_do_not_contact(db: Any, make: Any, fake_twilio: Any, dncr: bool) -> Non
         assert sorted(m["to"] for m in fake_twilio.sent()) == [listed, free, other_dialer]
 
 
-def _listen(app: Any, *topics: str) -> Any:
-    pubsub = app.extensions["conversa_redis"].pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(*[f"conversa:live:{t}" for t in topics])
-    return pubsub
-
-
-def _events(pubsub: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    """Everything published so far (already in the socket buffer: publishes happened before this)."""
-    out = []
-    misses = 0
-    while misses < 3:
-        msg = pubsub.get_message(timeout=0.2)
-        if msg is None:
-            misses += 1
-            continue
-        ev = json.loads(msg["data"])
-        out.append((ev["topic"], ev["kind"], ev["data"]))
-    pubsub.close()
-    return out
-
-
-def test_stop_and_start(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_stop_and_start(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     """Stopped: nothing sent. Start is refused while disabled; once started it sends and says so live."""
     from webapp.models import AuditEntry
-    from webapp.services import dialer_engine
+    from webapp.services.dialer import actions
 
     supervisor = make.user("sup", role="supervisor")
     d = dialer_for(make, twilio_provider(make, fake_twilio), running=False, enabled=False)
     queue(db, d, numbers(3))
     assert run(d)["stopped"] == "disabled"
-    with pytest.raises(dialer_engine.DialerError) as refused:
-        dialer_engine.start(d, supervisor.id)
+    with pytest.raises(actions.DialerError) as refused:
+        actions.start(d, supervisor.id)
     with app.test_request_context(), force_locale("en"):
         assert str(refused.value) == "Enable the dialer before starting it."
     with app.test_request_context(), force_locale("es"):
@@ -265,14 +216,14 @@ def test_stop_and_start(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     db.session.commit()
     assert run(d)["stopped"] == "stopped"
     assert fake_twilio.sent_count() == 0
-    listener = _listen(app, f"dialer:{d.id}", f"dialers:{d.security_group_id}")
-    dialer_engine.start(d, supervisor.id)
+    listener = listen_live(app, f"dialer:{d.id}", f"dialers:{d.security_group_id}")
+    actions.start(d, supervisor.id)
     db.session.commit()
     assert d.running is True
     assert run(d)["sent"] == 3
-    dialer_engine.stop(d, supervisor.id)
+    actions.stop(d, supervisor.id)
     db.session.commit()
-    events = _events(listener)
+    events = live_events(listener)
     assert (f"dialer:{d.id}", "dialer.state", {"dialer_id": d.id}) in events
     assert (f"dialers:{d.security_group_id}", "dialer.state", {"dialer_id": d.id}) in events
     assert (f"dialer:{d.id}", "dialer.counts", {"dialer_id": d.id}) in events
@@ -288,23 +239,23 @@ def test_stop_and_start(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
 def test_delete_cancels_everything_not_processed(db: Any, make: Any) -> None:
     """S4 Delete: NONE, TO PROCESS, BLOCKED, INVALID, FAILED → CANCELLED; in flight, sent, delivered stay."""
     from webapp.models import SpoolMessage
-    from webapp.services import dialer_engine
     from webapp.services import time as clock
+    from webapp.services.dialer import actions
 
     d = dialer_for(make, make.provider())
     ids = {s: queue(db, d, [f"+5989920000{s}"], state=s)[0] for s in range(8)}
     flying, = queue(db, d, ["+59899200009"])
     db.session.execute(sa.update(SpoolMessage).where(SpoolMessage.id == flying).values(in_flight_at=clock.now()))
     db.session.commit()
-    assert dialer_engine.cancel_pending(d) == 5
+    assert actions.cancel_pending(d) == 5
     db.session.commit()
     state = rows(db, d.id)
     assert {s: state[i].state for s, i in ids.items()} == {0: 6, 1: 6, 2: 2, 3: 6, 4: 6, 5: 6, 6: 6, 7: 7}
     assert state[flying].state == 1 and state[flying].in_flight_at is not None
-    assert dialer_engine.cancel_pending(d) == 0
+    assert actions.cancel_pending(d) == 0
 
 
-def test_opted_out_is_blocked_and_listed(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_opted_out_is_blocked_and_listed(db: Any, make: Any, fake_twilio: Any) -> None:
     """Twilio 21610: BLOCKED, and the number joins the do-not-contact list (source provider)."""
     from webapp.models import DoNotContact
 
@@ -318,7 +269,7 @@ def test_opted_out_is_blocked_and_listed(db: Any, make: Any, fake_twilio: Any) -
     assert [tuple(r) for r in listed] == [("+15005550004", "provider")]
 
 
-def test_permanent_refusal_fails(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_permanent_refusal_fails(db: Any, make: Any, fake_twilio: Any) -> None:
     """Twilio 21211 (invalid To): FAILED with the code, tried once."""
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     bad, = queue(db, d, ["+15005550001"])
@@ -329,7 +280,7 @@ def test_permanent_refusal_fails(db: Any, make: Any, fake_twilio: Any) -> None: 
     assert len(fake_twilio.api_requests("Messages.json", "POST")) == 1
 
 
-def test_temporary_failure_is_retried_later_then_sent(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_temporary_failure_is_retried_later_then_sent(app: Any, db: Any, make: Any, fake_twilio: Any,
                                                       quick: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """5xx beyond the adapter's own retries: back to TO PROCESS, held until its retry time, then sent once."""
     from webapp.services import time as clock
@@ -355,7 +306,7 @@ def test_temporary_failure_is_retried_later_then_sent(app: Any, db: Any, make: A
 
 
 def test_temporary_failures_end_failed_after_max_attempts(app: Any, db: Any, make: Any, quick: None,
-                                                          fake_twilio: Any,  # noqa: F811
+                                                          fake_twilio: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """After DIALER_MAX_ATTEMPTS tries the message is FAILED, not retried forever."""
     from webapp.services import time as clock
@@ -375,10 +326,10 @@ def test_temporary_failures_end_failed_after_max_attempts(app: Any, db: Any, mak
 
 
 # -- delivery receipts ----------------------------------------------------------------
-def test_delivery_callbacks_only_move_forward(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_delivery_callbacks_only_move_forward(db: Any, make: Any, fake_twilio: Any) -> None:
     """Out of order: delivered stays delivered; failed stays failed; unknown sids are not ours."""
     from webapp.providers.base import StatusUpdate
-    from webapp.services.dialer_engine import apply_delivery
+    from webapp.services.dialer.delivery import apply_delivery
 
     provider = twilio_provider(make, fake_twilio)
     d = dialer_for(make, provider)
@@ -403,7 +354,7 @@ def test_delivery_callbacks_only_move_forward(db: Any, make: Any, fake_twilio: A
 def test_sandbox_reports_what_it_sent_delivered(db: Any, make: Any) -> None:
     """`make run`'s dialers: the simulated handsets report the sandbox's sends delivered, and only those."""
     from webapp.models import SpoolMessage, SpoolState, utcnow
-    from webapp.services.dialer_engine import sandbox_delivery_reports
+    from webapp.services.dialer.delivery import sandbox_delivery_reports
 
     d = dialer_for(make, make.provider("sandbox", sender="+59829000000", max_per_second=0))
     ok_a, ok_b, refused = queue(db, d, ["+59899100001", "+59899100002", "+59899100000"])
@@ -425,10 +376,10 @@ def test_sandbox_reports_what_it_sent_delivered(db: Any, make: Any) -> None:
     assert sandbox_delivery_reports(after_seconds=0) == 0  # delivered stays delivered; nothing twice
 
 
-def test_dinstar_results_then_delivery_reports(db: Any, make: Any, fake_dinstar: Any) -> None:  # noqa: F811
+def test_dinstar_results_then_delivery_reports(db: Any, make: Any, fake_dinstar: Any) -> None:
     """Dinstar: the result (user_id = spool id) gives "port:ref_id", the key its delivery report carries."""
     from webapp.providers.base import StatusUpdate
-    from webapp.services.dialer_engine import apply_delivery
+    from webapp.services.dialer.delivery import apply_delivery
 
     provider = dinstar_provider(make, fake_dinstar)
     d = dialer_for(make, provider, dial_string="(0.3)", ports=[0, 1, 2, 3])
@@ -455,9 +406,9 @@ def _in_flight(db: Any, msg: int, seconds_ago: float = 120) -> datetime:
     return then
 
 
-def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twilio: Any) -> None:
     """The request went out but its answer was lost: the gateway's log has it, so it is SENT, not resent."""
-    from webapp.services import dialer_engine
+    from webapp.services.dialer import reconcile
 
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     msg, = queue(db, d, ["+59899100001"], body="Tu turno es mañana")
@@ -465,91 +416,91 @@ def test_reconcile_found_is_sent_without_resending(db: Any, make: Any, fake_twil
     sid = fake_twilio.add_message("+59899100001", "Tu turno es mañana", SENDER,
                                   (then + timedelta(seconds=1)).replace(tzinfo=UTC))
     assert run(d)["claimed"] == 0  # in flight: no worker may claim it
-    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 1, "not_found": 0, "unknown": 0, "later": 0}
+    assert reconcile.reconcile_expired() == {"released": 0, "found": 1, "not_found": 0, "unknown": 0, "later": 0}
     row = rows(db, d.id)[msg]
     assert (row.state, row.provider_message_id, row.in_flight_at, row.needs_review) == (2, sid, None, False)
     run(d)
     assert len(fake_twilio.sends_for("+59899100001")) == 1
 
 
-def test_reconcile_not_found_is_sent_once(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_reconcile_not_found_is_sent_once(db: Any, make: Any, fake_twilio: Any) -> None:
     """The gateway never got it: back to the pool, and sent exactly once."""
-    from webapp.services import dialer_engine
+    from webapp.services.dialer import reconcile
 
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     msg, = queue(db, d, ["+59899100001"])
     _in_flight(db, msg)
-    assert dialer_engine.reconcile_expired()["not_found"] == 1
+    assert reconcile.reconcile_expired()["not_found"] == 1
     row = rows(db, d.id)[msg]
     assert (row.state, row.in_flight_at, row.lease_owner) == (1, None, None)
     run(d)
-    assert dialer_engine.reconcile_expired() == {"released": 0, "found": 0, "not_found": 0, "unknown": 0, "later": 0}
+    assert reconcile.reconcile_expired() == {"released": 0, "found": 0, "not_found": 0, "unknown": 0, "later": 0}
     run(d)
     assert len(fake_twilio.sends_for("+59899100001")) == 1
     assert rows(db, d.id)[msg].state == 2
 
 
-def test_reconcile_asks_again_later_while_the_gateway_rate_limits_us(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_reconcile_asks_again_later_while_the_gateway_rate_limits_us(db: Any, make: Any, fake_twilio: Any,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A message a crash left in flight while Twilio answers 429 (Retry-After: 5) to the lookup itself: not
     left to a supervisor, asked again after the wait (NOT_FOUND, then sent once). While the provider's rate
     limit holds us back, reconcile does not even ask."""
     import time
 
-    from webapp.services import dialer_engine
     from webapp.services import time as clock
+    from webapp.services.dialer import gateway, reconcile
 
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     msg, = queue(db, d, ["+59899100001"])
     _in_flight(db, msg)
     fake_twilio.retry_after = "5"
     fake_twilio.set_mode("429")
-    out = dialer_engine.reconcile_expired()
+    out = reconcile.reconcile_expired()
     assert (out["later"], out["unknown"], out["not_found"]) == (1, 0, 0)
     row = rows(db, d.id)[msg]
     assert (row.state, row.needs_review, row.in_flight_at is not None) == (1, False, True)
     assert row.lease_until > clock.now()
-    assert dialer_engine.reconcile_expired()["later"] == 0  # not asked again before the wait is over
+    assert reconcile.reconcile_expired()["later"] == 0  # not asked again before the wait is over
     fake_twilio.set_mode(None)
     later = clock.now() + timedelta(seconds=6)
     monkeypatch.setattr(clock, "now", lambda: later)
-    assert dialer_engine.reconcile_expired()["not_found"] == 1
+    assert reconcile.reconcile_expired()["not_found"] == 1
     run(d)
     assert len(fake_twilio.sends_for("+59899100001")) == 1
 
     other, = queue(db, d, ["+59899100002"])
     _in_flight(db, other)
-    dialer_engine.gateway_limits().refused(d.provider_id, retry_after=30, sent_at=time.time())
+    gateway.gateway_limits().refused(d.provider_id, retry_after=30, sent_at=time.time())
     asked = len(fake_twilio.api_requests(method="GET"))
-    assert dialer_engine.reconcile_expired()["later"] == 1
+    assert reconcile.reconcile_expired()["later"] == 1
     assert len(fake_twilio.api_requests(method="GET")) == asked  # a provider holding us back is not asked
     assert rows(db, d.id)[other].needs_review is False
 
 
-def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twilio: Any,
                                                   quick: None) -> None:
     """The gateway cannot tell: needs_review, never resent by itself; a supervisor's resend sends it once."""
     from webapp.models import AuditEntry
-    from webapp.services import dialer_engine
+    from webapp.services.dialer import actions, counts, reconcile
 
     supervisor = make.user("sup", role="supervisor")
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     msg, other = queue(db, d, numbers(2))
     _in_flight(db, msg)
     fake_twilio.set_mode("500")
-    assert dialer_engine.reconcile_expired()["unknown"] == 1
+    assert reconcile.reconcile_expired()["unknown"] == 1
     fake_twilio.set_mode(None)
-    assert dialer_engine.reconcile_expired()["unknown"] == 0  # decided once, not asked again
+    assert reconcile.reconcile_expired()["unknown"] == 0  # decided once, not asked again
     run(d)
     assert [m["to"] for m in fake_twilio.sent()] == [numbers(2)[1]]
     row = rows(db, d.id)[msg]
     assert (row.state, row.needs_review) == (1, True)
-    c = dialer_engine.counts(d.id)
+    c = counts.counts(d.id)
     assert (c.needs_review, c.in_flight, c.processed, c.not_processed) == (1, 0, 1, 1)
-    assert dialer_engine.cancel_pending(d) == 0  # in flight: Delete leaves it for the decision
-    with pytest.raises(dialer_engine.DialerError):
-        dialer_engine.resolve_review(other, "resend", supervisor.id)
-    dialer_engine.resolve_review(msg, "resend", supervisor.id)
+    assert actions.cancel_pending(d) == 0  # in flight: Delete leaves it for the decision
+    with pytest.raises(actions.DialerError):
+        actions.resolve_review(other, "resend", supervisor.id)
+    actions.resolve_review(msg, "resend", supervisor.id)
     db.session.commit()
     run(d)
     assert len(fake_twilio.sends_for(numbers(2)[0])) == 1
@@ -558,17 +509,17 @@ def test_reconcile_unknown_waits_for_a_supervisor(db: Any, make: Any, fake_twili
                               .order_by(AuditEntry.id)).all() == ["dialer.cancel_pending", "dialer.review_resend"]
 
 
-def test_review_cancel(db: Any, make: Any, fake_twilio: Any, quick: None) -> None:  # noqa: F811
+def test_review_cancel(db: Any, make: Any, fake_twilio: Any, quick: None) -> None:
     """A supervisor's cancel ends the message CANCELLED, never sent."""
-    from webapp.services import dialer_engine
+    from webapp.services.dialer import actions, reconcile
 
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     msg, = queue(db, d, ["+59899100001"])
     _in_flight(db, msg)
     fake_twilio.set_mode("500")
-    dialer_engine.reconcile_expired()
+    reconcile.reconcile_expired()
     fake_twilio.set_mode(None)
-    dialer_engine.resolve_review(msg, "cancel", None)
+    actions.resolve_review(msg, "cancel", None)
     db.session.commit()
     run(d)
     assert fake_twilio.sent_count() == 0
@@ -576,21 +527,21 @@ def test_review_cancel(db: Any, make: Any, fake_twilio: Any, quick: None) -> Non
 
 
 # -- S4 single message, counts, status ----------------------------------------------------------
-def test_single_message_goes_next(app: Any, db: Any, make: Any, ordered: None, fake_twilio: Any,  # noqa: F811
+def test_single_message_goes_next(app: Any, db: Any, make: Any, ordered: None, fake_twilio: Any,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A single message is normalised to E.164 and sent before the queued bulk; a bad number queues nothing."""
-    from webapp.services import dialer_engine
+    from webapp.services.dialer import actions
 
     monkeypatch.setitem(app.config, "DEFAULT_REGION", "UY")
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     queue(db, d, numbers(3), priority=9999)
-    with pytest.raises(dialer_engine.DialerError) as bad:
-        dialer_engine.queue_single(d, "12", "Hola")
+    with pytest.raises(actions.DialerError) as bad:
+        actions.queue_single(d, "12", "Hola")
     with app.test_request_context(), force_locale("es"):
         assert str(bad.value) == "12 no es un número de teléfono válido."
-    with pytest.raises(dialer_engine.DialerError):
-        dialer_engine.queue_single(d, "098 344 384", "   ")
-    single = dialer_engine.queue_single(d, "098 344 384", "Hola Ana")
+    with pytest.raises(actions.DialerError):
+        actions.queue_single(d, "098 344 384", "   ")
+    single = actions.queue_single(d, "098 344 384", "Hola Ana")
     db.session.commit()
     assert (single.destination, single.priority) == ("+59898344384", 10000)
     run(d)
@@ -600,28 +551,28 @@ def test_single_message_goes_next(app: Any, db: Any, make: Any, ordered: None, f
 def test_counts_and_status(db: Any, make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """One figure per dashboard box: processed = sent + delivered + failed; other = invalid."""
     from webapp.models import ScheduleEntry
-    from webapp.services import dialer_engine
     from webapp.services import time as clock
+    from webapp.services.dialer import counts
 
     d = dialer_for(make, make.provider())
     for state, n in ((0, 1), (1, 4), (2, 3), (3, 2), (4, 5), (5, 1), (6, 2), (7, 6)):
         queue(db, d, numbers(n), state=state)
-    c = dialer_engine.counts(d.id)
+    c = counts.counts(d.id)
     assert (c.processed, c.not_processed, c.other, c.blocked) == (10, 5, 5, 2)
     assert (c.sent, c.delivered, c.failed, c.cancelled, c.in_flight, c.needs_review, c.total) == \
         (3, 6, 1, 2, 0, 0, 24)
     d.schedule.append(ScheduleEntry(days=0b0011111, start_time=dtime(9, 0), end_time=dtime(18, 0)))
     db.session.commit()
     monkeypatch.setattr(clock, "center_now", lambda: datetime(2026, 5, 17, 10, 0))  # Sunday
-    s = dialer_engine.status(d)
+    s = counts.status(d)
     assert (s.active, s.in_schedule, s.counts) == (True, False, c)
     monkeypatch.setattr(clock, "center_now", lambda: datetime(2026, 5, 18, 10, 0))
-    assert dialer_engine.status(d).in_schedule is True
+    assert counts.status(d).in_schedule is True
 
 
-def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     """The periodic task enqueues one job per free slot, collapses duplicates, and the jobs drain the dialer."""
-    from tests.conftest import run_jobs
+    from tests.helpers import run_jobs
     from workers.dialer import schedule_dialers, slot_key
 
     app.config["DIALER_WORKERS_PER_DIALER"] = 2
@@ -637,7 +588,7 @@ def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twili
     assert schedule_dialers() == {}
 
 
-def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any) -> None:
     """A far gateway (every answer takes 40 ms): after the first group the job overlaps requests, and
     230 messages are still each sent once, all SENT with their own sid."""
     fake_twilio.latency = 0.04
@@ -653,13 +604,14 @@ def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any
 
 
 def test_sender_overlaps_requests_only_while_they_mostly_wait(app: Any, db: Any, make: Any,
-                                                              fake_twilio: Any) -> None:  # noqa: F811
+                                                              fake_twilio: Any) -> None:
     """tune(): one at a time while a request costs about as much CPU as it waits (loopback), up to
     DIALER_SEND_CONCURRENCY once each mostly waits for the gateway, and back when it stops waiting."""
-    from webapp.services import dialer_engine as engine
+    from webapp.services.dialer import gateway
+    from webapp.services.dialer.sender import Sender
 
     d = dialer_for(make, twilio_provider(make, fake_twilio))
-    sender = engine._Sender(d, "t", engine.make_adapter(d.provider), app.extensions["conversa_redis"])
+    sender = Sender(d, "t", gateway.make_adapter(d.provider), app.extensions["conversa_redis"])
     try:
         assert (sender.max_concurrency, sender.concurrency) == (4, 1)
         sender.tune(50, wall=0.10, cpu=0.08)  # 2 ms a request, 1.6 of them CPU: stay
@@ -681,33 +633,13 @@ def short_jobs(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(app.config, "DIALER_JOB_SECONDS", 0.5)
 
 
-def drain_until_done(db: Any, dialer: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Run jobs as the clock would (only when the provider is not holding us back) until nothing is left
-    to send; each wait is for something observable, with a generous bound."""
-    from tests.dialer_procs import wait_until
-    from webapp.models import SpoolState
-    from webapp.services import dialer_engine
-
-    reports: list[dict[str, Any]] = []
-
-    def pending() -> bool:
-        return any(r.state == SpoolState.TO_PROCESS for r in rows(db, dialer.id).values())
-
-    while pending():
-        wait_until(lambda: dialer_engine.provider_hold(dialer.provider_id) == 0
-                   and dialer_engine.has_claimable(dialer.id), timeout, "the rate limit's wait to pass")
-        reports.append(run(dialer))
-        assert len(reports) < 200, "the dialer never finished"
-    return reports
-
-
-def test_429_spends_no_attempt_and_holds_every_worker_back(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_429_spends_no_attempt_and_holds_every_worker_back(app: Any, db: Any, make: Any, fake_twilio: Any,
                                                           short_jobs: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Twilio 20429 with Retry-After: 1, on a dialer that allows one attempt per message: the message goes
     back TO PROCESS with its attempt given back and a not-before time, the rest of the claim is given back,
     another worker sends nothing meanwhile; after the wait all three go out, each once, none FAILED."""
-    from webapp.services import dialer_engine
     from webapp.services import time as clock
+    from webapp.services.dialer import counts, gateway
 
     monkeypatch.setitem(app.config, "DIALER_MAX_ATTEMPTS", 1)
     d = dialer_for(make, twilio_provider(make, fake_twilio))
@@ -721,22 +653,22 @@ def test_429_spends_no_attempt_and_holds_every_worker_back(app: Any, db: Any, ma
     assert state[first].last_error.startswith("rate limited: 20429")
     assert state[first].lease_until > clock.now()  # not before the wait is over
     assert [(state[i].state, state[i].attempts, state[i].lease_owner) for i in rest] == [(1, 0, None)] * 2
-    assert dialer_engine.provider_hold(d.provider_id) > 0.5  # at least Retry-After, for every worker
+    assert gateway.provider_hold(d.provider_id) > 0.5  # at least Retry-After, for every worker
     assert run(d, slot=1)["stopped"] == "rate_limited"  # another worker holds back too
     assert len(fake_twilio.api_requests("Messages.json", "POST")) == 1
-    limit = dialer_engine.status(d).limit
+    limit = counts.status(d).limit
     assert limit is not None and limit.hits == 1
     drain_until_done(db, d)
     assert sorted(m["to"] for m in fake_twilio.sent()) == numbers(3)
     assert {(r.state, r.attempts) for r in rows(db, d.id).values()} == {(2, 1)}
 
 
-def test_pair_rate_limit_holds_back_only_that_recipient(db: Any, make: Any, fake_whatsapp: Any) -> None:  # noqa: F811
+def test_pair_rate_limit_holds_back_only_that_recipient(db: Any, make: Any, fake_whatsapp: Any) -> None:
     """Meta 131056 (too many to one customer): that message waits about 6 s without spending an attempt;
     the others go out in the same run and the provider is not held back."""
     from tests.fakes.whatsapp_cloud import ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN
-    from webapp.services import dialer_engine
     from webapp.services import time as clock
+    from webapp.services.dialer import counts, gateway
 
     provider = make.provider("whatsapp_cloud", channel="whatsapp", base_url=fake_whatsapp.url, sender="+59829000000",
                              max_per_second=0, options={"phone_number_id": PHONE_NUMBER_ID},
@@ -752,31 +684,31 @@ def test_pair_rate_limit_holds_back_only_that_recipient(db: Any, make: Any, fake
     assert state[limited].lease_until > clock.now() + timedelta(seconds=4)
     assert state[limited].last_error.startswith("rate limited: 131056")
     assert [state[i].state for i in others] == [2, 2]
-    assert dialer_engine.provider_hold(provider.id) == 0 and dialer_engine.status(d).limit is None
+    assert gateway.provider_hold(provider.id) == 0 and counts.status(d).limit is None
 
 
 def test_clock_starts_no_job_while_the_provider_holds_us_back(app: Any, db: Any, make: Any,
-                                                              fake_twilio: Any) -> None:  # noqa: F811
+                                                              fake_twilio: Any) -> None:
     """While a provider's rate limit holds everyone back the clock enqueues nothing for its dialers (no
     job spinning on a wait); when the wait is about over it enqueues them again."""
     import time
 
-    from tests.dialer_procs import wait_until
-    from webapp.services import dialer_engine
+    from tests.helpers import wait_until
+    from webapp.services.dialer import gateway
     from workers.dialer import HELD_BACK_SECONDS, schedule_dialers
 
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     other = dialer_for(make, twilio_provider(make, fake_twilio))
     queue(db, d, numbers(2))
     queue(db, other, numbers(2, start=10))
-    dialer_engine.gateway_limits().refused(d.provider_id, retry_after=HELD_BACK_SECONDS + 1.5, sent_at=time.time())
+    gateway.gateway_limits().refused(d.provider_id, retry_after=HELD_BACK_SECONDS + 1.5, sent_at=time.time())
     assert schedule_dialers() == {other.id: [0, 1]}
-    wait_until(lambda: dialer_engine.provider_hold(d.provider_id) <= HELD_BACK_SECONDS, 30, "the wait to near its end")
+    wait_until(lambda: gateway.provider_hold(d.provider_id) <= HELD_BACK_SECONDS, 30, "the wait to near its end")
     assert schedule_dialers() == {d.id: [0, 1], other.id: []}
 
 
 @pytest.mark.slow
-def test_429_among_overlapped_requests_then_recovery(app: Any, db: Any, make: Any, fake_twilio: Any,  # noqa: F811
+def test_429_among_overlapped_requests_then_recovery(app: Any, db: Any, make: Any, fake_twilio: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A far gateway (40 ms answers, so the job overlaps requests) says 429 to a few of them mid-bulk:
     the job waits the limit out, goes on one at a time, speeds back up, and 150 messages still go out
@@ -795,7 +727,7 @@ def test_429_among_overlapped_requests_then_recovery(app: Any, db: Any, make: An
     assert {(state[i].state, state[i].attempts) for i in ids} == {(2, 1)}
 
 
-def test_429_to_a_dinstar_batch(app: Any, db: Any, make: Any, fake_dinstar: Any,  # noqa: F811
+def test_429_to_a_dinstar_batch(app: Any, db: Any, make: Any, fake_dinstar: Any,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch request answered 429: every message of it back without spending an attempt, one refusal
     for the limit (not one per message); after the wait all ten go out once."""

@@ -7,27 +7,25 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import login, process_env
 
-from tests.dialer_procs import (
+from tests.fakes.twilio import FakeTwilio
+from tests.helpers import (
     FAST_ENGINE,
+    drain_until_done,
+    listen_live,
+    live_events,
+    login,
+    numbers,
+    process_env,
+    queue,
     queue_bulk,
+    run,
     sends_per_destination,
     spool_states,
     start_worker,
     stop_worker,
-    wait_until,
-)
-from tests.fakes import fake_twilio  # noqa: F401
-from tests.fakes.twilio import FakeTwilio
-from tests.test_dialer_engine import (
-    _events,
-    _listen,
-    drain_until_done,
-    numbers,
-    queue,
-    run,
     twilio_provider,
+    wait_until,
 )
 
 T0 = 1_800_000_000.0  # a fixed "now" (time.time() seconds) for the limit's arithmetic
@@ -99,7 +97,7 @@ def test_the_limit_expires_when_nothing_is_sent(app: Any, limits: Any) -> None:
 
 # -- the dashboard -----------------------------------------------------------------------------------
 def test_dashboard_says_the_gateway_is_limiting_us(app: Any, client: Any, db: Any, make: Any,
-                                                    fake_twilio: Any,  # noqa: F811
+                                                    fake_twilio: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """While the provider rate limits us every dialer on it says so on its dashboard (Spanish and English),
     pushed as dialer.state when it starts and when it ends; after recovery the notice is gone."""
@@ -112,10 +110,10 @@ def test_dashboard_says_the_gateway_is_limiting_us(app: Any, client: Any, db: An
     d = make.dialer(group, provider, running=True, interval_ms=0)
     idle = make.dialer(group, provider, running=False)  # same provider: the same limit
     queue(db, d, numbers(2))
-    listener = _listen(app, f"dialer:{d.id}", f"dialer:{idle.id}")
+    listener = listen_live(app, f"dialer:{d.id}", f"dialer:{idle.id}")
     fake_twilio.fail_next(1, "429")
     assert run(d)["rate_limited"] == 1
-    started = _events(listener)
+    started = live_events(listener)
     assert (f"dialer:{d.id}", "dialer.state", {"dialer_id": d.id}) in started
     assert (f"dialer:{idle.id}", "dialer.state", {"dialer_id": idle.id}) in started
 
@@ -132,9 +130,9 @@ def test_dashboard_says_the_gateway_is_limiting_us(app: Any, client: Any, db: An
     assert "The gateway is limiting us." in english and "It has refused 1 send as too fast" in english
     assert "messages a minute" in english
 
-    listener = _listen(app, f"dialer:{d.id}", f"dialer:{idle.id}")
+    listener = listen_live(app, f"dialer:{d.id}", f"dialer:{idle.id}")
     drain_until_done(db, d)
-    ended = _events(listener)
+    ended = live_events(listener)
     assert (f"dialer:{d.id}", "dialer.state", {"dialer_id": d.id}) in ended
     assert (f"dialer:{idle.id}", "dialer.state", {"dialer_id": idle.id}) in ended
     assert "rate-limit" not in client.get(f"/dialers/{d.id}/state").get_data(as_text=True)
@@ -142,6 +140,7 @@ def test_dashboard_says_the_gateway_is_limiting_us(app: Any, client: Any, db: An
 
 
 # -- real workers ----------------------------------------------------------------------------------------
+@pytest.mark.per_database
 @pytest.mark.slow
 def test_sustained_429_then_recovery_two_workers(app: Any, db: Any, make: Any, tmp_path: Path) -> None:
     """The issue's case with two real workers: the Twilio fake answers every send 429 (Retry-After: 1) for

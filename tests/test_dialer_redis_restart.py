@@ -3,25 +3,27 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import IsolatedClient, process_env
-from tests.dialer_procs import (
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.helpers import (
     FAST_ENGINE,
+    IsolatedClient,
+    free_port,
+    process_env,
     queue_bulk,
+    redis_binary,
+    redis_errors,
     sends_per_destination,
     spool_states,
     start_worker,
     stop_worker,
     wait_until,
 )
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from tests.services import free_port, redis_binary
 
 TOTAL = 300
 
@@ -67,6 +69,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_redis_restart_mid_send(app: Any, make: Any, own_redis: OwnRedis, tmp_path: Path) -> None:
     """Stop Redis while a dialer sends: /login still answers; after a restart on the same port the
     dialer resumes by itself and every message is sent exactly once."""
@@ -94,7 +97,9 @@ def test_redis_restart_mid_send(app: Any, make: Any, own_redis: OwnRedis, tmp_pa
             assert during < TOTAL, "Redis must go away mid-batch"
             assert client.get("/login").status_code == 200
             assert client.get("/healthz").status_code == 503
-            time.sleep(2)  # let the worker meet the outage (its job fails, its clock waits)
+            log = tmp_path / "worker.log"
+            wait_until(lambda: redis_errors(log.read_text(errors="replace")), 60,
+                       "the worker to meet the outage (its job fails, its clock waits)")
             stalled = fake.sent_count()
             assert stalled < TOTAL
             own_redis.start()

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 import websocket
-from conftest import PASSWORD, csrf_token, login, run_jobs
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from tests.helpers import PASSWORD, csrf_token, login, run_jobs
 from webapp.models import Dialer, DoNotContact, SpoolMessage, SpoolState, SpoolUpload
 
 

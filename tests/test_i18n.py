@@ -1,11 +1,7 @@
 """Every UI string has Spanish; the pages follow the language the user picks."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from conftest import csrf_token, login
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, csrf_token, login
 
 
 def test_every_ui_string_has_spanish():
@@ -23,7 +19,8 @@ def test_lazy_strings_and_provider_fields_of_the_admin_pages_have_spanish():
 
     keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
     found: set[str] = set()
-    for pattern in ("webapp/admin/*.py", "webapp/campaigns/*.py", "webapp/services/admin.py",
+    for pattern in ("webapp/admin/*.py", "webapp/campaigns/*.py", "webapp/services/records.py", "webapp/services/users.py",
+                    "webapp/services/security_groups.py", "webapp/services/provider_config.py",
                     "webapp/services/campaign_config.py"):
         for path in ROOT.glob(pattern):
             found.update(m for _, m, _, _ in extract_from_file("python", str(path), keywords=keywords))
@@ -52,3 +49,22 @@ def test_page_renders_in_english_after_picking_english(client, make, db):
     assert "Estrategia" not in english and 'lang="en"' in english
     db.session.expire_all()
     assert db.session.query(User).filter_by(username="sup").one().language == "en"
+
+
+def test_out_of_request_text_speaks_the_centres_language_unless_told(app, make, db):
+    """i18n.translating: a job (no request) speaks BABEL_DEFAULT_LOCALE, a given locale wins, and a
+    request keeps its user's language."""
+    from flask_babel import gettext
+
+    from webapp import i18n
+
+    with app.app_context():
+        assert i18n.center_locale() == "es"
+        with i18n.translating():
+            assert gettext("Write a message first.") == "Escribe un mensaje primero."
+        with i18n.translating("en"):
+            assert gettext("Write a message first.") == "Write a message first."
+        assert i18n.gettext_anywhere("Write a message first.") == "Escribe un mensaje primero."
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        with i18n.translating():
+            assert gettext("Write a message first.") == "Write a message first."

@@ -1,4 +1,5 @@
-"""The life of a conversation: open/continue, opt-out, out-of-hours, abandon, close, transfers, sends."""
+"""The life of a conversation: open/continue, opt-out, out-of-hours, close, transfers, sends (long waits:
+test_long_waits.py)."""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
@@ -7,8 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import run_jobs
-from tests.fakes import fake_twilio  # noqa: F401
+from tests.helpers import run_jobs
 from webapp.models import DoNotContact, Interaction, InteractionStatus, Message, ScheduleEntry, SenderKind
 from webapp.providers.base import InboundMessage
 from webapp.services import interactions
@@ -122,24 +122,6 @@ def test_inside_hours_no_bot_message(world: dict[str, Any], db: Any, monkeypatch
     db.session.commit()
     assert db.session.scalar(sa.select(sa.func.count()).where(Message.sender_kind == SenderKind.BOT)) == 0
     assert db.session.scalar(sa.select(Interaction.out_of_hours_sent)) is False
-
-
-def test_waiting_longer_than_the_threshold_is_abandoned(world: dict[str, Any], db: Any) -> None:
-    campaign = world["campaign"]
-    campaign.abandon_threshold_seconds = 600
-    campaign.strategy = "ringall"  # nobody takes it by routing
-    db.session.commit()
-    start = datetime(2025, 3, 4, 15, 0)
-    old = Interaction(campaign_id=campaign.id, customer_number="+59899000001", queued_at=start)
-    fresh = Interaction(campaign_id=campaign.id, customer_number="+59899000002",
-                        queued_at=start + timedelta(minutes=5))
-    db.session.add_all([old, fresh])
-    db.session.commit()
-    assert interactions.abandon_overdue(start + timedelta(seconds=599)) == 0
-    assert interactions.abandon_overdue(start + timedelta(seconds=601)) == 1
-    db.session.commit()
-    assert (old.status, old.closed_at) == (InteractionStatus.ABANDONED, start + timedelta(seconds=601))
-    assert fresh.status == InteractionStatus.WAITING
 
 
 def test_disabled_campaign_takes_no_new_conversation(world: dict[str, Any], db: Any) -> None:
@@ -332,7 +314,7 @@ def test_whatsapp_24_hour_window(make: Any, db: Any, monkeypatch: pytest.MonkeyP
     assert templated.template_ref == "recordatorio_1"
 
 
-def test_twilio_send_and_opt_out_error(make: Any, db: Any, app: Any, fake_twilio: Any) -> None:  # noqa: F811
+def test_twilio_send_and_opt_out_error(make: Any, db: Any, app: Any, fake_twilio: Any) -> None:
     """The send job goes through the gateway; Twilio's 21610 puts the number on do-not-contact."""
     from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 

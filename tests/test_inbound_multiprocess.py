@@ -14,11 +14,9 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import PASSWORD, process_env
-from tests.services import stop_processes, web_processes
+from tests.helpers import PASSWORD, ROOT, process_env, stop_processes, web_processes
 
-pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.per_database]
 TOKEN = "twilio-token-multiprocess"
 DID = "+59829001000"
 TEXT = "Hola, escribo desde otro proceso"

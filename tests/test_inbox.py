@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import csrf_token, login, run_jobs
-from tests.fakes import fake_twilio  # noqa: F401
+from tests.helpers import csrf_token, login, run_jobs
 from webapp.models import (
     AgentChatMessage,
     BreakType,
@@ -182,7 +182,7 @@ def test_customer_html_shows_as_text(client: Any, world: dict[str, Any], db: Any
 
 # -- composer ------------------------------------------------------------------------------
 def test_send_queues_the_message_and_the_gateway_gets_it(client: Any, make: Any, db: Any, app: Any,
-                                                         fake_twilio: Any) -> None:  # noqa: F811
+                                                         fake_twilio: Any) -> None:
     from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 
     group = make.group()
@@ -299,7 +299,7 @@ def test_transfer_to_an_agent_or_a_campaign(client: Any, world: dict[str, Any], 
     second = conversation(db, world["sales"], world["ana"], number="+59899000002")
     login(client, "ana")
     html = page(client, f"/inbox/{first.id}")
-    assert f'<option value="{world["beto"].id}">beto</option>' in html
+    assert f'<option value="{world["beto"].id}">beto · Libre</option>' in html
     assert f'<option value="{world["support"].id}">Soporte</option>' in html
     headers = htmx(client)
     response = client.post(f"/inbox/{first.id}/transfer", data={"agent_id": world["beto"].id, "campaign_id": 0},
@@ -316,6 +316,30 @@ def test_transfer_to_an_agent_or_a_campaign(client: Any, world: dict[str, Any], 
     empty = client.post(f"/inbox/{third.id}/transfer", data={"agent_id": 0, "campaign_id": 0}, headers=headers)
     assert empty.headers["HX-Retarget"] == f"#conv-notice-{third.id}"
     assert client.post(f"/inbox/{third.id}/transfer", data={"agent_id": 99999}, headers=headers).status_code == 404
+
+
+def test_the_transfer_menu_shows_each_agents_state_and_leaves_out_who_cannot_take_it(
+        client: Any, make: Any, world: dict[str, Any], db: Any) -> None:
+    """Issue 12.4: the menu listed disconnected and resting agents, and no states."""
+    mine = conversation(db, world["sales"], world["ana"])
+    conversation(db, world["sales"], world["beto"], number="+59899000002")
+    world["beto"].state = "busy"
+    people = {name: make.user(name, groups=[world["group"]], state=state) for name, state in (
+        ("caro", "free"), ("dani", "disconnected"), ("eli", "free_break"), ("fede", "busy_break"))}
+    people["gabi"] = make.user("gabi", groups=[world["group"]], state="free", voice=False)  # M2: no voice campaign
+    for agent in people.values():
+        make.member(world["sales"], agent)
+    db.session.commit()
+    login(client, "ana")
+    menu = client.get(f"/inbox/{mine.id}/transfer", headers=htmx(client)).get_data(as_text=True)
+    options = re.findall(r'<option value="(\d+)">([^<]*)</option>', menu.split('name="campaign_id"')[0])
+    assert [label for _, label in options] == ["—", "caro · Libre", "beto · Ocupado"], menu
+    for name in ("dani", "eli", "fede", "gabi"):  # and a hand-made post to them answers 404
+        response = client.post(f"/inbox/{mine.id}/transfer", data={"agent_id": people[name].id, "campaign_id": 0},
+                               headers=htmx(client))
+        assert response.status_code == 404, name
+    db.session.expire_all()
+    assert db.session.get(Interaction, mine.id).agent_id == world["ana"].id
 
 
 def test_the_workspace_refuses_what_the_agent_may_not_use(client: Any, make: Any, world: dict[str, Any],
@@ -365,6 +389,29 @@ def test_ringall_offer_goes_to_the_first_taker(client: Any, app: Any, make: Any,
     db.session.expire_all()
     assert db.session.get(Interaction, offer.id).agent_id == world["beto"].id
     assert f'id="offer-{offer.id}"' not in page(client)
+
+
+def test_a_second_ringall_offer_is_refused_saying_why_and_stays(client: Any, world: dict[str, Any],
+                                                                db: Any) -> None:
+    """Issue 12.4: holding one in one-at-a-time ringall, Take said "another agent took it" and the offer
+    vanished until a reload."""
+    world["sales"].strategy = "ringall"
+    db.session.commit()
+    conversation(db, world["sales"], world["ana"], number="+59899000001")
+    offer = conversation(db, world["sales"], None, status=InteractionStatus.WAITING, texts=("¿Alguien?",))
+    login(client, "ana")
+    assert f'id="offer-notice-{offer.id}"' in page(client)
+    refused = client.post(f"/inbox/{offer.id}/take", headers=htmx(client))
+    html = refused.get_data(as_text=True)
+    reason = "Ya tiene una conversación abierta y esta campaña da una a la vez"
+    assert refused.headers["HX-Reswap"] == "none"  # the open conversation stays on screen
+    assert f'data-fill="offer-notice-{offer.id}">{reason}' in html, html
+    assert "Otro agente" not in html and "data-remove" not in html
+    db.session.expire_all()
+    assert db.session.get(Interaction, offer.id).agent_id is None
+    assert f'id="offer-{offer.id}"' in page(client)
+    plain = client.post(f"/inbox/{offer.id}/take", data={"csrf_token": csrf_token(client, "/inbox")})
+    assert plain.status_code == 302 and reason in page(client)
 
 
 # -- softphone, state, chat ------------------------------------------------------------------------------
@@ -470,6 +517,7 @@ def test_draft_handler_respects_monitor_screen_allowed(app: Any, world: dict[str
     from flask import g
 
     from webapp.inbox import live
+    from webapp.services import supervision
 
     mine = conversation(db, world["sales"], world["ana"])
     theirs = conversation(db, world["sales"], world["beto"], number="+59899000002")
@@ -490,7 +538,7 @@ def test_draft_handler_respects_monitor_screen_allowed(app: Any, world: dict[str
         g.pop("inbox_last_draft")
     state = json.loads(redis.get(key))
     assert (state["interaction_id"], state["draft"]) == (mine.id, "Hola, estoy escrib")
-    assert 0 < redis.ttl(key) <= live.SCREEN_TTL
+    assert 0 < redis.ttl(key) <= supervision.SCREEN_TTL
     event = next_event(pubsub)
     assert event["kind"] == "screen.state" and event["data"]["interaction_id"] == mine.id
     with app.test_request_context("/ws"):

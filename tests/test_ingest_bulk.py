@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from webapp.models import DoNotContact, SpoolMessage, SpoolState, SpoolUpload
 from webapp.services import dnc
-from webapp.services.spool_ingest import CHUNK, FileRejected, load_bulk, preview_bulk
+from webapp.services.ingest.bulk import load_bulk, preview_bulk
+from webapp.services.ingest.files import CHUNK, FileRejected
 
 REGION = "UY"
 

@@ -10,7 +10,8 @@ from sqlalchemy import event
 
 from webapp.models import DoNotContact, SpoolUpload
 from webapp.services import dnc
-from webapp.services.spool_ingest import CHUNK, FileRejected, load_dnc
+from webapp.services.ingest.do_not_contact import load_dnc
+from webapp.services.ingest.files import CHUNK, FileRejected
 
 
 def csv(*lines: str) -> io.BytesIO:

@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 import websocket
-from conftest import PASSWORD
 
+from tests.helpers import PASSWORD
 from webapp.live.events import CHANNEL_PREFIX, publish
 
 
@@ -167,3 +167,33 @@ def test_every_app_the_factory_makes_has_the_socket_route(app):
     for application in (app, other):
         rules = {r.rule: r for r in application.url_map.iter_rules()}
         assert rules["/ws"].websocket is True
+
+
+def test_first_frame_says_fresh_only_when_nothing_happened_since_the_page(live_server, make, db, monkeypatch):
+    """A page rendered after its topics' last event need not reload its live regions (slow links: four
+    requests and the list redrawn right after load); one rendered before it, or not saying when, must."""
+    import time
+
+    from webapp.models import User
+
+    monkeypatch.setattr("webapp.live.events.SINCE_MARGIN", 0.0)  # exact times (the live server is in-process)
+    user = make.user("ana")
+    cookie = _session_cookie(live_server, "ana")  # signing in publishes the agent's state
+
+    def first_frame(query):
+        ws = websocket.create_connection(_ws_url(live_server) + query, cookie=cookie, timeout=5)
+        try:
+            return ws.recv()
+        finally:
+            ws.close()
+            ws.shutdown()
+
+    rendered = time.time()
+    assert "data-fresh" in first_frame(f"?since={rendered}")
+    assert "data-fresh" not in first_frame("")  # the page did not say when it was rendered
+    assert "data-fresh" not in first_frame(f"?since={rendered - 2 * 24 * 3600}")  # older than what is kept
+    publish(f"user:{db.session.get(User, user.id).id}", "test.ping", n=1)
+    db.session.commit()
+    frame = first_frame(f"?since={rendered}")
+    assert 'data-live="on"' in frame and "data-fresh" not in frame  # an event after the page: resync
+    assert "data-fresh" in first_frame(f"?since={time.time()}")  # a page rendered after that event

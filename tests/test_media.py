@@ -18,9 +18,6 @@ import pytest
 import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
-from tests import media_samples as samples
-from tests.conftest import login, run_jobs
-from tests.fakes import fake_twilio, fake_whatsapp  # noqa: F401
 from tests.fakes.whatsapp_cloud import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -32,6 +29,7 @@ from tests.fakes.whatsapp_cloud import (
     message_payload,
     sign,
 )
+from tests.helpers import login, run_jobs, samples
 from webapp.models import Attachment, AttachmentState, Interaction, Message
 from webapp.services import media, media_store
 from webapp.services.media_store import CHUNK, DiskStore, NotStored, S3Store, open_store
@@ -125,7 +123,7 @@ def test_media_store_url_settings(tmp_path: Any) -> None:
 
 # -- a center on WhatsApp Cloud (the fake) -----------------------------------------------------------------
 @pytest.fixture
-def center(make: Any, db: Any, fake_whatsapp: Any) -> SimpleNamespace:  # noqa: F811
+def center(make: Any, db: Any, fake_whatsapp: Any) -> SimpleNamespace:
     ventas, cobros = make.group("ventas"), make.group("cobros")
     provider = make.provider("whatsapp_cloud", channel="whatsapp", sender=DISPLAY_NUMBER, base_url=fake_whatsapp.url,
                              max_per_second=0, credentials={"access_token": ACCESS_TOKEN, "app_secret": APP_SECRET,
@@ -248,7 +246,7 @@ def test_location_and_contact_cards_are_kept_without_a_download(client: Any, app
 
 
 def test_twilio_media_is_fetched_with_basic_auth_and_the_cdn_gets_no_credentials(
-        client: Any, app: Any, db: Any, make: Any, fake_twilio: Any, app_store: Any) -> None:  # noqa: F811
+        client: Any, app: Any, db: Any, make: Any, fake_twilio: Any, app_store: Any) -> None:
     from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 
     group = make.group()
@@ -279,7 +277,7 @@ def test_twilio_media_is_fetched_with_basic_auth_and_the_cdn_gets_no_credentials
 
 
 def test_a_twilio_media_url_with_wrong_credentials_keeps_trying_and_says_why(
-        client: Any, app: Any, db: Any, make: Any, fake_twilio: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        client: Any, app: Any, db: Any, make: Any, fake_twilio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.fakes.twilio import ACCOUNT_SID
     from webapp.models import Provider
     from webapp.providers.base import InboundMessage
@@ -364,7 +362,7 @@ def test_a_file_that_streams_past_its_limit_is_refused(app: Any) -> None:
 
     chunks = iter([b"x" * 400_000, b"x" * 400_000])
     with pytest.raises(media.Refused) as refused:
-        media._copy(MediaDownload(chunks=chunks), io.BytesIO(), 500 * 1024)
+        media.copy_limited(MediaDownload(chunks=chunks), io.BytesIO(), 500 * 1024)
     assert (refused.value.size, refused.value.limit) == (800_000, 512_000)
 
 

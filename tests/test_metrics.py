@@ -1,7 +1,7 @@
 """/metrics: Prometheus text, for admins and for a scraper with the token only."""
 from __future__ import annotations
 
-from conftest import login
+from tests.helpers import login
 
 
 def test_metrics_counts_spool_and_interactions(app, client, make, db):

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from tests.helpers import ROOT
+
 
 @pytest.fixture
 def fresh_database_url(tmp_path) -> Iterator[str]:
@@ -79,9 +81,8 @@ def test_upgrade_downgrade_upgrade_and_models_match(migration_app):
 def _include_object():
     """The same filter as migrations/env.py: its hand-written expression indexes are not compared."""
     import ast
-    from pathlib import Path
 
-    source = (Path(__file__).resolve().parent.parent / "migrations" / "env.py").read_text()
+    source = (ROOT / "migrations" / "env.py").read_text()
     tree = ast.parse(source)
     names: set[str] = set()
     for node in ast.walk(tree):

@@ -434,16 +434,16 @@ def test_webhook_reply_is_empty_twiml(adapter: TwilioAdapter) -> None:
     assert body.endswith("<Response/>")
 
 
+@pytest.mark.slow
 def test_fake_runs_as_its_own_process() -> None:
     """`python -m tests.fakes.twilio` serves another process: sends counted and modes switched over HTTP."""
     import os
-    import pathlib
     import subprocess
     import sys
 
     import requests
 
-    root = pathlib.Path(__file__).resolve().parents[1]
+    from tests.helpers import ROOT as root
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.twilio", "--port", "0"], cwd=root, env=env,
                             stdout=subprocess.PIPE, text=True)

@@ -213,7 +213,8 @@ def test_ringall_offers_and_the_first_taker_wins(make: Any, db: Any, app: Any) -
     # ringall: one at a time
     second = db.session.get(Interaction, ids[1])
     assert routing.offers_for(people[1]) == []
-    assert interactions.take_offer(second, people[1]) is False
+    with pytest.raises(interactions.InteractionError, match="una a la vez"):  # issue 12.4: says why
+        interactions.take_offer(second, people[1])
     assert interactions.take_offer(second, people[2]) is True
     db.session.commit()
     pubsub.close()
@@ -261,7 +262,9 @@ def test_wrandom_assigns_through_route_waiting(make: Any, db: Any) -> None:
 
 
 @pytest.mark.parametrize("leave", ["break", "logout"])
-def test_break_and_logout_requeue_what_was_not_answered(make: Any, db: Any, leave: str) -> None:
+def test_break_requeues_what_was_not_answered_and_logout_everything(make: Any, db: Any, leave: str) -> None:
+    """Issue 12.3: a break hands back what is not answered (the agent finishes the rest); a sign-out hands
+    back everything, the answered one routed first, each remembering who had it."""
     campaign, (first, second) = setup(make, "linear_nopause", n_agents=2)
     ids = arrive(db, campaign, 2)
     route(db)
@@ -277,9 +280,35 @@ def test_break_and_logout_requeue_what_was_not_answered(make: Any, db: Any, leav
         agents.on_logout(first)
     db.session.commit()
     unanswered = db.session.get(Interaction, ids[1])
-    assert (unanswered.status, unanswered.agent_id) == (InteractionStatus.WAITING, None)
-    assert (answered.status, answered.agent_id) == (InteractionStatus.ACTIVE, first.id)
-    assert route(db) == [(ids[1], second.id)]
+    assert (unanswered.status, unanswered.agent_id, unanswered.previous_agent_id) == (
+        InteractionStatus.WAITING, None, first.id)
+    if leave == "break":
+        assert (answered.status, answered.agent_id) == (InteractionStatus.ACTIVE, first.id)
+        assert route(db) == [(ids[1], second.id)]
+    else:
+        assert (answered.status, answered.agent_id, answered.previous_agent_id) == (
+            InteractionStatus.WAITING, None, first.id)
+        assert [m.body for m in answered.messages] == ["Hola"]  # its history goes with it
+        assert route(db) == [(ids[0], second.id), (ids[1], second.id)]
+
+
+def test_answered_conversations_handed_back_are_routed_before_the_rest(make: Any, db: Any) -> None:
+    """Issue 12.1: a customer already talking with an agent who left goes first, even arriving later."""
+    campaign, (first, second) = setup(make, "linear_interaction", n_agents=2)
+    waiting_id, = arrive(db, campaign, 1)  # arrived first, never answered
+    talking = Interaction(campaign_id=campaign.id, customer_number="+59899111000", status="active", agent_id=first.id,
+                          created_at=T0 + timedelta(seconds=30), queued_at=T0 + timedelta(seconds=30),
+                          first_reply_at=T0 + timedelta(seconds=40))
+    db.session.add(talking)
+    second.state = "busy_break"
+    db.session.commit()
+    moved = agents.on_logout(first)
+    db.session.commit()
+    assert [i for i, _ in moved.queued] == [talking.id]
+    second.state = "free"
+    db.session.commit()
+    assert route(db) == [(talking.id, second.id)]  # one at a time (interaction mode): the answered one
+    assert db.session.get(Interaction, waiting_id).status == InteractionStatus.WAITING
 
 
 def test_disabled_campaigns_are_not_routed(make: Any, db: Any) -> None:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token, login
 from test_access import SKIP_PREFIXES, _rule_ids, url_for_rule, world
+
+from tests.helpers import csrf_token, login
 
 # Gateway webhooks (signatures) and the voice API (bearer token) authenticate without cookies.
 NO_CSRF = ("/webhooks/", "/api/")

@@ -57,7 +57,7 @@ def scenario(db, make, clock):
 
 
 def test_day_starts_at_local_midnight(ctx):
-    from webapp.services.stats import day_start
+    from webapp.services.time import center_day_start as day_start
 
     assert day_start(NOW) == datetime(2025, 3, 10, 3, 0)
     # 23:00 local on the 9th still belongs to the 9th.

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_token, login
+
+from tests.helpers import csrf_token, login
 
 
 @pytest.fixture
@@ -201,7 +202,9 @@ def test_pause_needs_csrf_and_a_break_type(client, world, db):
     assert audit_actions(db, world["agent"].id) == []
 
 
-def test_logout_ends_the_session_and_requeues_unanswered(app, world, db, events):
+def test_logout_ends_the_session_and_hands_back_every_conversation(app, world, db, events):
+    """Issue 12.3: a forced log-out leaves nothing stranded (answered ones too); the agent, signing in
+    again, reads what went where."""
     from webapp.models import User
 
     agent_client, sup_client = app.test_client(), app.test_client()
@@ -219,16 +222,46 @@ def test_logout_ends_the_session_and_requeues_unanswered(app, world, db, events)
     db.session.expire_all()
     agent = db.session.get(User, world["agent"].id)
     assert agent.state == "disconnected"
-    assert (unanswered.status, unanswered.agent_id) == ("waiting", None)
-    assert (answered.status, answered.agent_id) == ("active", agent.id)  # answered work stays with the agent
+    assert (unanswered.status, unanswered.agent_id, unanswered.previous_agent_id) == ("waiting", None, agent.id)
+    assert (answered.status, answered.agent_id, answered.previous_agent_id) == ("waiting", None, agent.id)
     seen = {(e["topic"], e["kind"]) for e in events()}
     assert (f"user:{agent.id}", "session.ended") in seen
     assert (f"campaign:{world['c1'].id}", "interaction.changed") in seen
     entry, = audit_actions(db, agent.id)
     assert entry == (world["sup"].id, "agent.logout", "user", agent.id)
-    # Signing in again works.
+    # Signing in again works, and says what went where.
     login(agent_client, "ana")
-    assert agent_client.get("/inbox").status_code == 200
+    page = agent_client.get("/inbox").get_data(as_text=True)
+    notice = page[page.index('id="handback-notice"'):]
+    notice = notice[:notice.index("</div>")]
+    assert "Un supervisor cerró su sesión." in notice
+    assert "2 conversaciones volvieron a la cola: +59899111222, +59899333444" in notice
+    monitor = sup_client.get("/monitor/waiting").get_data(as_text=True)
+    assert monitor.count("estaba con Ana Agente") == 2
+
+
+def test_a_supervisor_may_hand_the_conversations_to_a_named_agent(app, world, db, make):
+    from webapp.models import User
+
+    beto = make.user("beto", groups=[world["g1"]], name="Beto", state="free")
+    make.member(world["c1"], beto)
+    answered = interaction(db, world["c1"], world["agent"], status="active", number="+59899333444")
+    agent_client, sup_client = app.test_client(), app.test_client()
+    login(sup_client, "sup")
+    panel = sup_client.get(f"/monitor/agents/{world['agent'].id}").get_data(as_text=True)
+    assert f'<option value="{beto.id}">Beto</option>' in panel
+    token = csrf_token(sup_client, "/monitor")
+    # Another group's agent is 404, and nothing moved.
+    assert sup_client.post(f"/monitor/agents/{world['agent'].id}/logout",
+                           data={"csrf_token": token, "to_agent_id": world["other"].id}).status_code == 404
+    response = sup_client.post(f"/monitor/agents/{world['agent'].id}/logout",
+                               data={"csrf_token": token, "to_agent_id": beto.id}, headers={"HX-Request": "true"})
+    assert "1 conversación pasó a Beto." in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert (answered.status, answered.agent_id, answered.previous_agent_id) == ("assigned", beto.id, world["agent"].id)
+    assert db.session.get(User, beto.id).state == "busy"
+    login(agent_client, "ana")
+    assert "1 conversación pasó a Beto: +59899333444" in agent_client.get("/inbox").get_data(as_text=True)
 
 
 def test_monitor_screen_refused_unless_the_agent_allows_it(client, world, db, app):

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import csrf_token, login, run_jobs
-from tests.fakes import fake_twilio, fake_whatsapp  # noqa: F401
 from tests.fakes.whatsapp_cloud import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -23,12 +21,13 @@ from tests.fakes.whatsapp_cloud import (
     template_quality_payload,
     template_status_payload,
 )
+from tests.helpers import csrf_token, login, run_jobs
 from webapp.models import CannedResponse, Provider, WhatsAppTemplate
 from webapp.services import templates
 
 
 @pytest.fixture
-def meta(make: Any, fake_whatsapp: Any) -> SimpleNamespace:  # noqa: F811
+def meta(make: Any, fake_whatsapp: Any) -> SimpleNamespace:
     provider = make.provider("whatsapp_cloud", name="Meta", channel="whatsapp", sender=DISPLAY_NUMBER,
                              base_url=fake_whatsapp.url,
                              credentials={"access_token": ACCESS_TOKEN, "app_secret": APP_SECRET,
@@ -38,7 +37,7 @@ def meta(make: Any, fake_whatsapp: Any) -> SimpleNamespace:  # noqa: F811
 
 
 @pytest.fixture
-def twilio_wa(make: Any, fake_twilio: Any) -> SimpleNamespace:  # noqa: F811
+def twilio_wa(make: Any, fake_twilio: Any) -> SimpleNamespace:
     from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 
     provider = make.provider("twilio", name="Twilio WA", channel="whatsapp", sender="+15005550006",

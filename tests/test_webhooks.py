@@ -13,8 +13,7 @@ import pytest
 import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import run_jobs
-from tests.services import stream_post
+from tests.helpers import run_jobs, stream_post
 from webapp.models import Interaction, InteractionStatus, Message
 from webapp.services.interactions import MESSAGE_REF_OFFSET
 

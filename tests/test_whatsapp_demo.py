@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import login, run_jobs
-from tests.media_samples import SANDBOX_MEDIA
+from tests.helpers import login, run_jobs, samples
 from webapp.models import Attachment, Campaign, CannedResponse, Interaction, Provider, WhatsAppTemplate
 
 
@@ -60,7 +59,7 @@ def test_sandbox_customers_send_a_photo_and_a_voice_note_kept_like_any_media(
     assert attachment.details.get("voice") is (True if sample == "voice" else None)
     login(client, agent.username, "demo-pass-1")
     served = client.get(f"/media/{attachment.id}")
-    assert served.data == (SANDBOX_MEDIA / file).read_bytes()
+    assert served.data == (samples.SANDBOX_MEDIA / file).read_bytes()
     page = client.get(f"/inbox/{interaction.id}").get_data(as_text=True)
     assert (f'src="/media/{attachment.id}/thumb"' if kind == "image" else f'<audio controls preload="none" '
             f'src="/media/{attachment.id}"') in page
@@ -82,5 +81,5 @@ def test_no_sandbox_media_when_simulated_customers_are_off(app: Any, db: Any) ->
 
 
 def test_the_sample_files_are_small() -> None:
-    sizes = {p.name: p.stat().st_size for p in SANDBOX_MEDIA.iterdir()}
+    sizes = {p.name: p.stat().st_size for p in samples.SANDBOX_MEDIA.iterdir()}
     assert set(sizes) == {"photo.jpg", "voice.wav"} and max(sizes.values()) < 16 * 1024

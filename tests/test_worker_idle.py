@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import process_env
-from tests.dialer_procs import redis_errors, start_worker, stop_worker, wait_until
+from tests.helpers import process_env, redis_errors, start_worker, stop_worker, wait_until
 
 # RQ blocks on the queue for WORKER_TTL - 15 s, then heartbeats and blocks again: 3 s a round here.
 WORKER_TTL = 18
@@ -53,7 +52,8 @@ def test_rq_reads_outlast_its_dequeue_and_jobs_keep_the_short_client(app: Any) -
 
 
 @pytest.mark.slow
-def test_an_idle_worker_picks_up_a_job_at_once(app: Any, make: Any, db: Any, tmp_path: Path) -> None:
+def test_an_idle_worker_picks_up_a_job_at_once(app: Any, make: Any, db: Any, tmp_path: Path,
+                                               record_property: Any) -> None:
     from rq.job import Job
 
     from webapp.models import Message
@@ -92,8 +92,8 @@ def test_an_idle_worker_picks_up_a_job_at_once(app: Any, make: Any, db: Any, tmp
         wait_until(stored, 60, "the idle worker to store the inbound message", step=0.02)
         job = Job.fetch(job.id, connection=redis)
         pickup = (job.started_at - job.enqueued_at).total_seconds()
-        print(f"\npickup after {time.monotonic() - idle_since:.1f}s idle "
-              f"({len(seen) - 1} heartbeats): {pickup * 1000:.1f} ms")
+        record_property("pickup", {"idle_seconds": round(time.monotonic() - idle_since, 1),
+                                   "heartbeats": len(seen) - 1, "pickup_ms": round(pickup * 1000, 1)})
     finally:
         stop_worker(worker)
     log = log_path.read_text()

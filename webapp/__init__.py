@@ -40,6 +40,9 @@ def create_app(test_config: Any = None) -> Flask:
     sock.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)
 
+    from . import compression
+
+    compression.init_app(app)  # first: its after_request runs after every other one
     _init_redis(app)
     from . import after_commit
     from .live import events  # noqa: F401 - registers the live events' sender

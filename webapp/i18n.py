@@ -2,16 +2,23 @@
 
 Each area keeps its own catalog so the areas can grow independently; Flask-Babel
 merges every directory listed in BABEL_TRANSLATION_DIRECTORIES.
+
+A request speaks the user's language (`select_locale`); everything else (jobs, the CLI) speaks the
+centre's (`center_locale()`): `translating()` / `gettext_anywhere()` are the one way to translate there.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import current_app, has_request_context, request, session
+from flask import current_app, has_app_context, has_request_context, request, session
+from flask_babel import force_locale, gettext
 from flask_login import current_user
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -38,15 +45,37 @@ def compile_catalogs(force: bool = False) -> list[Path]:
     return written
 
 
+def center_locale() -> str:
+    """The contact centre's language (BABEL_DEFAULT_LOCALE): jobs, the CLI, a browser that asks for none."""
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+@contextmanager
+def translating(locale: str | None = None) -> Iterator[None]:
+    """gettext inside speaks `locale`, or outside a request (a job, the CLI) the centre's language; a request
+    without `locale` keeps the user's. Without an app there is nothing to choose (gettext answers as is)."""
+    if (locale is None and has_request_context()) or not has_app_context():
+        yield
+    else:
+        with force_locale(locale or center_locale()):
+            yield
+
+
+def gettext_anywhere(message: str, **values: Any) -> str:
+    """gettext that also works outside a request (CLI, jobs, tests): see `translating`."""
+    with translating():
+        return gettext(message, **values)
+
+
 def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
     if not has_request_context():  # a job or a CLI command: the center's language
-        return current_app.config["BABEL_DEFAULT_LOCALE"]
+        return center_locale()
     if current_user and current_user.is_authenticated and current_user.language in languages:
         return current_user.language
     if session.get("lang") in languages:
         return session["lang"]
-    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    return request.accept_languages.best_match(languages) or center_locale()
 
 
 def extract_messages(root: Path | None = None) -> set[str]:

@@ -17,6 +17,8 @@ from sqlalchemy.orm import joinedload
 from .extensions import db
 from .models import (
     RINGALL_MODES,
+    SUPERVISING_ROLES,
+    AgentState,
     BreakType,
     Campaign,
     CannedResponse,
@@ -24,9 +26,13 @@ from .models import (
     Interaction,
     Membership,
     Role,
+    SecurityGroup,
+    SpoolMessage,
     User,
+    WhatsAppTemplate,
     user_security_groups_table,
 )
+from .services import routing, template_sends
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,21 +50,28 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 
 
 admin_required = roles_required(Role.ADMIN)
-supervisor_required = roles_required(Role.ADMIN, Role.SUPERVISOR)
+supervisor_required = roles_required(*SUPERVISING_ROLES)
 agent_required = roles_required(Role.AGENT)
 
 
-def user_group_ids(user: User) -> set[int] | None:
-    """The security groups a user sees; None means all (admins)."""
-    if user.is_admin:
-        return None
-    return user.security_group_ids
+def visible_groups(user: User | None = None) -> sa.Select:
+    """The security groups the user sees (`User.seen_group_ids`: admins every group), by name."""
+    user = user or current_user
+    query = sa.select(SecurityGroup).order_by(SecurityGroup.name)
+    groups = user.seen_group_ids
+    return query if groups is None else query.where(SecurityGroup.id.in_(groups or {-1}))
+
+
+def visible_group_ids(user: User | None = None) -> list[int]:
+    """The ids of `visible_groups`, in id order (the live topics a page follows per group)."""
+    statement = visible_groups(user).with_only_columns(SecurityGroup.id).order_by(None).order_by(SecurityGroup.id)
+    return list(db.session.scalars(statement))
 
 
 def visible_campaigns(user: User | None = None) -> sa.Select:
     user = user or current_user
     query = sa.select(Campaign).order_by(Campaign.name)
-    groups = user_group_ids(user)
+    groups = user.seen_group_ids
     if groups is None:
         return query
     if user.is_agent:
@@ -69,7 +82,7 @@ def visible_campaigns(user: User | None = None) -> sa.Select:
 def visible_dialers(user: User | None = None) -> sa.Select:
     user = user or current_user
     query = sa.select(Dialer).order_by(Dialer.name)
-    groups = user_group_ids(user)
+    groups = user.seen_group_ids
     if groups is None:
         return query
     if user.is_agent:
@@ -81,7 +94,7 @@ def visible_agents(user: User | None = None) -> sa.Select:
     """Agents a supervisor may watch: those sharing one of the supervisor's groups."""
     user = user or current_user
     query = sa.select(User).where(User.role == Role.AGENT).order_by(User.username)
-    groups = user_group_ids(user)
+    groups = user.seen_group_ids
     if groups is None:
         return query
     members = sa.select(user_security_groups_table.c.user_id).where(
@@ -101,6 +114,14 @@ def get_dialer_or_404(dialer_id: int) -> Dialer:
     if dialer is None:
         abort(404)
     return dialer
+
+
+def get_spool_message_or_404(dialer: Dialer, message_id: int) -> SpoolMessage:
+    """A message of this dialer's spool (the dialer looked up with get_dialer_or_404 first)."""
+    message = db.session.get(SpoolMessage, message_id)
+    if message is None or message.dialer_id != dialer.id:
+        abort(404)
+    return message
 
 
 def get_agent_or_404(agent_id: int) -> User:
@@ -129,13 +150,11 @@ def get_interaction_or_404(interaction_id: int) -> Interaction:
 
 def can_see_interaction(user: User, interaction: Interaction) -> bool:
     """The rule behind get_interaction_or_404, for callers without a request (the live socket's topic check)."""
-    if user.is_admin:
-        return True
     if user.is_agent:
         if interaction.agent_id == user.id:
             return True
         return interaction.agent_id is None and interaction.is_open and _is_member(user, interaction.campaign_id)
-    return interaction.campaign.security_group_id in user.security_group_ids
+    return user.sees_group(interaction.campaign.security_group_id)
 
 
 def _is_member(user: User, campaign_id: int) -> bool:
@@ -187,27 +206,49 @@ def get_canned_response_or_404(canned_id: str, interaction: Interaction) -> Cann
     return canned
 
 
-def transfer_choices(interaction: Interaction, agent_id: int) -> list[tuple[int, str]]:
-    """Who the conversation may go to: the other active agents of its campaign, connected ones first, as
-    (id, display name) pairs."""
-    return [(uid, name or username) for uid, name, username in db.session.execute(
-        _transfer_choices_statement(), {"campaign_id": interaction.campaign_id, "agent_id": agent_id})]
+def get_template_or_404(interaction: Interaction, template_id: int) -> WhatsAppTemplate:
+    """W3: a template the composer offers for this conversation (its provider's, approved, its language)."""
+    template = template_sends.offered_one(interaction, template_id)
+    if template is None:
+        abort(404)
+    return template
 
 
-@functools.cache
-def _transfer_choices_statement() -> sa.Select:
-    """Built once (building it cost several times running it); parameters campaign_id and agent_id."""
-    return (sa.select(User.id, User.name, User.username).join(Membership, Membership.user_id == User.id)
-            .where(Membership.campaign_id == sa.bindparam("campaign_id"), User.id != sa.bindparam("agent_id"),
-                   User.role == Role.AGENT, User.active.is_(True))
-            .order_by((User.state == "disconnected"), User.name, User.username))
+def transfer_choices(interaction: Interaction, agent_id: int) -> list[User]:
+    """Who the conversation may go to: the other agents of its campaign who can take it now (routing's
+    rule, capacity aside: active, signed in, not in a break, in a voice campaign), free ones first."""
+    members = routing.eligible_members(interaction.campaign, check_capacity=False)
+    agents = [u for _, u in members if u.id != agent_id and u.role == Role.AGENT]
+    return sorted(agents, key=lambda u: (u.state != AgentState.FREE, u.display_name.casefold()))
+
+
+def handback_choices(agent: User) -> list[User]:
+    """Who a supervisor may hand a leaving agent's conversations to: agents they see, of one of the
+    agent's campaigns, signed in and not in break (per conversation, routing.hand_back checks the
+    campaign is theirs too, else it goes to the queue)."""
+    campaigns = sa.select(Membership.campaign_id).where(Membership.user_id == agent.id)
+    members = sa.select(Membership.user_id).where(Membership.campaign_id.in_(campaigns))
+    return list(db.session.scalars(visible_agents().where(
+        User.id.in_(members), User.id != agent.id, User.active.is_(True),
+        User.state.in_((AgentState.FREE.value, AgentState.BUSY.value)))))
+
+
+def get_handback_agent_or_404(raw: str | None) -> User | None:
+    """The agent a supervisor chose to hand the conversations to (None: the queue); another group's is 404."""
+    if not raw:
+        return None
+    try:
+        return get_agent_or_404(int(raw))
+    except ValueError:
+        abort(404)
 
 
 def get_transfer_agent_or_404(interaction: Interaction, agent_id: int) -> User:
     """One of the agents the transfer menu offers (transfer_choices)."""
-    if agent_id not in dict(transfer_choices(interaction, current_user.id)):
+    agent = next((u for u in transfer_choices(interaction, current_user.id) if u.id == agent_id), None)
+    if agent is None:
         abort(404)
-    return db.session.get(User, agent_id)
+    return agent
 
 
 def get_break_type_or_404(break_type_id: int | None) -> BreakType:

@@ -5,17 +5,23 @@ fragment to htmx, a redirect to a plain browser); both set `Vary: HX-Request`.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from flask import Flask, flash, make_response, redirect, render_template, request
+from flask import Flask, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from .models import utcnow
+from .providers.gsm import MAX_MESSAGE_LENGTH
 from .services import time as clock
+from .services.interactions.messages import whatsapp_window_open
+from .services.media import human_size, kind_label
 
 
 def is_htmx() -> bool:
@@ -36,11 +42,12 @@ def render_page(page: str, fragment: str, status: int = 200,
 
 def respond(fragment: str, redirect_to: str, *, flashed: str | None = None, category: str = "message",
             status: int = 200, target: str | None = None, push: str | None = None, trigger: str | None = None,
-            **context: Any) -> Any:
+            swap: str | None = None, **context: Any) -> Any:
     """A form post's answer: htmx gets `fragment`, a plain browser a redirect to `redirect_to` with
     `flashed` flashed (the fragment shows that news itself). `target` swaps the fragment into another
     element than the requesting one's hx-target; `push` puts a URL in the history; `trigger` fires an
-    event on the page. htmx looks a retarget up from the requesting element, so a request from an
+    event on the page; `swap="none"` leaves the target as it is (the fragment's out-of-band parts still
+    apply). htmx looks a retarget up from the requesting element, so a request from an
     element that a socket message may remove meanwhile (an offer's Take) must not retarget."""
     if not is_htmx():
         if flashed:
@@ -49,6 +56,8 @@ def respond(fragment: str, redirect_to: str, *, flashed: str | None = None, cate
     response = make_response(render_template(fragment, **context), status)
     if target is not None:
         response.headers.update({"HX-Retarget": target, "HX-Reswap": "innerHTML"})
+    if swap is not None:
+        response.headers["HX-Reswap"] = swap
     if push:
         response.headers["HX-Push-Url"] = push
     if trigger:
@@ -105,7 +114,7 @@ def short_clock(moment: datetime | None, full: bool = False) -> str:
     local = clock.to_center(moment)
     if full:
         return local.strftime("%d/%m/%Y %H:%M:%S")
-    today = datetime.now(UTC).astimezone(clock.center_zone()).date()
+    today = clock.center_now().date()
     return local.strftime("%H:%M" if local.date() == today else "%d/%m")
 
 
@@ -116,14 +125,66 @@ def now_epoch() -> float:
 def item_labels() -> dict[str, str]:
     """An inbox item's words, translated once per list (gettext per item was a third of a list's time)."""
     return {"waiting": _("Waiting for your answer"), "unread": _("Unread messages"), "closed": _("Closed"),
-            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:")}
+            "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:"),
+            "window_closed": _("24 h window closed"),
+            "window_hint": _("WhatsApp 24 h window closed: only a template can be sent."),
+            # A message with no text shows what it carries (W1, both ways).
+            "image": "📷 " + _("Photo"), "audio": "🎤 " + _("Audio"), "voice": "🎤 " + _("Voice note"),
+            "video": "🎬 " + _("Video"), "document": "📄 " + _("Document"), "sticker": "🏷 " + _("Sticker"),
+            "location": "📍 " + _("Location"), "contacts": "👤 " + _("Contact card")}
+
+
+_static_texts: dict[str, tuple[int, int, str]] = {}
+_CSS_COMMENT = re.compile(r"/\*.*?\*/\s*", re.S)
+
+
+def static_text(name: str) -> str:
+    """A static file's text, read again when the file changes (size or modification time)."""
+    from flask import current_app
+
+    path = Path(current_app.static_folder or "static") / name
+    stat = path.stat()
+    known = _static_texts.get(name)
+    if known is None or known[:2] != (stat.st_mtime_ns, stat.st_size):
+        known = _static_texts[name] = (stat.st_mtime_ns, stat.st_size, path.read_text().strip())
+    return known[2]
+
+
+def inline_css(*names: str) -> Markup:
+    """The page's stylesheets in a `<style>` of the page itself: a slow link's first paint waits for no other
+    round trip (a separate stylesheet blocks rendering for one)."""
+    css = "\n".join(_CSS_COMMENT.sub("", static_text(n)) for n in names)
+    return Markup(f"<style>{css}</style>")
+
+
+def data_uri(name: str, mimetype: str = "image/svg+xml") -> str:
+    """A small static file as a `data:` URL (the favicon): one request fewer."""
+    return f"data:{mimetype},{quote(static_text(name), safe=' =:/-.')}"
+
+
+def deferred_script(name: str) -> Markup:
+    """`<script defer>` of a static file, also announced in the answer's `Link: rel=preload` header: the
+    browser starts fetching it as soon as the headers arrive, before the page's bytes have."""
+    url = url_for("static", filename=name)
+    g.setdefault("preload_scripts", []).append(url)
+    return Markup('<script src="%s" defer></script>') % url
+
+
+def preload_header(response: Any) -> Any:
+    scripts = g.pop("preload_scripts", None)
+    if scripts and response.status_code == 200 and response.mimetype == "text/html":
+        response.headers.add("Link", ", ".join(f"<{url}>; rel=preload; as=script" for url in scripts))
+    return response
 
 
 def init_app(app: Flask) -> None:
+    app.after_request(preload_header)
     app.jinja_env.filters.update(duration=duration, since=seconds_since, localtime=local_time,
-                                 clock=short_clock, epoch=clock.epoch)
+                                 clock=short_clock, epoch=clock.epoch, filesize=human_size)
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale()), is_htmx=is_htmx,
                                  oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
-                                 item_labels=item_labels)
+                                 item_labels=item_labels, attachment_kind=kind_label,
+                                 max_message_length=MAX_MESSAGE_LENGTH, inline_css=inline_css, data_uri=data_uri,
+                                 deferred_script=deferred_script, whatsapp_window_open=whatsapp_window_open)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from .extensions import db
-from .services.admin import Refused
+from .services.records import Refused
 
 
 def confirm_and_delete(obj: Any, *, label: str, delete: Callable[[Any, Any], Any], done_url: str,

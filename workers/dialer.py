@@ -21,8 +21,9 @@ from flask import current_app
 
 from webapp.extensions import db
 from webapp.models import Dialer
-from webapp.services import dialer_engine
 from webapp.services import time as clock
+from webapp.services.dialer import claim, gateway, reconcile, sending
+from webapp.services.dialer.delivery import sandbox_delivery_reports
 from webapp.services.schedules import in_schedule
 
 from .appctx import with_app
@@ -49,12 +50,12 @@ def job_id(dialer_id: int, slot: int) -> str:
 
 
 def _budget() -> float:
-    return float(dialer_engine._cfg("DIALER_JOB_SECONDS", 30.0))
+    return float(current_app.config["DIALER_JOB_SECONDS"])
 
 
 def _slot_ttl() -> int:
     # Outlives the longest silence of a live job (one in-flight window), expires soon after a crash.
-    return int(dialer_engine.inflight_seconds() + dialer_engine.configured_lease()) + 1
+    return int(gateway.inflight_seconds() + gateway.configured_lease()) + 1
 
 
 @with_app
@@ -72,7 +73,7 @@ def run_dialer(dialer_id: int, slot: int) -> dict[str, Any]:
         return bool(redis.eval(_RENEW, 1, key, owner, ttl))
 
     try:
-        report = dialer_engine.drain(dialer_id, owner, budget_seconds=_budget(), keep_alive=keep_alive)
+        report = sending.drain(dialer_id, owner, budget_seconds=_budget(), keep_alive=keep_alive)
     finally:
         try:
             redis.eval(_RELEASE, 1, key, owner)
@@ -87,7 +88,7 @@ def enqueue_slots(dialer_id: int) -> list[int]:
     queue = current_app.extensions["conversa_queue"]
     redis = queue.connection
     enqueued = []
-    timeout = int(_budget() + dialer_engine.inflight_seconds() + 60)
+    timeout = int(_budget() + gateway.inflight_seconds() + 60)
     for slot in range(int(current_app.config.get("DIALER_WORKERS_PER_DIALER", 2))):
         if redis.exists(slot_key(dialer_id, slot)):
             continue  # a job holds it
@@ -115,8 +116,8 @@ def schedule_dialers() -> dict[int, list[int]]:
     held: dict[int, bool] = {}
     for dialer_id, provider_id in ready:
         if provider_id not in held:
-            held[provider_id] = dialer_engine.provider_hold(provider_id) > HELD_BACK_SECONDS
-        if not held[provider_id] and dialer_engine.has_claimable(dialer_id):
+            held[provider_id] = gateway.provider_hold(provider_id) > HELD_BACK_SECONDS
+        if not held[provider_id] and claim.has_claimable(dialer_id):
             out[dialer_id] = enqueue_slots(dialer_id)
     db.session.commit()
     return out
@@ -126,13 +127,13 @@ def schedule_dialers() -> dict[int, list[int]]:
 @with_app
 def reconcile_spool() -> dict[str, int]:
     """Every five seconds: expired claims back to the pool, expired in-flight messages looked up."""
-    return dialer_engine.reconcile_expired()
+    return reconcile.reconcile_expired()
 
 
 @periodic("sandbox-delivery", 2.0)
 @with_app
 def sandbox_delivery() -> int:
     """Every two seconds: the sandbox's simulated handsets report the dialers' sends delivered."""
-    moved = dialer_engine.sandbox_delivery_reports()
+    moved = sandbox_delivery_reports()
     db.session.commit()
     return moved

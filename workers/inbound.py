@@ -12,11 +12,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
+from config import Config
 from webapp.extensions import db
 from webapp.models import Provider
 from webapp.providers import get_adapter
 from webapp.providers.base import InboundMessage, StatusUpdate
-from webapp.services import demo, interactions, routing
+from webapp.services import agents, demo, interactions, routing
 from webapp.services.interactions import delivery
 
 from .appctx import with_app
@@ -107,6 +108,14 @@ def sandbox_delivered(message_id: int) -> bool:
 
 
 @with_app
+def sandbox_read(message_id: int) -> bool:
+    """The simulated WhatsApp customer opened it (read receipt)."""
+    moved = demo.handset_read(message_id)
+    db.session.commit()
+    return moved
+
+
+@with_app
 def sandbox_reply(interaction_id: int, body: str) -> bool:
     """A simulated customer answers an agent (or stays silent, as real ones do)."""
     stored = demo.customer_answers(interaction_id, body, _rng)
@@ -121,9 +130,17 @@ def routing_pass() -> None:
     route(None)
 
 
-@periodic("inbound-abandon", 5.0)
-def abandon_pass() -> None:
-    interactions.abandon_overdue()
+@periodic("presence-sweep", Config.PRESENCE_SWEEP_SECONDS)
+def presence_sweep() -> None:
+    """Agents with no live page past PRESENCE_GRACE_SECONDS go disconnected; their conversations back to
+    the queue (services/presence.py). The clock's lock makes it one worker at a time."""
+    agents.sweep_presence()
+
+
+@periodic("inbound-auto-close", 30.0)
+def auto_close_pass() -> None:
+    """Campaigns whose rule closes conversations left waiting for hours (C2; off by default)."""
+    interactions.close_long_waiting()
     db.session.commit()
 
 

@@ -25,8 +25,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from tests.dialer_procs import stop_worker
-from tests.services import start_redis
+from tests.helpers import start_redis, stop_worker
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PG_URL = os.environ.get("TEST_DATABASE_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from tests.bench.bench_dispatch import ROOT, Stack, stop
-from tests.services import free_port
+from tests.helpers import free_port
 
 PHASES = (200, 1000)
 EVENTS = 20

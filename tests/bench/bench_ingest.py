@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.services import start_redis
+from tests.helpers import start_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("BENCH_INGEST_ROWS", "1000000"))
@@ -118,7 +118,7 @@ def child_ours(db_path: Path, redis_url: str, csv_path: Path) -> dict[str, Any]:
     """load_bulk, exactly as the upload and the CLI call it."""
     app = _app(db_path, redis_url)
     with app.app_context():
-        from webapp.services.spool_ingest import load_bulk
+        from webapp.services.ingest.bulk import load_bulk
 
         with csv_path.open("rb") as stream:
             t0, c0 = time.perf_counter(), _cpu()

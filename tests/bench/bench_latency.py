@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from tests.bench.bench_dispatch import ROOT, Stack
-from tests.services import free_port
+from tests.helpers import free_port, wait_healthy
 
 AGENTS = 50
 WEBHOOKS = 150
@@ -109,13 +109,7 @@ def run() -> dict[str, Any]:
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         stack.procs.append(subprocess.Popen([sys.executable, "-m", "workers", "--no-clock"], cwd=ROOT, env=env,
                                             stdout=log, stderr=subprocess.STDOUT))
-        for _ in range(600):
-            try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
+        wait_healthy(base, stack.procs[-2], time.monotonic() + 60)
         agents = [Agent(base, username) for username, _ in pairs]
         for a in agents:
             a.start()

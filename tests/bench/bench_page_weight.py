@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.services import start_redis
+from tests.helpers import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TARGET_KB = 60

@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from tests.bench.bench_dispatch import Stack
-from tests.dialer_procs import start_worker, stop_worker
+from tests.helpers import start_worker, stop_worker
 
 MESSAGES = 30
 RETRY_AFTER = "5"

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from tests.bench.bench_dispatch import ROOT, Stack
-from tests.services import free_port, stream_post, wait_healthy
+from tests.helpers import free_port, stream_post, wait_healthy
 
 BODY = 150 * 1024 * 1024
 CONCURRENT = 6

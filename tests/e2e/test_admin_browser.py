@@ -5,9 +5,10 @@ import os
 
 import pytest
 import sqlalchemy as sa
-from conftest import browser_login
 
-pytestmark = pytest.mark.browser
+from tests.helpers import browser_login
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")  # a directory: save screenshots there to look at them
 
 

@@ -5,33 +5,30 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, browser_login, process_env
 
-from tests.dialer_procs import stop_worker
+from tests.helpers import ROOT, browser_login, process_env, start_worker, stop_worker
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "instance" / "screenshots"))
 ROWS = 12
 
 
 @pytest.fixture
-def worker(app: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m workers` on this session's database and Redis; stopped at the end."""
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=process_env(app), stdout=log,
-                            stderr=subprocess.STDOUT)
+def worker(app: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m workers` on this session's database and Redis; stopped at the end (its log goes with the
+    test's report when it did not stop cleanly)."""
+    log_path = tmp_path / "worker.log"
+    proc = start_worker(process_env(app), log_path)
     yield proc
     stop_worker(proc)
-    log.close()
     if proc.returncode not in (0, -15):
-        print((tmp_path / "worker.log").read_text(errors="replace")[-4000:])
+        request.node.add_report_section("teardown", "worker log", log_path.read_text(errors="replace")[-4000:])
 
 
 def bulk_file(dialer: str, rows: int) -> bytes:

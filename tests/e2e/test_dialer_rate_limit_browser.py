@@ -7,18 +7,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, browser_login, htmx_errors
 
-from tests.fakes import fake_twilio  # noqa: F401
-from tests.test_dialer_engine import drain_until_done, numbers, queue, run, twilio_provider
+from tests.helpers import (
+    ROOT,
+    browser_login,
+    drain_until_done,
+    htmx_errors,
+    numbers,
+    queue,
+    run,
+    twilio_provider,
+)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "instance" / "screenshots"))
 
 
 def test_rate_limit_notice_comes_and_goes_live(app: Any, db: Any, make: Any, new_page: Any,
-                                               fake_twilio: Any,  # noqa: F811
+                                               fake_twilio: Any,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A 429 (Retry-After: 1) shows "El proveedor nos está limitando" on the open dashboard over the socket;
     once the messages go out the notice leaves the same page, and nothing failed."""

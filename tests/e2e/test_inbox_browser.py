@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import browser_login, htmx_errors, run_jobs, settled
 from twilio.request_validator import RequestValidator
 
-from tests.fakes import fake_twilio  # noqa: F401
+from tests.helpers import browser_login, htmx_errors, run_jobs_until, settled
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")  # a directory: save screenshots there to look at them
 CUSTOMER = "+59899123456"
 DID = "+15005550006"
@@ -36,17 +35,8 @@ def post_signed_webhook(url: str, body: str, sid: str) -> int:
     return requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10).status_code
 
 
-def run_jobs_until(app: Any, page: Any, selector: str, text: str) -> None:
-    """Work the queue (webhook job, routing, sends) until the page shows what the jobs caused."""
-    for _ in range(100):
-        run_jobs(app)
-        if page.locator(selector, has_text=text).count():
-            return
-        page.wait_for_timeout(100)
-
-
 def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
-        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_twilio: Any,  # noqa: F811
+        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_twilio: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from playwright.sync_api import expect
 
@@ -77,7 +67,8 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
 
     # A customer writes: the conversation appears in the list without reload.
     assert post_signed_webhook(webhook, "Hola, necesito ayuda con mi factura <b>urgente</b>", "SM" + "1" * 32) == 200
-    run_jobs_until(app, page, "#inbox-list .item", "necesito ayuda")
+    run_jobs_until(app, lambda: page.locator("#inbox-list .item", has_text="necesito ayuda").count(),
+                   "the customer's message in the inbox list")
     item = page.locator("#inbox-list .item", has_text="necesito ayuda")
     expect(item).to_have_count(1)
     interaction = db.session.scalar(sa.select(Interaction))
@@ -92,7 +83,8 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
 
     # The customer writes again while the conversation is open: it lands in it, live.
     assert post_signed_webhook(webhook, "¿Siguen ahí?", "SM" + "2" * 32) == 200
-    run_jobs_until(app, page, f"#messages-{interaction.id} .msg.customer", "¿Siguen ahí?")
+    run_jobs_until(app, lambda: page.locator(f"#messages-{interaction.id} .msg.customer", has_text="¿Siguen ahí?").count(),
+                   "the second message in the open conversation")
     expect(messages.locator(".msg.customer")).to_have_count(2)
     _shot(page, "inbox-1280")
 
@@ -106,11 +98,7 @@ def test_webhook_reaches_the_open_inbox_and_the_canned_reply_reaches_twilio(
     expect(messages.locator(".msg.agent")).to_have_count(1)
     expect(textarea).to_have_value("")
     expect(page.locator(f"#conv-status-{interaction.id}")).to_have_class("status-label active")  # was "New"
-    for _ in range(100):
-        run_jobs(app)
-        if fake_twilio.sends_for(CUSTOMER):
-            break
-        page.wait_for_timeout(50)
+    run_jobs_until(app, lambda: fake_twilio.sends_for(CUSTOMER), "the reply to reach Twilio")
     assert [m["body"] for m in fake_twilio.sends_for(CUSTOMER)] == [CANNED]
     expect(messages.locator(".msg.agent .tick.sent")).to_have_count(1)  # the status came back live
     assert page.evaluate("window.__noReload") is True  # the whole exchange happened without a reload
@@ -214,10 +202,12 @@ def test_taking_a_ringall_offer(new_page: Any, make: Any, db: Any) -> None:
     db.session.commit()
     page = new_page()
     logged = htmx_errors(page)
-    # Once the socket is live the page reloads its live regions: a Take clicked while the offers list is
-    # being swapped for its fresh copy may hit a form htmx has not wired yet. Click after that.
-    with page.expect_response(lambda r: "/inbox/offers" in r.url):
-        browser_login(page, "ana")
+    # Once the socket is live the page may reload its live regions (unless nothing happened since it was
+    # rendered): a Take clicked while the offers list is being swapped for its fresh copy may hit a form
+    # htmx has not wired yet. Click after that.
+    browser_login(page, "ana")
+    page.wait_for_function("document.body.dataset.live === 'on'")
+    page.wait_for_load_state("networkidle")
     settled(page)
     expect(page.locator("#offers")).to_be_visible()
     expect(page.locator("#offers-count")).to_have_text("1")

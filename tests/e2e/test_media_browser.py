@@ -12,10 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import browser_login, htmx_errors, run_jobs
 
-from tests import media_samples as samples
-from tests.fakes import fake_whatsapp  # noqa: F401
 from tests.fakes.whatsapp_cloud import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -25,8 +22,9 @@ from tests.fakes.whatsapp_cloud import (
     media_message,
     message_payload,
 )
+from tests.helpers import browser_login, htmx_errors, run_jobs_until, samples
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")
 CUSTOMER = "59899123456"
 
@@ -37,17 +35,8 @@ SHA256_OF_URL = """async url => {
 }"""
 
 
-def work_until(app: Any, page: Any, condition: Any) -> None:
-    """Run the queued jobs (webhook, routing, downloads) until the page shows what they caused."""
-    for _ in range(100):
-        run_jobs(app)
-        if condition():
-            return
-        page.wait_for_timeout(100)
-
-
 def test_every_media_kind_shows_in_the_agents_conversation(
-        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_whatsapp: Any,  # noqa: F811
+        new_page: Any, live_server: str, app: Any, make: Any, db: Any, fake_whatsapp: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from playwright.sync_api import expect
 
@@ -77,7 +66,7 @@ def test_every_media_kind_shows_in_the_agents_conversation(
 
     customer_sends({"type": "text", "text": {"body": "Hola, les mando unas cosas"}})
     item = page.locator("#inbox-list .item", has_text="Lucía")
-    work_until(app, page, lambda: item.count() == 1)
+    run_jobs_until(app, lambda: item.count() == 1, "the conversation in the agent's list")
     interaction = db.session.scalar(sa.select(Interaction))
     item.click()
     messages = page.locator(f"#messages-{interaction.id}")
@@ -90,7 +79,7 @@ def test_every_media_kind_shows_in_the_agents_conversation(
     customer_sends(media_message("image", fake_whatsapp.add_media(photo, "image/jpeg"), "image/jpeg",
                                  caption="Así llegó la caja"))
     waiting = messages.locator(".att-image.att-pending")
-    work_until(app, page, lambda: waiting.count() == 1)
+    run_jobs_until(app, lambda: waiting.count() == 1, "the attachment waiting for its download")
     expect(waiting).to_contain_text("Imagen · descargando…")
     fake_whatsapp.set_mode(None)
     later = clock.now() + timedelta(minutes=2)
@@ -117,7 +106,7 @@ def test_every_media_kind_shows_in_the_agents_conversation(
     customer_sends({"type": "contacts", "contacts": [{"name": {"formatted_name": "Pedro Ruiz"},
                                                       "phones": [{"phone": "+598 99 555 444"}]}]})
     ready = messages.locator(".att-ready")
-    work_until(app, page, lambda: ready.count() == 7)
+    run_jobs_until(app, lambda: ready.count() == 7, "seven attachments ready")
     ids = dict(db.session.execute(sa.select(Attachment.kind, Attachment.id)).all())
 
     audio = messages.locator(f"#attachment-{ids['audio']} audio")
@@ -145,7 +134,7 @@ def test_every_media_kind_shows_in_the_agents_conversation(
     # An SVG is a download: the browser never renders it (its script would set the title).
     customer_sends(media_message("document", fake_whatsapp.add_media(samples.SVG, "image/svg+xml"), "image/svg+xml",
                                  filename="dibujo.svg"))
-    work_until(app, page, lambda: ready.count() == 8)
+    run_jobs_until(app, lambda: ready.count() == 8, "eight attachments ready")
     svg_id = db.session.scalar(sa.select(sa.func.max(Attachment.id)))
     with page.expect_download() as download:
         messages.locator(f"#attachment-{svg_id} a.att-doc").click()

@@ -8,9 +8,10 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import browser_login, htmx_errors, settled
 
-pytestmark = pytest.mark.browser
+from tests.helpers import browser_login, htmx_errors, settled
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")  # a directory: save screenshots there to look at them
 
 

@@ -19,8 +19,8 @@ from ..extensions import db
 from ..models import Provider
 from ..providers import TYPES
 from ..security import admin_required
-from ..services import admin as admin_service
-from ..services import templates
+from ..services import provider_config, templates
+from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp
@@ -51,12 +51,12 @@ def _type_context(form: ProviderForm, provider: Provider | None, errors: dict[st
     if request.method == "POST":
         options = _posted("opt-")
     elif same_type:
-        options = {k: admin_service.option_text(v) for k, v in (provider.options or {}).items()}
+        options = {k: provider_config.option_text(v) for k, v in (provider.options or {}).items()}
     else:
         options = {}
     for field in meta.options:
         if field.key not in options and field.default is not None:
-            options[field.key] = admin_service.option_text(field.default)
+            options[field.key] = provider_config.option_text(field.default)
     try:
         masked = provider.masked_credentials() if same_type else {}
     except RuntimeError:
@@ -77,7 +77,7 @@ def _webhook_urls(provider: Provider | None) -> dict[str, str]:
 
 def _page(form: ProviderForm, provider: Provider | None, errors: dict[str, str] | None, status: int) -> Any:
     items = db.session.scalars(sa.select(Provider).order_by(Provider.name)).all()
-    in_use = admin_service.provider_users(provider) if provider is not None else ([], [])
+    in_use = provider_config.provider_users(provider) if provider is not None else ([], [])
     catalog = templates.catalog(provider.id) if provider is not None and templates.has_catalog(provider) else None
     return render_page("admin/providers.html", "admin/_providers.html", status, form=form, obj=provider,
                        items=items, webhooks=_webhook_urls(provider), in_use=in_use, catalog=catalog,
@@ -89,12 +89,12 @@ def provider_page(provider: Provider | None) -> Any:
     errors: dict[str, str] = {}
     if form.validate_on_submit():
         try:
-            saved = admin_service.save_provider(provider, form.values(), _posted("cred-"), _posted("opt-"),
+            saved = provider_config.save_provider(provider, form.values(), _posted("cred-"), _posted("opt-"),
                                                 current_user)
             db.session.commit()
             flash(_("Saved."), "ok")
             return redirect(url_for("admin.provider_edit", provider_id=saved.id))
-        except admin_service.Invalid as exc:
+        except Invalid as exc:
             db.session.rollback()
             errors = {k: v for k, v in exc.errors.items() if k.startswith(("cred-", "opt-"))}
             apply_errors(form, {k: v for k, v in exc.errors.items() if k not in errors})
@@ -126,7 +126,7 @@ def provider_fields() -> Any:
     context = _type_context(form, provider)
     if provider is None or provider.type != form.type.data:
         # A different type: its options start from their defaults, not the other type's values.
-        context["options"] = {f.key: admin_service.option_text(f.default) for f in context["meta"].options
+        context["options"] = {f.key: provider_config.option_text(f.default) for f in context["meta"].options
                               if f.default is not None}
     return render_template("admin/_provider_type_fields.html", form=form, obj=provider, **context)
 
@@ -149,6 +149,6 @@ def provider_templates_sync(provider_id: int) -> Any:
 @admin_required
 def provider_delete(provider_id: int) -> Any:
     provider = db.get_or_404(Provider, provider_id)
-    return confirm_and_delete(provider, label=provider.name, delete=admin_service.delete_provider,
+    return confirm_and_delete(provider, label=provider.name, delete=provider_config.delete_provider,
                               done_url=url_for("admin.providers"),
                               back_url=url_for("admin.provider_edit", provider_id=provider.id))

@@ -1,7 +1,8 @@
 """Administration pages (admins only): users, security groups, break types, voice campaigns, providers.
 
 Each page is the form on the left and the list on the right; /<thing> creates, /<thing>/<id> edits,
-/<thing>/<id>/delete asks and deletes. The rules live in services/admin.py.
+/<thing>/<id>/delete asks and deletes. The rules live in services/users.py, security_groups.py,
+break_types.py, voice_campaigns.py and provider_config.py (errors and the plain save: services/records.py).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from ..campaigns.forms import apply_errors, choices
 from ..extensions import db
 from ..models import AuditEntry, BreakType, Role, SecurityGroup, User, VoiceCampaign
 from ..security import admin_required
-from ..services import admin as admin_service
+from ..services import break_types, security_groups, users, voice_campaigns
+from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp, forms, providers  # noqa: F401 (providers registers its routes)
@@ -58,18 +60,18 @@ def _agent_choices(form: Any) -> None:
 
 
 SECTIONS = {
-    "user": Section("user", "/admin/users", User, forms.UserForm, forms.user_data, admin_service.save_user,
-                    admin_service.delete_user, User.username, _l("Users"), _l("New user"), "admin/_users.html",
+    "user": Section("user", "/admin/users", User, forms.UserForm, forms.user_data, users.save_user,
+                    users.delete_user, User.username, _l("Users"), _l("New user"), "admin/_users.html",
                     _groups_choices),
     "group": Section("group", "/admin/groups", SecurityGroup, forms.GroupForm, forms.group_data,
-                     admin_service.save_group, admin_service.delete_group, SecurityGroup.name,
+                     security_groups.save_group, security_groups.delete_group, SecurityGroup.name,
                      _l("Security groups"), _l("New security group"), "admin/_groups.html"),
     "break_type": Section("break_type", "/admin/breaks", BreakType, forms.BreakTypeForm, forms.break_type_data,
-                          admin_service.save_break_type, admin_service.delete_break_type, BreakType.name,
+                          break_types.save_break_type, break_types.delete_break_type, BreakType.name,
                           _l("Break types"), _l("New break type"), "admin/_breaks.html"),
     "voice_campaign": Section("voice_campaign", "/admin/voice-campaigns", VoiceCampaign, forms.VoiceCampaignForm,
-                              forms.voice_campaign_data, admin_service.save_voice_campaign,
-                              admin_service.delete_voice_campaign, VoiceCampaign.name, _l("Voice campaigns"),
+                              forms.voice_campaign_data, voice_campaigns.save_voice_campaign,
+                              voice_campaigns.delete_voice_campaign, VoiceCampaign.name, _l("Voice campaigns"),
                               _l("New voice campaign"), "admin/_voice.html", _agent_choices),
 }
 
@@ -85,7 +87,7 @@ def edit_page(section: Section, obj: Any) -> Any:
             db.session.commit()
             flash(_("Saved."), "ok")
             return redirect(url_for(f"admin.{section.key}_edit", object_id=saved.id))
-        except admin_service.Invalid as exc:
+        except Invalid as exc:
             db.session.rollback()
             apply_errors(form, exc.errors)
         except IntegrityError:  # a concurrent save took the name between our check and the commit

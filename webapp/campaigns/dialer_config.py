@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..providers import TYPES
 from ..security import get_dialer_or_404, supervisor_required
-from ..services import admin as admin_service
 from ..services import campaign_config
+from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp, forms
@@ -21,7 +21,7 @@ from .routes import build_form, choose_groups_and_providers
 
 def dialer_page(dialer: Any) -> Any:
     form, rows_kind, note = build_form(forms.DialerForm, forms.dialer_data(dialer) if dialer else None)
-    choose_groups_and_providers(form)
+    choose_groups_and_providers(form, new=dialer is None)
     if rows_kind is None and form.validate_on_submit():
         try:
             saved = campaign_config.save_dialer(dialer, form.values(), forms.schedule_rows(form.schedule),
@@ -29,7 +29,7 @@ def dialer_page(dialer: Any) -> Any:
             db.session.commit()
             flash(_("Dialer “%(name)s” saved.", name=saved.name), "ok")
             return redirect(url_for("dialers.index"))
-        except admin_service.Invalid as exc:
+        except Invalid as exc:
             db.session.rollback()
             forms.apply_errors(form, exc.errors)
         except IntegrityError:

@@ -26,10 +26,11 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from ..models import DISTRIBUTIONS, MODES, RINGALL_MODES, Campaign, Dialer
-from ..models.campaigns import DEFAULT_OUT_OF_HOURS
+from ..models.campaigns import DEFAULT_AUTO_CLOSE, DEFAULT_OUT_OF_HOURS
+from ..providers.gsm import MAX_MESSAGE_LENGTH
 from ..services.schedules import mask_to_days
 
 
@@ -231,7 +232,10 @@ class CampaignForm(FlaskForm):
                                     validators=[InputRequired(_l("Pick a security group."))])
     schedule = FieldList(FormField(ScheduleEntryForm))
     out_of_hours_message = TextAreaField(_l("Out-of-hours message"), default=DEFAULT_OUT_OF_HOURS,
-                                         validators=[Length(max=1600)])
+                                         validators=[Length(max=MAX_MESSAGE_LENGTH)])
+    language = StringField(_l("WhatsApp templates' language"), validators=[
+        Optional(), Regexp(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$", message=_l("A language code such as es or en_US."))],
+        description=_l("Agents are offered the templates in this language; empty: the centre's."))
     sl_threshold_seconds = _int(_l("Service level (s)"), 1, 86400, 60,
                                 _l("Expected time to an agent's first reply."))
     abandon_threshold_seconds = _int(_l("Abandon rate (s)"), 1, 86400, 600,
@@ -241,6 +245,12 @@ class CampaignForm(FlaskForm):
     acd_max_waiting = _int(_l("ACD"), 0, 100000, 10, _l("Maximum customers waiting to be answered."))
     max_interactions_per_agent = _int(_l("Max interactions per agent"), 1, 100, 3,
                                       _l("Used only by the nocall strategies; the rest stay queued."))
+    auto_close_hours = WholeNumberField(
+        _l("Close waiting conversations after (hours)"), default=0,
+        description=_l("0 (or empty) leaves them waiting until an agent answers or a person closes them."),
+        validators=[Optional(), InRange(0, 720, message=_l("Between %(min)s and %(max)s."))])
+    auto_close_message = TextAreaField(_l("Message when closing a long wait"), default=DEFAULT_AUTO_CLOSE,
+                                       validators=[Length(max=MAX_MESSAGE_LENGTH)])
     enabled = BooleanField(_l("Enabled"), default=True)
     canned = FieldList(FormField(CannedResponseForm))
 
@@ -250,19 +260,23 @@ class CampaignForm(FlaskForm):
             "did": self.did.data.strip(), "provider_id": self.provider_id.data, "strategy": self.strategy.data,
             "security_group_id": self.security_group_id.data,
             "out_of_hours_message": self.out_of_hours_message.data or "",
+            "language": (self.language.data or "").strip(),
             "sl_threshold_seconds": self.sl_threshold_seconds.data,
             "abandon_threshold_seconds": self.abandon_threshold_seconds.data,
             "chat_time_threshold_seconds": self.chat_time_threshold_seconds.data,
             "acd_max_waiting": self.acd_max_waiting.data,
             "max_interactions_per_agent": self.max_interactions_per_agent.data, "enabled": self.enabled.data,
+            "auto_close_hours": self.auto_close_hours.data or 0,
+            "auto_close_message": self.auto_close_message.data or "",
         }
 
 
 def campaign_data(campaign: Campaign) -> dict[str, Any]:
     data = {k: getattr(campaign, k) for k in (
         "name", "service_level_target", "did", "provider_id", "strategy", "security_group_id",
-        "out_of_hours_message", "sl_threshold_seconds", "abandon_threshold_seconds",
-        "chat_time_threshold_seconds", "acd_max_waiting", "max_interactions_per_agent", "enabled")}
+        "out_of_hours_message", "language", "sl_threshold_seconds", "abandon_threshold_seconds",
+        "chat_time_threshold_seconds", "acd_max_waiting", "max_interactions_per_agent", "enabled",
+        "auto_close_hours", "auto_close_message")}
     data["schedule"] = schedule_data(campaign.schedule)
     data["canned"] = [{"title": c.title, "body": c.body, "template_id": str(c.template_id or ""),
                        "template_ref": "" if c.template_id else c.template_ref or ""}

@@ -10,8 +10,8 @@ from flask_login import current_user
 from ..extensions import db
 from ..models import Campaign, Membership, User
 from ..security import get_membership_or_404, supervisor_required, visible_agents, visible_campaigns
-from ..services import admin as admin_service
 from ..services import campaign_config
+from ..services.records import Invalid, Refused
 from ..templating import failure_status, render_page
 from . import bp
 from .forms import MembershipForm, apply_errors
@@ -58,7 +58,7 @@ def _change(action: Any, done_message: str) -> Any:
         count = action(campaigns, agents, current_user)
         db.session.commit()
         message = done_message % {"count": count}
-    except admin_service.Refused as exc:
+    except Refused as exc:
         db.session.rollback()
         error = str(exc)
     return render_page("campaigns/members.html", "campaigns/_members.html", failure_status(bool(error)),
@@ -93,7 +93,7 @@ def _update(membership: Membership, form: MembershipForm) -> bool:
     try:
         campaign_config.update_membership(membership, form.position.data, form.penalty.data, current_user)
         db.session.commit()
-    except admin_service.Invalid as exc:
+    except Invalid as exc:
         db.session.rollback()
         apply_errors(form, exc.errors)
         return False

@@ -1,6 +1,7 @@
 """Inbound campaigns (C1-C3): the form on the left, the campaigns of the user's groups on the right."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,25 +11,25 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Provider, SecurityGroup
-from ..security import get_campaign_or_404, supervisor_required, visible_campaigns
-from ..services import admin as admin_service
+from ..models import Provider
+from ..security import get_campaign_or_404, supervisor_required, visible_campaigns, visible_groups
 from ..services import campaign_config, templates
+from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
 from . import bp, forms
 from .forms import choices
 
 
-def choose_groups_and_providers(form: Any) -> None:
-    """Providers: all of them (they are not group-bound); groups: the user's own unless admin."""
+def choose_groups_and_providers(form: Any, new: bool) -> None:
+    """Providers: all of them (they are not group-bound); groups: the user's own unless admin. A new
+    campaign or dialer starts in the creator's own group (the first by name), not the first of all."""
     form.provider_id.choices = choices((p.id, f"{p.name} ({p.type}, {p.channel})") for p in db.session.scalars(
         sa.select(Provider).order_by(Provider.name)))
-    groups = campaign_config.allowed_group_ids(current_user)
-    query = sa.select(SecurityGroup).order_by(SecurityGroup.name)
-    if groups is not None:
-        query = query.where(SecurityGroup.id.in_(groups or {-1}))
-    form.security_group_id.choices = choices((g.id, g.name) for g in db.session.scalars(query))
+    form.security_group_id.choices = choices((g.id, g.name) for g in db.session.scalars(visible_groups()))
+    own = [c.value for c in form.security_group_id.choices if c.value in current_user.security_group_ids]
+    if new and request.method == "GET" and own:
+        form.security_group_id.data = own[0]
 
 
 def build_form(form_cls: Any, data: dict[str, Any] | None) -> tuple[Any, str | None, str | None]:
@@ -40,24 +41,34 @@ def build_form(form_cls: Any, data: dict[str, Any] | None) -> tuple[Any, str | N
     return form_cls(formdata=None, data=data) if data else form_cls(formdata=None), None, None
 
 
+def saved_or_none(form: Any, save: Callable[[], Any], recheck: Callable[[], dict[str, str]]) -> Any:
+    """`save()` committed; or None with the refusal on the form's fields. A save the database refused
+    (a simultaneous one took the name or DID first) hears what `recheck()` now finds."""
+    try:
+        saved = save()
+        db.session.commit()
+        return saved
+    except Invalid as exc:
+        db.session.rollback()
+        forms.apply_errors(form, exc.errors)
+    except IntegrityError:
+        db.session.rollback()
+        forms.apply_errors(form, recheck() or {"name": _("Already used; pick another.")})
+    return None
+
+
 def campaign_page(campaign: Any) -> Any:
     form, rows_kind, note = build_form(forms.CampaignForm, forms.campaign_data(campaign) if campaign else None)
     form.strategy.choices = forms.strategy_choices()
-    choose_groups_and_providers(form)
+    choose_groups_and_providers(form, new=campaign is None)
     forms.template_choices(form.canned, templates.choices())
     if rows_kind is None and form.validate_on_submit():
-        try:
-            saved = campaign_config.save_campaign(campaign, form.values(), forms.schedule_rows(form.schedule),
-                                                  forms.canned_rows(form.canned), current_user)
-            db.session.commit()
+        saved = saved_or_none(form, lambda: campaign_config.save_campaign(
+            campaign, form.values(), forms.schedule_rows(form.schedule), forms.canned_rows(form.canned),
+            current_user), lambda: campaign_config.campaign_errors(campaign, form.values(), current_user))
+        if saved is not None:
             flash(_("Campaign “%(name)s” saved.", name=saved.name), "ok")
             return redirect(url_for("campaigns.edit", campaign_id=saved.id))
-        except admin_service.Invalid as exc:
-            db.session.rollback()
-            forms.apply_errors(form, exc.errors)
-        except IntegrityError:
-            db.session.rollback()
-            forms.apply_errors(form, {"name": _("Already used; pick another.")})
     status = 422 if request.method == "POST" and rows_kind is None else 200
     campaigns = db.session.scalars(visible_campaigns()).all()
     return render_page("campaigns/index.html", "campaigns/_page.html", status, form=form, campaign=campaign,

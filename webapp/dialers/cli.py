@@ -21,7 +21,10 @@ from flask_babel import force_locale, ngettext
 
 from ..extensions import db
 from ..models import Dialer
-from ..services import spool_ingest
+from ..services import phones
+from ..services.ingest.bulk import load_bulk
+from ..services.ingest.do_not_contact import load_dnc
+from ..services.ingest.files import FileRejected
 
 dialer_group = AppGroup("dialer", help="Dialer files: bulk messages (F1) and do-not-contact lists (F2).")
 
@@ -63,7 +66,7 @@ def _run(load: Any, path: str, progress: bool = False, **kwargs: Any) -> None:
             kwargs["on_progress"] = shown
         try:
             summary = load(stream, Path(path).name, **kwargs)
-        except spool_ingest.FileRejected as exc:
+        except FileRejected as exc:
             if shown is not None:
                 shown.end()
             click.echo(json.dumps(exc.as_dict(), ensure_ascii=False), err=True)
@@ -79,7 +82,7 @@ def _run(load: Any, path: str, progress: bool = False, **kwargs: Any) -> None:
 @click.option("--region", default=None, help="Region for numbers without country code (DEFAULT_REGION).")
 def import_command(path: str, dialer_name: str | None, region: str | None) -> None:
     """Load a bulk-message file (campaign;destination;message;priority;) into the spool."""
-    _run(spool_ingest.load_bulk, path, progress=True, region=region or current_app.config.get("DEFAULT_REGION", "UY"),
+    _run(load_bulk, path, progress=True, region=region or phones.default_region(),
          only_dialer_id=_dialer_id(dialer_name))
 
 
@@ -88,4 +91,4 @@ def import_command(path: str, dialer_name: str | None, region: str | None) -> No
 @click.option("--dialer", "dialer_name", help="Accept only lines for this dialer.")
 def import_dnc_command(path: str, dialer_name: str | None) -> None:
     """Load a do-not-contact file (phone;campaign;) into the list."""
-    _run(spool_ingest.load_dnc, path, only_dialer_id=_dialer_id(dialer_name))
+    _run(load_dnc, path, only_dialer_id=_dialer_id(dialer_name))

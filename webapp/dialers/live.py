@@ -14,7 +14,8 @@ from ..extensions import db
 from ..live.registry import renderer, topic_check
 from ..models import Dialer
 from ..security import visible_dialers
-from ..services import bulk_loads, dialer_engine
+from ..services import bulk_loads
+from ..services.dialer.counts import counts, status
 from ..templating import oob_remove
 
 
@@ -46,11 +47,11 @@ def may_follow_dialer(user: Any, rest: str) -> bool:
 
 
 def counts_block(dialer: Dialer, *, oob: bool = False) -> str:
-    return render_template("dialers/_counts.html", dialer=dialer, counts=dialer_engine.counts(dialer.id), oob=oob)
+    return render_template("dialers/_counts.html", dialer=dialer, counts=counts(dialer.id), oob=oob)
 
 
 def state_block(dialer: Dialer, *, oob: bool = False) -> str:
-    return render_template("dialers/_state.html", dialer=dialer, status=dialer_engine.status(dialer), oob=oob)
+    return render_template("dialers/_state.html", dialer=dialer, status=status(dialer), oob=oob)
 
 
 def loads_block(dialer: Dialer, *, oob: bool = False) -> str:
@@ -58,7 +59,7 @@ def loads_block(dialer: Dialer, *, oob: bool = False) -> str:
 
 
 def list_row(dialer: Dialer, *, oob: bool = False) -> str:
-    return render_template("dialers/_row.html", dialer=dialer, status=dialer_engine.status(dialer), oob=oob)
+    return render_template("dialers/_row.html", dialer=dialer, status=status(dialer), oob=oob)
 
 
 def _dialer(event: dict[str, Any]) -> Dialer | None:

@@ -23,8 +23,10 @@ from ..extensions import db
 from ..models import LoadState, StagedUpload, StagedUploadChunk, utcnow
 from ..services import bulk_loads
 from ..services.bulk_loads import CHUNK, StagedFile
+from ..services.ingest.bulk import BulkPreview, preview_bulk
+from ..services.ingest.files import FileRejected
 
-__all__ = ["CHUNK", "StagedFile", "claim", "discard", "lookup", "stage", "sweep"]
+__all__ = ["CHUNK", "StagedFile", "claim", "discard", "lookup", "preview", "stage", "sweep"]
 MAX_AGE_SECONDS = 3600
 _SESSION_KEY = "dialer_uploads"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
@@ -107,6 +109,23 @@ def counted(token: str, rows: int) -> None:
     db.session.execute(sa.update(StagedUpload).where(StagedUpload.token == token).values(rows_total=rows)
                        .execution_options(synchronize_session=False))
     db.session.commit()
+
+
+def preview(stream: IO[bytes], filename: str, dialer_id: int, region: str) -> tuple[str, str, BulkPreview]:
+    """Step 1 of a bulk upload: keep the file and check it whole as the load would, writing nothing to the
+    spool. Returns (token, original file name, preview); a refused file is discarded (FileRejected)."""
+    token = stage(stream, filename, dialer_id)
+    staged, filename = lookup(token, dialer_id)
+    try:
+        with staged:
+            result = preview_bulk(staged, filename, region=region, only_dialer_id=dialer_id)
+    except FileRejected:
+        db.session.rollback()
+        discard(token, dialer_id)
+        raise
+    db.session.rollback()  # a preview writes nothing to the spool
+    counted(token, result.total)
+    return token, filename, result
 
 
 def _forget(token: str) -> None:

@@ -6,23 +6,20 @@ sessions): the page's htmx sends the token as a header.
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from flask import current_app, g, render_template
 
 from ..extensions import db
-from ..live.events import publish_now
 from ..live.registry import allowed, client_handler, renderer, topic_check
 from ..models import AgentChatMessage, Interaction, Membership, Message, User
 from ..security import can_see_interaction
+from ..services import interactions, supervision
 from ..templating import oob_remove
 from . import queries
 from .context import state_context
 
-SCREEN_KEY = "conversa:screen:{agent_id}"
-SCREEN_TTL = 30  # seconds: a mirror of a page that went away fades quickly
 DRAFT_MAX = 2000
 DRAFT_MIN_INTERVAL = 0.3  # the page sends every 700 ms; a faster client is throttled here
 FOLLOWABLE = ("interaction", "offers")
@@ -84,7 +81,7 @@ def render_message(event: dict[str, Any], user: Any) -> str | None:
     message = db.session.get(Message, _id(event["data"].get("message_id")) or 0)
     if message is None:
         return None
-    return render_template("inbox/_message_oob.html", m=message, names=queries.sender_names([message]),
+    return render_template("inbox/_message_oob.html", m=message, names=interactions.sender_names([message]),
                            interaction_id=message.interaction_id)
 
 
@@ -163,11 +160,4 @@ def draft(user: Any, payload: dict[str, Any]) -> None:
             interaction_id = None
     text = payload.get("draft")
     text = text[:DRAFT_MAX] if isinstance(text, str) and interaction_id else ""
-    state = {"agent_id": agent.id, "interaction_id": interaction_id, "draft": text, "ts": time.time()}
-    redis = current_app.extensions["conversa_redis"]
-    try:
-        redis.set(SCREEN_KEY.format(agent_id=agent.id), json.dumps(state), ex=SCREEN_TTL)
-    except Exception:  # noqa: BLE001 - Redis down: the mirror pauses, the agent's page does not
-        return
-    publish_now(f"screen:{agent.id}", "screen.state", agent_id=agent.id, interaction_id=interaction_id,
-                draft=text)
+    supervision.store_screen(agent, interaction_id, text)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, contains_eager
 
 from ..extensions import db
 from ..models import (
@@ -19,14 +20,14 @@ from ..models import (
     InteractionStatus,
     Membership,
     Message,
-    User,
 )
+from ..services import media
 from ..services.chat import unread_chat
+from ..services.interactions import sender_names
 
 LIST_OPEN_LIMIT = 100
 LIST_CLOSED_LIMIT = 30
 MESSAGES_LIMIT = 200
-ACTIVE = (InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)
 
 
 @dataclass
@@ -35,6 +36,15 @@ class InboxItem:
     campaign_name: str
     last_body: str
     last_kind: str | None
+    last_media: list[dict[str, Any]] | None = None
+
+    @property
+    def media_label(self) -> str | None:
+        """What the last message carries when it has no text: its first item's kind (W1, both ways)."""
+        first = self.last_media[0] if self.last_media and isinstance(self.last_media[0], dict) else None
+        if first is None:
+            return None
+        return "voice" if first.get("voice") else str(first.get("kind") or "document")
 
     @property
     def waiting_since(self) -> datetime | None:
@@ -52,7 +62,7 @@ def _with_last_message(chosen_rows: sa.Select | sa.CompoundSelect) -> sa.Select:
     last = aliased(Message)
     last_id = sa.select(Message.id).where(Message.interaction_id == chosen.c.id).order_by(
         Message.created_at.desc(), Message.id.desc()).limit(1).scalar_subquery()
-    return (sa.select(Interaction, Campaign.name, last.body, last.sender_kind)
+    return (sa.select(Interaction, Campaign.name, last.body, last.sender_kind, last.media)
             .join(chosen, chosen.c.id == Interaction.id)
             .join(Campaign, Campaign.id == Interaction.campaign_id)
             .outerjoin(last, last.id == last_id)
@@ -76,7 +86,7 @@ def _part(n: int, statuses: tuple[str, ...], limit: int, search: bool) -> sa.Sub
 @functools.cache
 def _inbox_statement(search: bool) -> sa.Select:
     """Built once: the list's statement is the same for every agent and search but for its parameters."""
-    open_part = _part(0, ACTIVE, LIST_OPEN_LIMIT, search)
+    open_part = _part(0, InteractionStatus.WITH_AGENT, LIST_OPEN_LIMIT, search)
     closed_part = _part(1, (InteractionStatus.CLOSED, InteractionStatus.ABANDONED), LIST_CLOSED_LIMIT, search)
     return _with_last_message(sa.union_all(sa.select(open_part), sa.select(closed_part)))
 
@@ -130,29 +140,21 @@ def messages(interaction_id: int, limit: int = MESSAGES_LIMIT) -> list[Message]:
     latest = db.session.scalars(
         sa.select(Message).where(Message.interaction_id == interaction_id)
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
-    return list(reversed(latest))
+    return media.preload(list(reversed(latest)))
 
 
 def messages_with_names(interaction_id: int, limit: int = MESSAGES_LIMIT) -> tuple[list[Message], dict[int, str]]:
-    """`messages()` and `sender_names()` of them in one query."""
-    rows = db.session.execute(_messages_statement(limit), {"interaction_id": interaction_id}).all()
-    names = {m.sender_user_id: name or username for m, name, username in rows if m.sender_user_id and username}
-    return [m for m, _, _ in reversed(rows)], names
+    """`messages()` and `interactions.sender_names()` of them in one query (senders loaded with them)."""
+    latest = db.session.scalars(_messages_statement(limit), {"interaction_id": interaction_id}).all()
+    return media.preload(list(reversed(latest))), sender_names(latest)
 
 
 @functools.cache
 def _messages_statement(limit: int) -> sa.Select:
     """Built once per limit (the workspace's statements are the same for every agent but for parameters)."""
-    return (sa.select(Message, User.name, User.username).outerjoin(User, User.id == Message.sender_user_id)
+    return (sa.select(Message).outerjoin(Message.sender).options(contains_eager(Message.sender))
             .where(Message.interaction_id == sa.bindparam("interaction_id"))
             .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
-
-
-def sender_names(items: list[Message]) -> dict[int, str]:
-    ids = {m.sender_user_id for m in items if m.sender_user_id}
-    if not ids:
-        return {}
-    return {u.id: u.display_name for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))}
 
 
 def canned_responses(campaign_id: int) -> list[CannedResponse]:

@@ -12,13 +12,15 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from flask_babel import force_locale
 
 from ..extensions import db
-from ..services import accounts
+from ..services import accounts, agents, presence
 from .hub import Hub, Subscriber
 from .registry import CLIENT_HANDLERS, find_renderer
 
@@ -76,9 +78,13 @@ def _render(fn: Any, event: dict[str, Any], user: Any, lang: str) -> list[str]:
 class Channel:
     """A signed-in user's socket, subscribed to its topics, for as long as the browser keeps it open."""
 
-    def __init__(self, ws: Any, hub: Hub, sub: Subscriber, user: Any, session_id: int | None, lang: str):
-        self.ws, self.hub, self.sub, self.user, self.lang = ws, hub, sub, user, lang
+    def __init__(self, ws: Any, hub: Hub, sub: Subscriber, user: Any, session_id: int | None, lang: str,
+                 fresh: Callable[[], bool] = lambda: False):
+        self.ws, self.hub, self.sub, self.user, self.lang, self.fresh = ws, hub, sub, user, lang, fresh
         self.user_id, self.version, self.session_id = user.id, user.session_version, session_id
+        # An agent's socket is one of their live pages (services/presence.py): it beats while open.
+        self.page = f"ws:{uuid.uuid4().hex}" if user.is_agent else None
+        self.beat_every = presence.beat_every() if self.page else CHECK_EVERY
 
     def serve(self) -> None:
         """Send frames until the page goes away or the session ends."""
@@ -86,19 +92,26 @@ class Channel:
         db.session.remove()  # the loop below may last hours: hold no connection
         threading.Thread(target=_read_client, args=(self.ws, self.sub), name=f"live-read-{self.user_id}",
                          daemon=True).start()
-        last_check = time.monotonic()
+        last_check = last_beat = time.monotonic()
+        self._beat()
         try:
             # The first socket of a process starts the hub: announce "on" once Redis has confirmed its
             # subscription, so an event published after this frame cannot be lost.
+            # "fresh": none of the topics had an event since the page was rendered, so the page need not
+            # reload its live regions (on a slow link, four requests and a list redrawn right after load).
             live = "on" if self.hub.connected.wait(HUB_WAIT) else "off"
-            self.ws.send(f'<div id="live-status" hx-swap-oob="true" data-live="{live}"></div>')
+            fresh = " data-fresh" if live == "on" and self.fresh() else ""
+            self.ws.send(f'<div id="live-status" hx-swap-oob="true" data-live="{live}"{fresh}></div>')
             while True:
                 try:
-                    item = self.sub.queue.get(timeout=CHECK_EVERY)
+                    item = self.sub.queue.get(timeout=min(CHECK_EVERY, self.beat_every))
                 except queue.Empty:
                     item = None
                 if item is not None and not self._deliver(item):
                     return
+                if time.monotonic() - last_beat >= self.beat_every:
+                    last_beat = time.monotonic()
+                    self._beat()
                 if time.monotonic() - last_check > CHECK_EVERY:
                     last_check = time.monotonic()
                     if not _session_still_valid(self.user_id, self.version, self.session_id):
@@ -109,6 +122,15 @@ class Channel:
                 log.warning("live socket for user %s ended: %s", self.user_id, exc)
         finally:
             self.hub.unsubscribe(self.sub)
+            self._beat()  # the page closed: its grace starts now
+
+    def _beat(self) -> None:
+        if self.page is None:
+            return
+        try:
+            agents.page_alive(self.user, self.page)
+        finally:
+            db.session.remove()
 
     def _deliver(self, item: dict[str, Any]) -> bool:
         """Act on one queue item; False when the socket is done."""

@@ -11,6 +11,7 @@ from ..extensions import sock
 from ..i18n import select_locale
 from . import bp
 from .channel import Channel
+from .events import changed_since
 from .registry import allowed
 
 
@@ -33,7 +34,10 @@ def live_socket(ws: Any) -> None:
     hub = current_app.extensions["conversa_hub"]
     sub = hub.subscribe(requested_topics(user))
     g.live_subscriber = sub  # client handlers may follow more topics on this socket (hub.add_topics)
-    Channel(ws, hub, sub, user, g.get("user_session_id"), select_locale()).serve()
+    since = request.args.get("since", type=float)  # the page's rendering: its regions are that fresh
+    redis_client = current_app.extensions["conversa_redis"]
+    Channel(ws, hub, sub, user, g.get("user_session_id"), select_locale(),
+            fresh=lambda: not changed_since(redis_client, sub.topics, since)).serve()
 
 
 def _same_origin() -> bool:

@@ -9,8 +9,6 @@ from flask import render_template
 from ..extensions import db
 from ..live.registry import renderer
 from ..models import Attachment
-from ..services.media import human_size, kind_label
-from . import bp
 
 
 @renderer("interaction", "message.media")
@@ -23,6 +21,3 @@ def render_attachment(event: dict[str, Any], user: Any) -> str | None:
         return None
     return render_template("media/_attachment.html", a=attachment, oob=True)
 
-
-bp.add_app_template_filter(human_size, "filesize")
-bp.add_app_template_global(kind_label, "attachment_kind")

@@ -35,7 +35,16 @@ from .reports import (
     DialerFailureBucket,
     DispositionBucket,
 )
-from .users import AgentState, BreakType, Role, SecurityGroup, User, UserSession, VoiceCampaign
+from .users import (
+    SUPERVISING_ROLES,
+    AgentState,
+    BreakType,
+    Role,
+    SecurityGroup,
+    User,
+    UserSession,
+    VoiceCampaign,
+)
 from .users import user_security_groups as user_security_groups_table
 from .users import voice_campaign_members as voice_campaign_members_table
 
@@ -44,7 +53,7 @@ __all__ = [
     "CampaignBucket", "DialerBucket", "DialerFailureBucket", "DispositionBucket", "Attachment", "AttachmentKind", "AttachmentState", "AuditEntry", "BreakType",
     "Campaign", "CannedResponse",
     "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "LoadState", "MODES", "Membership",
-    "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "ScheduleEntry", "SecurityGroup",
+    "Message", "Provider", "RINGALL_MODES", "Role", "STRATEGIES", "SUPERVISING_ROLES", "ScheduleEntry", "SecurityGroup",
     "SenderKind", "SpoolMessage", "SpoolState", "SpoolUpload", "StagedUpload", "StagedUploadChunk", "User",
     "UserSession", "VoiceCampaign", "WhatsAppTemplate", "split_strategy", "utcnow", "user_security_groups_table",
     "voice_campaign_members_table",

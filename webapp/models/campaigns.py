@@ -20,6 +20,11 @@ DEFAULT_OUT_OF_HOURS = (
     "Gracias por escribirnos. En este momento estamos fuera de horario; "
     "te responderemos apenas volvamos a atender."
 )
+# What the optional "close after N hours waiting" rule tells the customer when the campaign sets nothing.
+DEFAULT_AUTO_CLOSE = (
+    "Lamentamos no haber podido atenderte. Cerramos esta conversación; "
+    "escríbenos de nuevo cuando quieras y te responderemos."
+)
 
 
 def split_strategy(strategy: str) -> tuple[str | None, str]:
@@ -72,6 +77,8 @@ class CannedResponse(db.Model):
 
 class Campaign(db.Model):
     __tablename__ = "campaigns"
+    # One campaign per DID of a provider (the form says which one has it; this holds under simultaneous saves).
+    __table_args__ = (sa.UniqueConstraint("provider_id", "did", name="uq_campaigns_provider_did"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(80), unique=True)
@@ -88,7 +95,13 @@ class Campaign(db.Model):
     chat_time_threshold_seconds: Mapped[int] = mapped_column(default=900)
     acd_max_waiting: Mapped[int] = mapped_column(default=10)
     max_interactions_per_agent: Mapped[int] = mapped_column(default=3)
+    # Optional rule (0 = off): a conversation left waiting this many hours is closed, with this message.
+    auto_close_hours: Mapped[int] = mapped_column(default=0, server_default="0")
+    auto_close_message: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     enabled: Mapped[bool] = mapped_column(default=True)
+    # W3: the language its conversations' WhatsApp templates are offered in ("es", "en_US"…); "" is the
+    # centre's default (BABEL_DEFAULT_LOCALE).
+    language: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
     # rrmemory: the member who got the last interaction.
     rr_last_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()

@@ -20,6 +20,7 @@ class InteractionStatus:
     CLOSED = "closed"
     ABANDONED = "abandoned"
 
+    WITH_AGENT = (ASSIGNED, ACTIVE)  # an agent's "active interactions" (routing, busy, the monitor, the inbox)
     OPEN = (WAITING, ASSIGNED, ACTIVE)
     ALL = (WAITING, ASSIGNED, ACTIVE, CLOSED, ABANDONED)
 
@@ -53,6 +54,8 @@ class Interaction(db.Model):
     direction: Mapped[str] = mapped_column(sa.String(16), default="inbound")
     status: Mapped[str] = mapped_column(sa.String(16), default=InteractionStatus.WAITING)
     agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # Who had it before it went back to the queue (an agent leaving): the monitor shows it.
+    previous_agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()
     # When it entered the queue (creation, or the last requeue/transfer).
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -69,7 +72,8 @@ class Interaction(db.Model):
     unread: Mapped[int] = mapped_column(default=0)
 
     campaign: Mapped[Campaign] = relationship()
-    agent: Mapped[User | None] = relationship()
+    agent: Mapped[User | None] = relationship(foreign_keys=[agent_id])
+    previous_agent: Mapped[User | None] = relationship(foreign_keys=[previous_agent_id])
     messages: Mapped[list[Message]] = relationship(
         back_populates="interaction", order_by="(Message.created_at, Message.id)",
         cascade="all, delete-orphan", lazy="dynamic")
@@ -98,6 +102,10 @@ class Message(db.Model):
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(80))
     # WhatsApp outside the 24 h window: the approved template sent instead of free text.
     template_ref: Mapped[str | None] = mapped_column(sa.String(120))
+    # W3: a template send's {"template_id", "language", "variables": {"1": …}, "header": "image"?}.
+    template_params: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    # Issue 13.8: the message this one answers (a customer's tap on a button or list row, a quoted reply).
+    reply_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("messages.id", ondelete="SET NULL"))
     # Outbound: queued → sent → delivered → read, or failed; inbound: received.
     status: Mapped[str] = mapped_column(sa.String(16), default="received")
     error: Mapped[str | None] = mapped_column(sa.String(500))
@@ -105,6 +113,8 @@ class Message(db.Model):
 
     interaction: Mapped[Interaction] = relationship(back_populates="messages")
     sender: Mapped[User | None] = relationship()
+    # Loaded with the message (one outer join), one level deep: the bubble quotes what it answers.
+    reply_to: Mapped[Message | None] = relationship(remote_side="Message.id", lazy="joined", join_depth=1)
     # W1: loaded only where `media` says there is something (a list of messages pays no query for it).
     attachments = relationship("Attachment", back_populates="message", order_by="Attachment.position",
                                cascade="all, delete-orphan", passive_deletes=True)

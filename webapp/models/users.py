@@ -19,6 +19,10 @@ class Role(enum.StrEnum):
     AGENT = "agent"
 
 
+# Who supervises: the monitor, the dialers, the transcripts, any conversation of the groups they see.
+SUPERVISING_ROLES = (Role.ADMIN, Role.SUPERVISOR)
+
+
 class AgentState(enum.StrEnum):
     """A4: the five states an agent shows on the monitor."""
 
@@ -149,6 +153,10 @@ class User(UserMixin, db.Model):
         return self.role == Role.SUPERVISOR
 
     @property
+    def may_supervise(self) -> bool:
+        return self.role in SUPERVISING_ROLES
+
+    @property
     def is_agent(self) -> bool:
         return self.role == Role.AGENT
 
@@ -163,6 +171,16 @@ class User(UserMixin, db.Model):
     @property
     def security_group_ids(self) -> set[int]:
         return {g.id for g in self.security_groups}
+
+    @property
+    def seen_group_ids(self) -> set[int] | None:
+        """The security groups whose campaigns, dialers and agents this user sees and may put things in;
+        None means every group: admins see all (the one place that rule is written)."""
+        return None if self.is_admin else self.security_group_ids
+
+    def sees_group(self, group_id: int | None) -> bool:
+        groups = self.seen_group_ids
+        return groups is None or group_id in groups
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role}>"

@@ -16,6 +16,10 @@ GSM7_BASIC = frozenset(
 # The extension table: each costs two septets (escape + char).
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
+# The longest text a message may have (SMS or WhatsApp): what Twilio accepts as one concatenated SMS.
+# Every form, the agent's composer, the spool and the services check this one figure.
+MAX_MESSAGE_LENGTH = 1600
+
 GSM7_SINGLE = 160
 GSM7_MULTI = 153  # 7 septets go to the concatenation header (UDH)
 UCS2_SINGLE = 70

@@ -26,12 +26,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale
 
 from ..extensions import db
+from ..i18n import translating
 from ..live.events import publish, publish_now
 from ..models import LoadState, StagedUpload, StagedUploadChunk, utcnow
-from . import spool_ingest
+from . import phones
+from .ingest.bulk import LoadSummary, load_bulk
+from .ingest.files import FileRejected
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +42,9 @@ CHUNK = 1 << 20  # bytes of a staged file per staged_upload_chunks row
 PROGRESS_EVERY = 0.5  # seconds between two live progress events of one load
 
 
-def _cfg(name: str, default: float) -> float:
-    return float(current_app.config.get(name, default))
-
-
 def stall_seconds() -> float:
     """How long a load's heartbeat outlives its job: a load silent that long has lost its worker."""
-    return _cfg("BULK_LOAD_STALL_SECONDS", 30)
+    return float(current_app.config["BULK_LOAD_STALL_SECONDS"])
 
 
 def progress_key(token: str) -> str:
@@ -130,7 +128,7 @@ def claim(token: str, dialer_id: int, *, user_id: int | None, locale: str | None
 
 def enqueue(token: str, attempt: int) -> bool:
     """Queue the load's job for this attempt; False when Redis is away (recovery queues it later)."""
-    timeout = int(_cfg("BULK_LOAD_TIMEOUT", 3600))
+    timeout = int(current_app.config["BULK_LOAD_TIMEOUT"])
     try:
         current_app.extensions["conversa_queue"].enqueue(
             JOB, token, attempt, job_id=job_id(token, attempt), job_timeout=timeout, result_ttl=600,
@@ -217,17 +215,17 @@ def run(token: str, attempt: int) -> dict[str, Any]:
             db.session.rollback()
             return {"skipped": "superseded"}
 
-        def done(summary: spool_ingest.LoadSummary) -> None:
+        def done(summary: LoadSummary) -> None:
             if not _finish(token, attempt, LoadState.DONE, summary.as_dict()):
                 raise RuntimeError("the load was taken over by another run")  # rolls its rows back
             publish(_topic(dialer_id), "bulk.progress", dialer_id=dialer_id)
 
-        with force_locale(locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
+        with translating(locale):
             try:
-                summary = spool_ingest.load_bulk(
-                    StagedFile.reader(token, size), filename, region=current_app.config["DEFAULT_REGION"],
+                summary = load_bulk(
+                    StagedFile.reader(token, size), filename, region=phones.default_region(),
                     user_id=user_id, only_dialer_id=dialer_id, on_progress=heartbeat.progress, before_commit=done)
-            except spool_ingest.FileRejected as exc:  # load_bulk rolled everything back
+            except FileRejected as exc:  # load_bulk rolled everything back
                 if _finish(token, attempt, LoadState.REFUSED, exc.as_dict()):
                     publish(_topic(dialer_id), "bulk.progress", dialer_id=dialer_id)
                 db.session.commit()
@@ -272,7 +270,7 @@ def _job_may_run(token: str, attempt: int, stall: float) -> bool:
 def recover_lost() -> dict[str, int]:
     """Loads whose worker was lost: queued again under the next attempt, or failed after the last one."""
     stall = stall_seconds()
-    most = int(_cfg("BULK_LOAD_ATTEMPTS", 3))
+    most = int(current_app.config["BULK_LOAD_ATTEMPTS"])
     due = db.session.execute(sa.select(StagedUpload.token, StagedUpload.attempts, StagedUpload.dialer_id).where(
         StagedUpload.state == LoadState.QUEUED,
         StagedUpload.claimed_at < utcnow() - timedelta(seconds=stall))

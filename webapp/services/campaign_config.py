@@ -28,21 +28,14 @@ from ..models import (
     voice_campaign_members_table,
 )
 from . import audit, dialstring
-from .admin import Invalid, Refused, name_taken
+from .interactions.customers import did_matches
+from .records import Invalid, Refused, name_errors, replace_rows
 from .schedules import days_to_mask
 
 
-def allowed_group_ids(user: User) -> set[int] | None:
-    """Groups a user may put a campaign or dialer in; None means any (admins)."""
-    return None if user.is_admin else user.security_group_ids
-
-
 def _check_common(model: Any, obj: Any, values: dict[str, Any], actor: User) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    if name_taken(model, values["name"], obj.id if obj else None):
-        errors["name"] = _("“%(name)s” is already used; pick another.", name=values["name"].strip())
-    groups = allowed_group_ids(actor)
-    if groups is not None and values["security_group_id"] not in groups:
+    errors = name_errors(model, values["name"], obj.id if obj else None)
+    if not actor.sees_group(values["security_group_id"]):
         errors["security_group_id"] = _("Pick one of your security groups.")
     if db.session.get(Provider, values["provider_id"]) is None:
         errors["provider_id"] = _("Pick a provider.")
@@ -51,26 +44,16 @@ def _check_common(model: Any, obj: Any, values: dict[str, Any], actor: User) -> 
 
 def _set_schedule(owner: Campaign | Dialer, rows: Sequence[dict[str, Any]]) -> None:
     """Replace the schedule with `rows` ({days: [0..6], start: time, end: time}), reusing rows in place."""
-    entries = list(owner.schedule)
-    for index, row in enumerate(rows):
-        entry = entries[index] if index < len(entries) else None
-        if entry is None:
-            entry = ScheduleEntry()
-            owner.schedule.append(entry)
+    def fill(entry: ScheduleEntry, row: dict[str, Any], _index: int) -> None:
         entry.days = days_to_mask(row["days"])
         entry.start_time = row["start"]
         entry.end_time = row["end"]
-    for entry in entries[len(rows):]:
-        owner.schedule.remove(entry)
+
+    replace_rows(owner.schedule, rows, ScheduleEntry, fill)
 
 
 def _set_canned(campaign: Campaign, rows: Sequence[dict[str, Any]]) -> None:
-    existing = list(campaign.canned_responses)
-    for index, row in enumerate(rows):
-        item = existing[index] if index < len(existing) else None
-        if item is None:
-            item = CannedResponse()
-            campaign.canned_responses.append(item)
+    def fill(item: CannedResponse, row: dict[str, Any], index: int) -> None:
         item.title = row["title"].strip()
         item.body = row["body"]
         template = db.session.get(WhatsAppTemplate, row["template_id"]) if row.get("template_id") else None
@@ -79,8 +62,8 @@ def _set_canned(campaign: Campaign, rows: Sequence[dict[str, Any]]) -> None:
         item.template_ref = template.ref[:120] if template is not None else (
             (row.get("template_ref") or "").strip() or None)
         item.position = index
-    for item in existing[len(rows):]:
-        campaign.canned_responses.remove(item)
+
+    replace_rows(campaign.canned_responses, rows, CannedResponse, fill)
 
 
 def canned_errors(provider_id: int | None, rows: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -113,14 +96,34 @@ def schedule_errors(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 # -- campaigns --------------------------------------------------------------------------------
 CAMPAIGN_FIELDS = ("name", "service_level_target", "did", "provider_id", "strategy", "security_group_id",
-                   "out_of_hours_message", "sl_threshold_seconds", "abandon_threshold_seconds",
-                   "chat_time_threshold_seconds", "acd_max_waiting", "max_interactions_per_agent", "enabled")
+                   "out_of_hours_message", "language", "sl_threshold_seconds", "abandon_threshold_seconds",
+                   "chat_time_threshold_seconds", "acd_max_waiting", "max_interactions_per_agent", "enabled",
+                   "auto_close_hours", "auto_close_message")
+
+
+def did_owner(campaign: Campaign | None, provider_id: int, did: str) -> Campaign | None:
+    """Another campaign of the provider already answering this DID (the same number, or the same number
+    written national vs international): inbound traffic could reach only one of them."""
+    others = db.session.scalars(sa.select(Campaign).where(
+        Campaign.provider_id == provider_id, Campaign.id != (campaign.id if campaign else -1)).order_by(Campaign.id))
+    return next((c for c in others if max(did_matches(c.did, did), did_matches(did, c.did)) > 0), None)
+
+
+def campaign_errors(campaign: Campaign | None, values: dict[str, Any], actor: User) -> dict[str, str]:
+    """What the database refuses of a campaign (a name taken, a DID another campaign of the provider
+    answers), said field by field; also what a save lost to a simultaneous one hears (IntegrityError)."""
+    errors = _check_common(Campaign, campaign, values, actor)
+    other = did_owner(campaign, values["provider_id"], values["did"])
+    if other is not None:
+        errors["did"] = _("Campaign “%(name)s” already uses this DID on this provider (%(did)s); each campaign "
+                          "needs its own.", name=other.name, did=other.did)
+    return errors
 
 
 def save_campaign(campaign: Campaign | None, values: dict[str, Any], schedule: Sequence[dict[str, Any]],
                   canned: Sequence[dict[str, Any]], actor: User) -> Campaign:
     """Create or update a campaign with its schedule and canned responses, all or nothing."""
-    errors = _check_common(Campaign, campaign, values, actor)
+    errors = campaign_errors(campaign, values, actor)
     errors.update(schedule_errors(schedule))
     errors.update(canned_errors(values["provider_id"], canned))
     if errors:

@@ -9,7 +9,7 @@ The table has no unique constraint: on PostgreSQL NULLs are distinct in one,
 so (phone, NULL, NULL) could be stored twice anyway. `add` looks for the same
 scope with IS NULL where a scope is empty, inside the caller's transaction;
 `blocked_among` and `is_blocked` are correct even if a race stored a twin.
-The file upload lives in `spool_ingest.load_dnc`.
+The file upload lives in `ingest.do_not_contact.load_dnc`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import re
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
 
 from ..extensions import db
 from ..models import DoNotContact
@@ -27,13 +26,9 @@ _E164_SHAPE = re.compile(r"\+[1-9][0-9]{5,14}")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def default_region() -> str:
-    return current_app.config.get("DEFAULT_REGION", "UY") if has_app_context() else "UY"
-
-
 def normalise(phone: str, region: str | None = None) -> str | None:
     """E.164 when valid ("098344384" → "+59898344384"), else "+"/digits as given; None without digits."""
-    e164 = phones.to_e164(phone, region or default_region())
+    e164 = phones.normalise(phone, region)
     if e164 is not None:
         return e164
     digits = "".join(_DIGITS.findall(phone))

@@ -19,6 +19,10 @@ as NANPA's +1, which need a per-region lookup) goes to phonenumbers itself.
 `tests/test_phones.py` checks, with generated inputs, that both paths agree.
 
 What only phonenumbers can answer is memoised by (canonical "+" and digits, region).
+
+`normalise(raw)` is the one rule for a number someone typed or a gateway reported: E.164 in the
+centre's region (`default_region()`, DEFAULT_REGION in config.py), or None. Every reader of numbers
+(interactions, do-not-contact, the dialer's single message) goes through it.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
+from flask import current_app
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
 # Inputs the fast path understands: one optional leading "+", digits and common separators.
@@ -163,7 +168,7 @@ def _rules(region: str) -> _RegionRules | None:
     return rules if rules.enabled else None
 
 
-def slow_e164(raw: str, region: str = "UY") -> str | None:
+def slow_e164(raw: str, region: str) -> str | None:
     """The reference answer: phonenumbers' parse, is_valid_number and E.164 format."""
     try:
         number = phonenumbers.parse(raw, region)
@@ -189,7 +194,7 @@ def _canonical_e164(plus: bool, digits: str, region: str) -> str | None:
     return _cached_slow_e164(("+" if plus else "") + digits, region)
 
 
-def to_e164(raw: str, region: str = "UY") -> str | None:
+def to_e164(raw: str, region: str) -> str | None:
     """`raw` as E.164 ("098344384" → "+59898344384" for UY), or None when it is not a valid number."""
     if not raw or len(raw) > _MAX_INPUT:
         return slow_e164(raw, region) if raw else None
@@ -208,6 +213,17 @@ def to_e164(raw: str, region: str = "UY") -> str | None:
     if len(digits) < 3:
         return slow_e164(raw, region)
     return _canonical_e164(plus, digits, region.upper())
+
+
+def default_region() -> str:
+    """The region of numbers written without a country code: the app's DEFAULT_REGION (config.py)."""
+    return current_app.config["DEFAULT_REGION"]
+
+
+def normalise(raw: str | None, region: str | None = None) -> str | None:
+    """A typed or reported number as E.164 ("098344384" → "+59898344384" in UY), None when invalid;
+    `region` defaults to `default_region()`."""
+    return to_e164((raw or "").strip(), region or default_region())
 
 
 def national_digits(e164: str) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import current_app
@@ -95,7 +96,7 @@ def active_counts(user_ids: Sequence[int]) -> dict[int, int]:
     rows = db.session.execute(
         sa.select(Interaction.agent_id, sa.func.count(Interaction.id))
         .where(Interaction.agent_id.in_(list(user_ids)),
-               Interaction.status.in_((InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)))
+               Interaction.status.in_(InteractionStatus.WITH_AGENT))
         .group_by(Interaction.agent_id)).all()
     return {agent_id: count for agent_id, count in rows}
 
@@ -112,7 +113,7 @@ def exclusive_agents(user_ids: Sequence[int]) -> set[int]:
     return set(db.session.scalars(
         sa.select(Interaction.agent_id).where(
             Interaction.agent_id.in_(list(user_ids)), Interaction.campaign_id.in_(incall),
-            Interaction.status.in_((InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)))))
+            Interaction.status.in_(InteractionStatus.WITH_AGENT))))
 
 
 def in_voice_campaign(user_ids: Sequence[int]) -> set[int]:
@@ -215,11 +216,14 @@ def route_waiting(campaign_id: int | None = None, *, rng: random.Random | None =
 
 
 def _waiting(campaign: Campaign) -> list[Interaction]:
+    """The campaign's queue in routing order: conversations an agent had already answered (handed back
+    by an agent who left) first, then by place (queued_at)."""
     return list(db.session.scalars(
         sa.select(Interaction).where(Interaction.campaign_id == campaign.id,
                                      Interaction.status == InteractionStatus.WAITING,
                                      Interaction.agent_id.is_(None))
-        .order_by(Interaction.queued_at, Interaction.id).execution_options(populate_existing=True)))
+        .order_by(Interaction.first_reply_at.is_(None), Interaction.queued_at, Interaction.id)
+        .execution_options(populate_existing=True)))
 
 
 def _assign(campaign: Campaign, rng: random.Random) -> list[tuple[int, int]]:
@@ -276,19 +280,53 @@ def _offer(campaign: Campaign) -> None:
             publish(f"offers:{campaign.id}", "interaction.offered", interaction_id=interaction.id)
 
 
-def release_unanswered(user: User) -> list[int]:
-    """An agent leaving (sign-out, break) hands back what they have not answered yet."""
+@dataclass
+class HandBack:
+    """What an agent leaving gave up: (interaction id, customer) back to the queue, and to a named agent."""
+    queued: list[tuple[int, str]] = field(default_factory=list)
+    to_agent: list[tuple[int, str]] = field(default_factory=list)
+    agent_name: str = ""
+
+    @property
+    def ids(self) -> list[int]:
+        return [i for i, _ in self.queued + self.to_agent]
+
+
+def hand_back(user: User, *, answered: bool, to: User | None = None) -> HandBack:
+    """An agent leaving gives back what must not wait: the conversations not answered yet and, when
+    they leave for good (sign-out, forced log-out, presence timeout: `answered=True`), the answered
+    ones too. Each goes to `to` (a supervisor's choice, when that agent may take its campaign) or back
+    to the queue in its place (queued at its arrival; answered ones are routed first: `_waiting`), with
+    its messages, remembering who had it (`previous_agent_id`, on the monitor)."""
+    statuses = InteractionStatus.WITH_AGENT if answered else (InteractionStatus.ASSIGNED,)
     interactions = db.session.scalars(
-        sa.select(Interaction).where(Interaction.agent_id == user.id,
-                                     Interaction.status == InteractionStatus.ASSIGNED)).all()
+        sa.select(Interaction).where(Interaction.agent_id == user.id, Interaction.status.in_(statuses))
+        .order_by(Interaction.created_at, Interaction.id)).all()
+    moved = HandBack(agent_name=to.display_name if to is not None else "")
+    takers: dict[int, bool] = {}
     for interaction in interactions:
-        interaction.agent_id = None
-        interaction.status = InteractionStatus.WAITING
-        interaction.assigned_at = None
-        interaction.queued_at = interaction.created_at  # keeps its place: arrival order
+        interaction.previous_agent_id = user.id
+        campaign = interaction.campaign
+        if to is not None and campaign.id not in takers:
+            takers[campaign.id] = is_eligible(to, campaign, check_capacity=False)
+        if to is not None and takers[campaign.id]:
+            interaction.agent_id = to.id
+            interaction.status = InteractionStatus.ASSIGNED
+            interaction.assigned_at = now()
+            moved.to_agent.append((interaction.id, interaction.customer_number))
+            publish(f"user:{to.id}", "interaction.assigned", interaction_id=interaction.id)
+        else:
+            interaction.agent_id = None
+            interaction.status = InteractionStatus.WAITING
+            interaction.assigned_at = None
+            interaction.queued_at = interaction.created_at  # keeps its place: arrival order
+            moved.queued.append((interaction.id, interaction.customer_number))
         publish(f"campaign:{interaction.campaign_id}", "interaction.changed", interaction_id=interaction.id)
         publish(f"user:{user.id}", "interaction.removed", interaction_id=interaction.id)
     if interactions:
-        publish("routing", "routing.requeued", ids=[i.id for i in interactions], at=str(now()))
+        db.session.flush()
+        if moved.to_agent and to is not None:
+            presence.refresh_busy(to)
+        publish("routing", "routing.requeued", ids=moved.ids, at=str(now()))
         request_routing(None)
-    return [i.id for i in interactions]
+    return moved

@@ -34,7 +34,7 @@ import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,17 +50,9 @@ from ..models import (
     User,
 )
 from . import time as clock
+from .interactions.messages import window_open
 
-WITH_AGENT = (InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE)
 CHANNELS = ("sms", "whatsapp")
-
-
-def day_start(now: datetime) -> datetime:
-    """Local midnight (center time zone) of the day containing `now`, as naive UTC."""
-    tz = clock.center_zone()
-    local = now.replace(tzinfo=UTC).astimezone(tz)
-    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
-    return midnight.astimezone(UTC).replace(tzinfo=None)
 
 
 def seconds_between(start: sa.ColumnElement, end: sa.ColumnElement | datetime) -> sa.ColumnElement:
@@ -128,7 +120,7 @@ def campaign_stats(campaign_ids: list[int], now: datetime | None = None) -> list
         return []
     now = now or clock.now()
     rows = db.session.execute(_campaign_stats_statement(db.session.get_bind().dialect.name),
-                              {"ids": list(campaign_ids), "now": now, "start": day_start(now)}).all()
+                              {"ids": list(campaign_ids), "now": now, "start": clock.center_day_start(now)}).all()
     figures = ("waiting", "active", "completed", "abandoned", "answered", "answered_in_sl", "long_chats")
     return [CampaignStats(campaign_id=row.id, name=row.name, acd_max_waiting=row.acd_max_waiting,
                           service_level_target=row.service_level_target,
@@ -154,12 +146,12 @@ def _campaign_stats_statement(dialect: str) -> sa.Select:
     counts = (
         sa.select(i.campaign_id,
                   _count(i.status == InteractionStatus.WAITING).label("waiting"),
-                  _count(i.status.in_(WITH_AGENT)).label("active"),
+                  _count(i.status.in_(InteractionStatus.WITH_AGENT)).label("active"),
                   _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
                   _count(abandoned).label("abandoned"),
                   _count(answered).label("answered"),
                   _count(in_sl).label("answered_in_sl"),
-                  _count(sa.and_(i.status.in_(WITH_AGENT), age_compare(i.created_at, now, operator.gt,
+                  _count(sa.and_(i.status.in_(InteractionStatus.WITH_AGENT), age_compare(i.created_at, now, operator.gt,
                                                                        c.chat_time_threshold_seconds)))
                   .label("long_chats"))
         .join(c, c.id == i.campaign_id)
@@ -226,7 +218,7 @@ def agent_rows(*, viewer_agents: sa.Select | None = None, campaign_ids: list[int
         query = query.where(User.id.in_(agent_ids or [-1]))
     rows = []
     channel_columns = [(ch, f"ch_{ch}") for ch in (*CHANNELS, "other")]
-    for r in db.session.execute(query, {"start": day_start(now), "agent_ids": agent_ids or []}):
+    for r in db.session.execute(query, {"start": clock.center_day_start(now), "agent_ids": agent_ids or []}):
         channels = {ch: int(getattr(r, column) or 0) for ch, column in channel_columns}
         rows.append(AgentRow(id=r.id, name=r.name or r.username, username=r.username, state=r.state,
                              state_changed_at=r.state_changed_at, on_call=r.on_call,
@@ -243,7 +235,7 @@ def _per_agent_counts(by_agent_ids: bool) -> sa.Subquery:
     """agent_rows' figures per agent, built once (parameters start and, `by_agent_ids`, agent_ids)."""
     i = Interaction
     start = sa.bindparam("start", type_=sa.DateTime)
-    with_agent = i.status.in_(WITH_AGENT)
+    with_agent = i.status.in_(InteractionStatus.WITH_AGENT)
     per_agent = (
         sa.select(i.agent_id.label("agent_id"),
                   _count(with_agent).label("active"),
@@ -270,6 +262,14 @@ class WaitingRow:
     # The timer's figures, computed with the list's one `now`.
     since_epoch: float = 0.0
     since_text: str = ""
+    # Past the campaign's abandon threshold (from the first message, as S1 counts it) at this epoch: the
+    # row is highlighted from then on (app.js flips it live); it stays in the queue.
+    abandoned_epoch: float = 0.0
+    abandoned: bool = False
+    # WhatsApp only: the 24 h window is closed, an agent can only send a template.
+    window_closed: bool = False
+    # The agent who had it before it went back to the queue.
+    previous_agent: str = ""
 
     @property
     def order(self) -> int:
@@ -281,8 +281,12 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
                  limit: int | None = None) -> list[WaitingRow]:
     """Customers waiting for an agent, longest wait first (the first `limit`), one query."""
     i, c = Interaction, Campaign
-    query = (sa.select(i.id, i.customer_number, i.customer_name, i.channel, i.campaign_id, c.name, i.queued_at)
+    previous = sa.orm.aliased(User)
+    query = (sa.select(i.id, i.customer_number, i.customer_name, i.channel, i.campaign_id, c.name, i.queued_at,
+                       i.created_at, c.abandon_threshold_seconds, i.last_customer_message_at,
+                       sa.func.coalesce(sa.func.nullif(previous.name, ""), previous.username).label("had"))
              .join(c, c.id == i.campaign_id)
+             .outerjoin(previous, previous.id == i.previous_agent_id)
              .where(i.status == InteractionStatus.WAITING)
              .order_by(i.queued_at, i.id))
     if campaign_ids is not None:
@@ -292,21 +296,29 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
     if limit is not None:
         query = query.limit(limit)
     now = clock.now()
-    return [WaitingRow(id=r[0], customer_number=r[1], customer_name=r[2] or "", channel=r[3], campaign_id=r[4],
-                       campaign_name=r[5], queued_at=r[6], since_epoch=clock.epoch(r[6]),
-                       since_text=elapsed_text(r[6], now)) for r in db.session.execute(query)]
+    return [_waiting_row(r, now) for r in db.session.execute(query)]
+
+
+def _waiting_row(r: Any, now: datetime) -> WaitingRow:
+    abandoned_at = r.created_at + timedelta(seconds=r.abandon_threshold_seconds)
+    window_closed = not window_open(r.channel, r.last_customer_message_at, now)
+    return WaitingRow(id=r.id, customer_number=r.customer_number, customer_name=r.customer_name or "",
+                      channel=r.channel, campaign_id=r.campaign_id, campaign_name=r.name, queued_at=r.queued_at,
+                      since_epoch=clock.epoch(r.queued_at), since_text=elapsed_text(r.queued_at, now),
+                      abandoned_epoch=clock.epoch(abandoned_at), abandoned=now >= abandoned_at,
+                      window_closed=window_closed, previous_agent=r.had or "")
 
 
 def agent_today(agent_id: int, now: datetime | None = None) -> dict[str, float | int | None]:
     """Today's figures of one agent: completed, active, average first response time (seconds,
     over the interactions assigned to the agent today that got a first reply; None if none)."""
     now = now or clock.now()
-    start = day_start(now)
+    start = clock.center_day_start(now)
     i = Interaction
     replied_today = sa.and_(i.first_reply_at.is_not(None), i.first_reply_at >= start)
     response = seconds_between(sa.func.coalesce(i.assigned_at, i.created_at), i.first_reply_at)
     row = db.session.execute(
-        sa.select(_count(i.status.in_(WITH_AGENT)).label("active"),
+        sa.select(_count(i.status.in_(InteractionStatus.WITH_AGENT)).label("active"),
                   _count(sa.and_(i.status == InteractionStatus.CLOSED, i.closed_at >= start)).label("completed"),
                   sa.func.avg(sa.case((replied_today, response), else_=None)).label("avg_first_response"))
         .where(i.agent_id == agent_id)).one()

@@ -6,6 +6,7 @@ and commits; live events go out after that commit.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
+from ..live.events import publish_now
 from ..models import (
     AgentChatMessage,
     BreakType,
@@ -26,10 +29,13 @@ from ..models import (
     Message,
     User,
 )
-from . import accounts, agents, audit, chat, stats
+from . import accounts, agents, audit, chat, media, stats
 from .agent_states import Cause
+from .routing import HandBack
 
+# S2 monitor screen: the agent's page writes what it shows here (`store_screen`), the monitor reads it.
 SCREEN_KEY = "conversa:screen:{agent_id}"
+SCREEN_TTL = 30  # seconds: a mirror of a page that went away fades quickly
 
 
 class SupervisionError(ValueError):
@@ -40,16 +46,19 @@ def _record(supervisor: User, action: str, agent: User, **detail: Any) -> None:
     audit.record(supervisor, action, "user", agent.id, agent=agent.username, **detail)
 
 
-def pause_agent(supervisor: User, agent: User, break_type_id: int) -> BreakType:
-    """Put the agent in the chosen break now (their unanswered interactions go back to the queue)."""
+def pause_agent(supervisor: User, agent: User, break_type_id: int,
+                to: User | None = None) -> tuple[BreakType, HandBack]:
+    """Put the agent in the chosen break now (their unanswered interactions go back to the queue, or to
+    the agent `to` the supervisor chose)."""
     break_type = db.session.get(BreakType, break_type_id)
     if break_type is None or not break_type.enabled:
         raise SupervisionError(_l("Choose a break type."))
     if not agent.agent_state.connected:
         raise SupervisionError(_l("The agent is not signed in."))
-    agents.start_break(agent, break_type.id, Cause.SUPERVISOR)
-    _record(supervisor, "agent.pause", agent, break_type=break_type.name)
-    return break_type
+    _check_target(agent, to)
+    moved = agents.start_break(agent, break_type.id, Cause.SUPERVISOR, to=to)
+    _record(supervisor, "agent.pause", agent, break_type=break_type.name, **_moved_detail(moved))
+    return break_type, moved
 
 
 def resume_agent(supervisor: User, agent: User) -> None:
@@ -60,16 +69,37 @@ def resume_agent(supervisor: User, agent: User) -> None:
     _record(supervisor, "agent.resume", agent)
 
 
-def logout_agent(supervisor: User, agent: User) -> list[int]:
+def logout_agent(supervisor: User, agent: User, to: User | None = None) -> HandBack:
     """End every session of the agent now: HTTP requests go to sign-in (session_version), the
-    agent's socket closes and redirects (session.ended), unanswered interactions are requeued.
-    Returns the requeued interaction ids."""
-    requeued = db.session.scalars(sa.select(Interaction.id).where(
-        Interaction.agent_id == agent.id, Interaction.status == InteractionStatus.ASSIGNED)).all()
+    agent's socket closes and redirects (session.ended), and every open conversation (answered or
+    not) goes back to the queue, or to the agent `to` the supervisor chose. Returns what went where."""
+    _check_target(agent, to)
     accounts.end_all_sessions(agent)
-    agents.on_logout(agent, Cause.SUPERVISOR)
-    _record(supervisor, "agent.logout", agent, requeued=list(requeued))
-    return list(requeued)
+    moved = agents.on_logout(agent, Cause.SUPERVISOR, to=to) or HandBack()
+    _record(supervisor, "agent.logout", agent, **_moved_detail(moved))
+    return moved
+
+
+def _check_target(agent: User, to: User | None) -> None:
+    """A conversation whose campaign `to` cannot take now goes to the queue instead (routing.hand_back)."""
+    if to is not None and to.id == agent.id:
+        raise SupervisionError(_l("Choose another agent to hand the conversations to."))
+
+
+def moved_text(moved: HandBack) -> list[str]:
+    """What went where, for the supervisor who made the agent leave."""
+    lines = []
+    if moved.queued:
+        lines.append(ngettext("%(num)d conversation went back to the queue.",
+                              "%(num)d conversations went back to the queue.", len(moved.queued)))
+    if moved.to_agent:
+        lines.append(ngettext("%(num)d conversation went to %(name)s.", "%(num)d conversations went to %(name)s.",
+                              len(moved.to_agent), name=moved.agent_name))
+    return lines
+
+
+def _moved_detail(moved: HandBack) -> dict[str, Any]:
+    return {"requeued": [i for i, _ in moved.queued], "handed_to": [i for i, _ in moved.to_agent]}
 
 
 def send_chat(supervisor: User, agent: User, body: str) -> AgentChatMessage:
@@ -98,7 +128,7 @@ def record_view(supervisor: User, agent: User, what: str, **detail: Any) -> None
 def open_interactions(agent: User) -> list[Interaction]:
     """The agent's open conversations (what spy shows), oldest first."""
     return list(db.session.scalars(
-        sa.select(Interaction).where(Interaction.agent_id == agent.id, Interaction.status.in_(stats.WITH_AGENT))
+        sa.select(Interaction).where(Interaction.agent_id == agent.id, Interaction.status.in_(InteractionStatus.WITH_AGENT))
         .options(joinedload(Interaction.campaign))
         .order_by(Interaction.created_at, Interaction.id)))
 
@@ -109,12 +139,7 @@ def recent_messages(interaction: Interaction, limit: int = 200) -> list[Any]:
         sa.select(Message).where(Message.interaction_id == interaction.id)
         .options(joinedload(Message.sender))
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
-    return list(reversed(rows))
-
-
-def sender_names(messages: list[Any]) -> dict[int, str]:
-    """{user id: display name} of the people who wrote these messages (senders are loaded with them)."""
-    return {m.sender_user_id: m.sender.display_name for m in messages if m.sender is not None}
+    return media.preload(list(reversed(rows)))
 
 
 def ensure_screen_allowed(agent: User) -> None:
@@ -158,6 +183,19 @@ def screen_state(agent: User, event_data: dict[str, Any] | None = None) -> Scree
     except (TypeError, ValueError):
         updated_at = None
     return ScreenState(interaction=interaction, draft=str(data.get("draft") or ""), updated_at=updated_at)
+
+
+def store_screen(agent: User, interaction_id: int | None, draft: str) -> None:
+    """The agent's page shows this conversation (or none) with this draft: kept for SCREEN_TTL, announced
+    on `screen:<agent>` at once. Redis down: the mirror pauses, the agent's page does not."""
+    state = {"agent_id": agent.id, "interaction_id": interaction_id, "draft": draft, "ts": time.time()}
+    try:
+        current_app.extensions["conversa_redis"].set(SCREEN_KEY.format(agent_id=agent.id), json.dumps(state),
+                                                     ex=SCREEN_TTL)
+    except Exception:  # noqa: BLE001 - see above
+        return
+    publish_now(f"screen:{agent.id}", "screen.state", agent_id=agent.id, interaction_id=interaction_id,
+                draft=draft)
 
 
 def _read_screen(client: Any, key: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -31,6 +31,16 @@ def center_now() -> datetime:
 def to_center(moment: datetime) -> datetime:
     """A stored naive-UTC time as the contact center's naive local time."""
     return moment.replace(tzinfo=UTC).astimezone(center_zone()).replace(tzinfo=None)
+
+
+def center_midnight(day: date) -> datetime:
+    """The start of one of the centre's local days, as naive UTC (a date filter's bound)."""
+    return datetime(day.year, day.month, day.day, tzinfo=center_zone()).astimezone(UTC).replace(tzinfo=None)
+
+
+def center_day_start(moment: datetime) -> datetime:
+    """When the centre's local day containing `moment` (naive UTC) began, as naive UTC: where "today" starts."""
+    return center_midnight(to_center(moment).date())
 
 
 def epoch(moment: datetime | None) -> float:

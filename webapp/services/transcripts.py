@@ -9,7 +9,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,10 +35,6 @@ class TranscriptFilter:
     agent_ids: list[int] = field(default_factory=list)
 
 
-def local_midnight_utc(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=clock.center_zone()).astimezone(UTC).replace(tzinfo=None)
-
-
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -61,9 +57,9 @@ def search_query(user: User, flt: TranscriptFilter) -> sa.Select:
              .where(i.campaign_id.in_(campaigns))
              .order_by(i.created_at.desc(), i.id.desc()))
     if flt.start:
-        query = query.where(i.created_at >= local_midnight_utc(flt.start))
+        query = query.where(i.created_at >= clock.center_midnight(flt.start))
     if flt.end:
-        query = query.where(i.created_at < local_midnight_utc(flt.end + timedelta(days=1)))
+        query = query.where(i.created_at < clock.center_midnight(flt.end + timedelta(days=1)))
     origin = "".join(ch for ch in (flt.origin or "") if ch.isdigit() or ch == "+").lstrip("+")
     if origin:
         query = query.where(i.customer_number.like(f"%{_like_escape(origin)}%", escape="\\"))

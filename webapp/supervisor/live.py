@@ -23,12 +23,8 @@ from ..models import (
     user_security_groups_table,
 )
 from ..security import visible_agents, visible_campaigns
-from ..services import stats, supervision
+from ..services import interactions, stats, supervision
 from ..templating import oob_remove
-
-
-def _is_supervisor(user: Any) -> bool:
-    return bool(user.is_admin or user.is_supervisor)
 
 
 def _int(rest: str) -> int | None:
@@ -38,7 +34,7 @@ def _int(rest: str) -> int | None:
 @topic_check("campaign")
 def campaign_topic(user: Any, rest: str) -> bool:
     campaign_id = _int(rest)
-    if campaign_id is None or not _is_supervisor(user):
+    if campaign_id is None or not user.may_supervise:
         return False
     return db.session.scalar(visible_campaigns(user).with_only_columns(Campaign.id).order_by(None)
                              .where(Campaign.id == campaign_id)) is not None
@@ -47,14 +43,14 @@ def campaign_topic(user: Any, rest: str) -> bool:
 @topic_check("group")
 def group_topic(user: Any, rest: str) -> bool:
     group_id = _int(rest)
-    if group_id is None or not _is_supervisor(user):
+    if group_id is None or not user.may_supervise:
         return False
-    return user.is_admin or group_id in user.security_group_ids
+    return user.sees_group(group_id)
 
 
 def _visible_agent(user: Any, rest: str) -> User | None:
     agent_id = _int(rest)
-    if agent_id is None or not _is_supervisor(user):
+    if agent_id is None or not user.may_supervise:
         return None
     return db.session.scalar(visible_agents(user).where(User.id == agent_id))
 
@@ -135,7 +131,7 @@ def render_screen(event: dict[str, Any], user: Any) -> str | None:
     state = supervision.screen_state(agent, event.get("data") or {})
     messages = supervision.recent_messages(state.interaction, limit=20) if state.interaction else []
     return render_template("supervisor/_screen_body.html", agent=agent, screen=state, messages=messages,
-                           names=supervision.sender_names(messages), oob=True)
+                           names=interactions.sender_names(messages), oob=True)
 
 
 @renderer("chat", "chat.message")

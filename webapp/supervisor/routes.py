@@ -18,15 +18,18 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..extensions import db
-from ..models import BreakType, Campaign, SecurityGroup, User
+from ..models import BreakType, Campaign, User
 from ..security import (
     get_agent_or_404,
+    get_handback_agent_or_404,
     get_interaction_or_404,
+    handback_choices,
     supervisor_required,
     visible_agents,
     visible_campaigns,
+    visible_group_ids,
 )
-from ..services import stats, supervision, transcripts
+from ..services import interactions, stats, supervision, transcripts
 from ..services.supervision import SupervisionError
 from ..templating import render_page, respond
 from . import bp
@@ -64,11 +67,7 @@ def _monitor_context(ids: list[int]) -> dict[str, Any]:
 
 
 def _group_topics() -> list[str]:
-    if current_user.is_admin:
-        ids = db.session.scalars(sa.select(SecurityGroup.id)).all()
-    else:
-        ids = sorted(current_user.security_group_ids)
-    return [f"group:{gid}" for gid in ids]
+    return [f"group:{gid}" for gid in visible_group_ids()]
 
 
 @bp.get("/monitor")
@@ -128,7 +127,7 @@ def _panel_context(agent: User) -> dict[str, Any]:
     pause = PauseForm()
     pause.break_type_id.choices = [(b.id, f"{b.icon} {b.name}") for b in breaks]
     return {"row": row[0] if row else None, "pause_form": pause,
-            "open_interactions": supervision.open_interactions(agent)}
+            "open_interactions": supervision.open_interactions(agent), "handback_choices": handback_choices(agent)}
 
 
 @bp.get("/monitor/agents/<int:agent_id>")
@@ -145,7 +144,7 @@ def agent_spy(agent_id: int) -> Any:
     conversations = [(i, supervision.recent_messages(i)) for i in supervision.open_interactions(agent)]
     supervision.record_view(current_user, agent, "spy", interactions=[i.id for i, _m in conversations])
     db.session.commit()
-    names = supervision.sender_names([m for _i, messages in conversations for m in messages])
+    names = interactions.sender_names([m for _i, messages in conversations for m in messages])
     return _panel(agent, "supervisor/_spy.html", conversations=conversations, names=names)
 
 
@@ -159,7 +158,7 @@ def spy_messages(agent_id: int, interaction_id: int) -> Any:
         abort(404)
     messages = supervision.recent_messages(interaction)
     return render_template("supervisor/_spy_messages.html", interaction=interaction, messages=messages,
-                           names=supervision.sender_names(messages))
+                           names=interactions.sender_names(messages))
 
 
 @bp.get("/monitor/agents/<int:agent_id>/screen")
@@ -176,7 +175,7 @@ def agent_screen(agent_id: int) -> Any:
     state = supervision.screen_state(agent)
     messages = supervision.recent_messages(state.interaction, limit=20) if state.interaction else []
     return _panel(agent, "supervisor/_screen.html", screen=state, messages=messages,
-                  names=supervision.sender_names(messages))
+                  names=interactions.sender_names(messages))
 
 
 @bp.get("/monitor/agents/<int:agent_id>/info")
@@ -204,13 +203,14 @@ def agent_pause(agent_id: int) -> Any:
     if not form.validate_on_submit():
         return _after_action(agent, None, _("Choose a break type."))
     try:
-        break_type = supervision.pause_agent(current_user, agent, form.break_type_id.data)
+        break_type, moved = supervision.pause_agent(current_user, agent, form.break_type_id.data,
+                                                    get_handback_agent_or_404(request.form.get("to_agent_id")))
     except SupervisionError as exc:
         db.session.rollback()
         return _after_action(agent, None, str(exc))
     db.session.commit()
-    return _after_action(agent, _("%(agent)s is now in break: %(name)s.", agent=agent.display_name,
-                                  name=break_type.name))
+    return _after_action(agent, " ".join([_("%(agent)s is now in break: %(name)s.", agent=agent.display_name,
+                                            name=break_type.name), *supervision.moved_text(moved)]))
 
 
 @bp.post("/monitor/agents/<int:agent_id>/resume")
@@ -230,10 +230,14 @@ def agent_resume(agent_id: int) -> Any:
 @supervisor_required
 def agent_logout(agent_id: int) -> Any:
     agent = get_agent_or_404(agent_id)
-    requeued = supervision.logout_agent(current_user, agent)
+    try:
+        moved = supervision.logout_agent(current_user, agent, get_handback_agent_or_404(request.form.get("to_agent_id")))
+    except SupervisionError as exc:
+        db.session.rollback()
+        return _after_action(agent, None, str(exc))
     db.session.commit()
-    return _after_action(agent, _("%(agent)s was logged out; %(count)s unanswered interactions went back to the "
-                                  "queue.", agent=agent.display_name, count=len(requeued)))
+    return _after_action(agent, " ".join([_("%(agent)s was logged out.", agent=agent.display_name),
+                                          *supervision.moved_text(moved)]))
 
 
 @bp.get("/monitor/agents/<int:agent_id>/chat")
@@ -285,7 +289,7 @@ def _query_without(*names: str) -> list[tuple[str, str]]:
 @supervisor_required
 def transcripts_page() -> Any:
     form, flt = _transcript_form()
-    page = transcripts.search(current_user, flt, page=request.args.get("page", 1, type=int))
+    page = None if form.errors else transcripts.search(current_user, flt, page=request.args.get("page", 1, type=int))
     return render_page("supervisor/transcripts.html", "supervisor/_transcript_results.html", form=form,
                        results=page, query=_query_without("page"))
 

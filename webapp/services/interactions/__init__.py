@@ -2,11 +2,11 @@
 
 One module per concern; the calls views and jobs make are re-exported here (`interactions.close(...)`):
 - `inbound`: a customer's message arrives (`receive_inbound`);
-- `lifecycle`: the agent opens, takes, closes, transfers; the softphone; abandoned customers;
+- `lifecycle`: the agent opens, takes, closes, transfers; the softphone; the rule closing long waits;
 - `messages`: what we write to the customer (agent, supervisor, bot) and `announce`;
 - `delivery`: a queued message's send (the steps of the send job) and its delivery receipts;
 - `customers`: numbers and DIDs, STOP and do-not-contact, the customer lock, earlier conversations;
-- `errors`: `InteractionError` (a translated refusal), `translating` (gettext in a job).
+- `errors`: `InteractionError` (a translated refusal; in a job raised inside `i18n.translating()`).
 Every function adds to `db.session` and lets the caller (view or job) commit; live
 events and jobs (sends, routing) go out only after that commit (`webapp.after_commit`).
 
@@ -25,6 +25,10 @@ Decisions the manual leaves open, stated once here:
   in may answer).
 - Opening an interaction marks it read (unread = 0) and leaves it ASSIGNED; the
   agent's (or a supervisor's) first reply makes it ACTIVE and sets first_reply_at.
+- The abandon threshold never closes a conversation: past it a waiting customer counts as
+  abandoned in the statistics (S1) and stays in the queue, highlighted on the monitor, until
+  an agent answers or a person closes it. Only the campaign's optional rule
+  (`auto_close_hours`, off by default) closes long waits, with a message to the customer.
 - Manual transfers to an agent check eligibility (member, signed in, not in break,
   in a voice campaign) but not the routing capacity: a person decided.
 """
@@ -33,8 +37,9 @@ from .delivery import MESSAGE_REF_OFFSET, apply_status
 from .errors import InteractionError
 from .inbound import receive_inbound
 from .lifecycle import (
-    abandon_overdue,
+    AUTO_CLOSED,
     close,
+    close_long_waiting,
     open_for_agent,
     start_outbound,
     take_offer,
@@ -42,16 +47,19 @@ from .lifecycle import (
     transfer_to_campaign,
 )
 from .messages import (
-    MAX_BODY,
     send_agent_message,
     send_bot_message,
     send_supervisor_message,
+    send_template,
+    sender_names,
     whatsapp_window_open,
+    window_closes_at,
 )
 
 __all__ = [
-    "MAX_BODY", "MESSAGE_REF_OFFSET", "InteractionError", "abandon_overdue", "add_do_not_contact", "apply_status",
-    "close", "earlier_interactions", "normalise_number", "open_for_agent", "receive_inbound", "send_agent_message",
-    "send_bot_message", "send_supervisor_message", "start_outbound", "take_offer", "transfer_to_agent",
-    "transfer_to_campaign", "whatsapp_window_open",
+    "AUTO_CLOSED", "MESSAGE_REF_OFFSET", "InteractionError", "add_do_not_contact", "apply_status",
+    "close", "close_long_waiting", "earlier_interactions", "normalise_number", "open_for_agent", "receive_inbound",
+    "send_agent_message", "send_bot_message", "send_supervisor_message", "send_template", "sender_names",
+    "start_outbound", "take_offer", "transfer_to_agent",
+    "transfer_to_campaign", "whatsapp_window_open", "window_closes_at",
 ]

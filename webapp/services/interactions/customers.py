@@ -14,16 +14,19 @@ from ...models import Campaign, Interaction, InteractionStatus, Provider
 from .. import dnc, phones
 
 
-def normalise_number(raw: str, region: str | None = None) -> str | None:
-    """E.164 for a number typed or reported in any usual form, or None when invalid."""
-    raw = (raw or "").strip().removeprefix("whatsapp:")
-    region = region or current_app.config.get("DEFAULT_REGION", "UY")
-    return phones.to_e164(raw, region)
+def gateway_address(raw: str | None) -> str:
+    """A number as a gateway writes it, without the `whatsapp:` prefix of WhatsApp addresses."""
+    return (raw or "").strip().removeprefix("whatsapp:")
+
+
+def normalise_number(raw: str | None, region: str | None = None) -> str | None:
+    """E.164 for a number typed or reported in any usual form (`phones.normalise`), or None when invalid."""
+    return phones.normalise(gateway_address(raw), region)
 
 
 def customer_number(raw: str) -> str:
     """The number a gateway reports for a customer, as stored: E.164 when it reads as one, else as given."""
-    raw = (raw or "").strip().removeprefix("whatsapp:")
+    raw = gateway_address(raw)
     if raw.startswith("+"):
         return raw
     return normalise_number(raw) or raw
@@ -35,8 +38,8 @@ def _digits(value: str) -> str:
 
 def did_matches(did: str, to: str) -> int:
     """2 for the same DID, 1 for the same number written national vs international, 0 otherwise."""
-    did = (did or "").strip().removeprefix("whatsapp:")
-    to = (to or "").strip().removeprefix("whatsapp:")
+    did = gateway_address(did)
+    to = gateway_address(to)
     if not did or not to:
         return 0
     a, b = _digits(did), _digits(to)

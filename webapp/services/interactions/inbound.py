@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
+from ...i18n import translating
 from ...live.events import publish
 from ...models import Interaction, InteractionStatus, Message, Provider, SenderKind
 from ...providers.base import InboundMessage
@@ -23,12 +24,19 @@ from .customers import (
     lock_customer,
     open_interaction,
 )
-from .errors import translating
 from .messages import announce, send_bot_message
 
 log = logging.getLogger(__name__)
 
 OPT_OUT_DISPOSITION = "opt-out"
+
+
+def _answered(provider: Provider, reply_to: str | None) -> int | None:
+    """Issue 13.8: our message a tapped button or list row (or a quoted reply) answers, when we have it."""
+    if not reply_to:
+        return None
+    return db.session.scalar(sa.select(Message.id).where(Message.provider_id == provider.id,
+                                                         Message.provider_message_id == reply_to))
 
 
 def receive_inbound(provider: Provider, inbound: InboundMessage) -> Message | None:
@@ -72,7 +80,8 @@ def receive_inbound(provider: Provider, inbound: InboundMessage) -> Message | No
                 interaction.customer_name = inbound.profile_name
             message = Message(interaction=interaction, sender_kind=SenderKind.CUSTOMER, body=inbound.body or "",
                               media=list(inbound.media) or None, provider_id=provider.id,
-                              provider_message_id=inbound.provider_message_id, status="received", created_at=now)
+                              provider_message_id=inbound.provider_message_id, status="received", created_at=now,
+                              reply_to_id=_answered(provider, inbound.reply_to))
             db.session.add(message)
             interaction.last_message_at = now
             interaction.last_customer_message_at = now

@@ -1,5 +1,5 @@
 """What happens to a conversation once it is there (A3-A5, C2): the agent opens, takes (ringall),
-closes and transfers it, starts one from the softphone; a customer left waiting is abandoned."""
+closes and transfers it, starts one from the softphone; the optional rule closing long waits."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -8,13 +8,16 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from ...extensions import db
+from ...i18n import translating
 from ...live.events import publish
 from ...models import Campaign, Interaction, InteractionStatus, Membership, User
+from ...models.campaigns import DEFAULT_AUTO_CLOSE
 from .. import presence, routing
 from .. import time as clock
 from .customers import lock_customer, normalise_number, on_do_not_contact, open_interaction
-from .errors import InteractionError, translating
-from .messages import announce, send_agent_message
+from .delivery import mark_read_after_commit
+from .errors import InteractionError
+from .messages import announce, send_agent_message, send_bot_message, whatsapp_window_open
 
 
 def open_for_agent(interaction: Interaction, agent: User) -> None:
@@ -22,6 +25,7 @@ def open_for_agent(interaction: Interaction, agent: User) -> None:
     if interaction.agent_id == agent.id and interaction.unread:
         interaction.unread = 0
         publish(f"user:{agent.id}", "interaction.updated", interaction_id=interaction.id)
+        mark_read_after_commit(interaction)
 
 
 def _leaves(interaction: Interaction, agent: User) -> None:
@@ -34,18 +38,23 @@ def _may_handle(interaction: Interaction, user: User) -> None:
     with translating():
         if not interaction.is_open:
             raise InteractionError(_("This conversation is closed."))
-        if interaction.agent_id != user.id and not (user.is_admin or user.is_supervisor):
+        if interaction.agent_id != user.id and not user.may_supervise:
             raise InteractionError(_("This conversation is not assigned to you."))
 
 
 def take_offer(interaction: Interaction, agent: User) -> bool:
-    """Ringall: the first agent to take an offered interaction gets it; anyone later gets False."""
+    """Ringall: the first agent to take an offered interaction gets it; anyone later gets False. An agent
+    who may not take one now hears why (InteractionError): the offer is still there for them later."""
     campaign = interaction.campaign
     if campaign.mode not in ("ringall", "ringallmultiple"):
         return False
     routing.lock_routing(campaign.id)
     if not routing.is_eligible(agent, campaign):
-        return False
+        with translating():
+            if routing.is_eligible(agent, campaign, check_capacity=False):
+                raise InteractionError(_("You already have a conversation open and this campaign gives one at a "
+                                         "time: close it, then take this one."))
+            raise InteractionError(_("You cannot take conversations now (signed out or in a break)."))
     now = clock.now()
     result = db.session.execute(
         sa.update(Interaction).where(Interaction.id == interaction.id,
@@ -167,29 +176,38 @@ def start_outbound(agent: User, campaign: Campaign, number: str, body: str, *,
 
 
 # -- housekeeping -------------------------------------------------------------------------
-def abandon_overdue(now: datetime | None = None) -> int:
-    """C2: a customer left WAITING longer than the campaign's abandon threshold counts as abandoned."""
+AUTO_CLOSED = "auto-closed"  # the disposition of a conversation the campaign's rule closed
+
+
+def close_long_waiting(now: datetime | None = None) -> int:
+    """C2's optional rule (`Campaign.auto_close_hours`, 0 = off): a conversation left WAITING that long
+    (since it was queued and since its last message) is closed with disposition "auto-closed", and the
+    campaign's message goes to the customer (not on WhatsApp once the 24 h window is closed: it could not
+    be delivered). The abandon threshold never closes anything: past it a waiting customer only counts
+    as abandoned (`stats`) and is highlighted; they stay in the queue."""
     now = now or clock.now()
     rows = db.session.execute(
-        sa.select(Interaction.id, Interaction.campaign_id, Interaction.queued_at,
-                  Campaign.abandon_threshold_seconds)
+        sa.select(Interaction.id, Interaction.queued_at, Interaction.last_message_at, Campaign.auto_close_hours)
         .join(Campaign, Campaign.id == Interaction.campaign_id)
-        .where(Interaction.status == InteractionStatus.WAITING)).all()
+        .where(Interaction.status == InteractionStatus.WAITING, Campaign.auto_close_hours > 0)).all()
     count = 0
-    for interaction_id, campaign_id, queued_at, threshold in rows:
-        if queued_at > now - timedelta(seconds=threshold):
+    for interaction_id, queued_at, last_message_at, hours in rows:
+        cutoff = now - timedelta(hours=hours)
+        if max(queued_at, last_message_at or queued_at) > cutoff:
             continue
         result = db.session.execute(
             sa.update(Interaction).where(Interaction.id == interaction_id,
                                          Interaction.status == InteractionStatus.WAITING,
                                          Interaction.agent_id.is_(None))
-            .values(status=InteractionStatus.ABANDONED, closed_at=now)
+            .values(status=InteractionStatus.CLOSED, closed_at=now, disposition=AUTO_CLOSED, unread=0)
             .execution_options(synchronize_session=False))
-        if result.rowcount == 1:
-            count += 1
-            publish(f"campaign:{campaign_id}", "interaction.changed", interaction_id=interaction_id)
-            publish(f"offers:{campaign_id}", "interaction.taken", interaction_id=interaction_id)
-    if count:
-        db.session.expire_all()
+        if result.rowcount != 1:
+            continue
+        count += 1
+        interaction = db.session.get(Interaction, interaction_id, populate_existing=True)
+        message = (interaction.campaign.auto_close_message or "").strip() or DEFAULT_AUTO_CLOSE
+        if whatsapp_window_open(interaction, now):
+            send_bot_message(interaction, message)
+        publish(f"campaign:{interaction.campaign_id}", "interaction.changed", interaction_id=interaction_id)
+        publish(f"offers:{interaction.campaign_id}", "interaction.taken", interaction_id=interaction_id)
     return count
-

@@ -34,7 +34,8 @@
     if (typeof m !== "string" || m.indexOf('id="live-status"') < 0) { return; }
     var on = m.indexOf('data-live="on"') >= 0;
     if (main(e)) { body().dataset.live = on ? "on" : "off"; }
-    if (on) { htmx.trigger(body(), "live-resync"); }
+    // "data-fresh": nothing happened on the page's topics since it was rendered; no reload needed.
+    if (on && m.indexOf("data-fresh") < 0) { htmx.trigger(body(), "live-resync"); }
   });
   // Ticking timers: any element with data-since="<epoch seconds>" shows the time since then.
   function pad(n) { return n < 10 ? "0" + n : "" + n; }
@@ -46,6 +47,10 @@
     var now = Date.now() / 1000 - (window.conversaClockSkew || 0);
     document.querySelectorAll("[data-since]").forEach(function (el) {
       var since = parseFloat(el.dataset.since); if (!isNaN(since)) { el.textContent = fmt(now - since); }
+    });
+    // A waiting customer past the abandon threshold is highlighted (and stays in the queue).
+    document.querySelectorAll("[data-abandoned-at]:not(.abandoned)").forEach(function (el) {
+      if (now >= parseFloat(el.dataset.abandonedAt)) { el.classList.add("abandoned"); }
     });
   }, 1000);
   document.addEventListener("DOMContentLoaded", function () {

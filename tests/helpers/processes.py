@@ -1,7 +1,11 @@
-"""Real services for tests and benchmarks: a free loopback port, a private redis-server."""
+"""Real services and processes for tests and benchmarks: a free loopback port, a private redis-server, gunicorn
+web processes and `python -m workers` processes on the test session's database and Redis."""
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +17,7 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -141,3 +145,51 @@ def stream_post(url: str, headers: dict[str, str], total: int, *, chunked: bool,
             pass
     first = answer.split(b"\r\n", 1)[0].split()
     return (int(first[1]) if len(first) >= 2 and first[1].isdigit() else None), sent
+
+
+# Short leases so a killed worker's rows come back within seconds; one request per send attempt.
+FAST_ENGINE = {"DIALER_LEASE_SECONDS": "2", "PROVIDER_TIMEOUT": "1", "DIALER_SEND_ATTEMPTS": "1",
+               "DIALER_WORKERS_PER_DIALER": "2", "LOG_LEVEL": "WARNING"}
+
+
+# What a process logs when it lost Redis: RQ, the worker's loop, the clock, redis-py's own errors.
+REDIS_ERRORS = re.compile(r"could not connect to Redis|Timeout reading from socket|Redis connection timeout"
+                          r"|lost Redis|pubsub thread exiting|Connection refused|Error \d+ connecting"
+                          r"|clock: |ConnectionError", re.IGNORECASE)
+
+
+def redis_errors(log: str) -> list[str]:
+    """The lines of a process log that say Redis was lost."""
+    return [line for line in log.splitlines() if REDIS_ERRORS.search(line)]
+
+
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A real worker process (RQ SimpleWorker + clock) with its output in `log_path`."""
+    with log_path.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def kill_hard(proc: subprocess.Popen[bytes]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def process_env(app: Any) -> dict[str, str]:
+    """Environment for a worker or web process of this test session (same database and Redis)."""
+    env = dict(os.environ)
+    env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
+               RQ_QUEUE=app.config["RQ_QUEUE"], SECRET_KEY=app.config["SECRET_KEY"],
+               SANDBOX_CUSTOMERS="0", PYTHONPATH=str(ROOT), FLASK_APP="wsgi:app",
+               PUBLIC_BASE_URL=app.config.get("PUBLIC_BASE_URL") or "", MEDIA_STORE_URL=app.config["MEDIA_STORE_URL"])
+    return env
