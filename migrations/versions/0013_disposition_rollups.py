@@ -2,14 +2,14 @@
 made a month's campaign report read a row per agent and bucket). Rollups are rebuilt from the raw rows:
 run `flask reports rebuild` after this revision.
 
-Revision ID: 0010_disposition_rollups
-Revises: 0009_report_rollups
+Revision ID: 0013_disposition_rollups
+Revises: 0012_wa_composer
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_disposition_rollups"
-down_revision = "0009_report_rollups"
+revision = "0013_disposition_rollups"
+down_revision = "0012_wa_composer"
 branch_labels = None
 depends_on = None
 
