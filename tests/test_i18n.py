@@ -49,3 +49,22 @@ def test_page_renders_in_english_after_picking_english(client, make, db):
     assert "Estrategia" not in english and 'lang="en"' in english
     db.session.expire_all()
     assert db.session.query(User).filter_by(username="sup").one().language == "en"
+
+
+def test_out_of_request_text_speaks_the_centres_language_unless_told(app, make, db):
+    """i18n.translating: a job (no request) speaks BABEL_DEFAULT_LOCALE, a given locale wins, and a
+    request keeps its user's language."""
+    from flask_babel import gettext
+
+    from webapp import i18n
+
+    with app.app_context():
+        assert i18n.center_locale() == "es"
+        with i18n.translating():
+            assert gettext("Write a message first.") == "Escribe un mensaje primero."
+        with i18n.translating("en"):
+            assert gettext("Write a message first.") == "Write a message first."
+        assert i18n.gettext_anywhere("Write a message first.") == "Escribe un mensaje primero."
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        with i18n.translating():
+            assert gettext("Write a message first.") == "Write a message first."

@@ -219,7 +219,7 @@ def transfer_choices(interaction: Interaction, agent_id: int) -> list[User]:
     rule, capacity aside: active, signed in, not in a break, in a voice campaign), free ones first."""
     members = routing.eligible_members(interaction.campaign, check_capacity=False)
     agents = [u for _, u in members if u.id != agent_id and u.role == Role.AGENT]
-    return sorted(agents, key=lambda u: (u.state != AgentState.FREE, (u.name or u.username).casefold()))
+    return sorted(agents, key=lambda u: (u.state != AgentState.FREE, u.display_name.casefold()))
 
 
 def handback_choices(agent: User) -> list[User]:

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import gettext as _
 
 from ..extensions import db
-from ..i18n import translating
+from ..i18n import center_locale, translating
 from ..models import AttachmentKind, Interaction, Message, User, WhatsAppTemplate
 from . import interactions, outbound_media
 from .interactions.errors import InteractionError
@@ -32,7 +31,7 @@ BAD_VALUE = re.compile(r"[\n\r\t]| {5,}")
 
 def conversation_language(interaction: Interaction) -> str:
     """The language the conversation's templates are offered in: its campaign's, else the centre's."""
-    return (interaction.campaign.language or current_app.config.get("BABEL_DEFAULT_LOCALE", "es")).strip()
+    return (interaction.campaign.language or center_locale()).strip()
 
 
 def _same_language(template_language: str, wanted: str) -> bool:
