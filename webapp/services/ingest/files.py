@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from flask import current_app, has_app_context, has_request_context
-from flask_babel import force_locale, gettext
+from flask_babel import force_locale, gettext, ngettext
 
 from ...extensions import db
 
@@ -28,6 +28,14 @@ def _(message: str, **values: Any) -> str:
         return gettext(message, **values)
     with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
         return gettext(message, **values)
+
+
+def n_(singular: str, plural: str, num: int, **values: Any) -> str:
+    """ngettext, as `_` is gettext: outside a request, the app's default language."""
+    if has_request_context() or not has_app_context():
+        return ngettext(singular, plural, num, **values)
+    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
+        return ngettext(singular, plural, num, **values)
 
 
 class FileRejected(Exception):
