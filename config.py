@@ -84,6 +84,10 @@ class Config:
     MEDIA_STORE_URL = os.environ.get("MEDIA_STORE_URL") or str(INSTANCE_DIR / "media")
     # A download from the provider is tried this many times (backoff between them) before it shows as failed.
     MEDIA_FETCH_ATTEMPTS = int(os.environ.get("MEDIA_FETCH_ATTEMPTS", "5"))
+    # W1: a file an agent sends goes to Twilio as a signed link to this app that works this long (Twilio fetches
+    # it at once), and to an SMS customer as one that works for days.
+    MEDIA_FETCH_LINK_SECONDS = int(os.environ.get("MEDIA_FETCH_LINK_SECONDS", "900"))
+    MEDIA_LINK_SECONDS = int(os.environ.get("MEDIA_LINK_SECONDS", str(7 * 24 * 3600)))
     # W2: every WhatsApp provider's template catalog is pulled again this often (and at once by webhooks).
     TEMPLATE_SYNC_SECONDS = float(os.environ.get("TEMPLATE_SYNC_SECONDS", "3600"))
     # Issue 15: without a record of its last run (Redis lost), the report rollups' refresh goes back this far.

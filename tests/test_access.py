@@ -30,7 +30,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "reports": STAFF,
 }
 # Their own authentication (gateway signatures, the socket's handshake) or none by design.
-SKIP_PREFIXES = ("/static", "/ws", "/webhooks/", "/healthz")
+# (/media/link/: a signed, expiring link to one file, for the gateway; tests/test_whatsapp_attachments.py.)
+SKIP_PREFIXES = ("/static", "/ws", "/webhooks/", "/healthz", "/media/link/")
 ROLES = ("admin", "supervisor", "agent", "anonymous")
 HOME = {"admin": "/admin/users", "supervisor": "/campaigns", "agent": "/inbox", "anonymous": "/login"}
 
@@ -80,6 +81,7 @@ def world(db: Any, group_name: str = "g") -> dict[str, Any]:
         SecurityGroup,
         SpoolMessage,
         VoiceCampaign,
+        WhatsAppTemplate,
     )
 
     group = SecurityGroup(name=f"{group_name}-group")
@@ -88,7 +90,7 @@ def world(db: Any, group_name: str = "g") -> dict[str, Any]:
     users["agent"].monitor_screen_allowed = True
     spare = _user(db, f"{group_name}-spare", "agent", group)
     voice = VoiceCampaign(name=f"{group_name}-voice", members=[users["agent"], spare])
-    provider = Provider(name=f"{group_name}-provider", type="sandbox", options={})
+    provider = Provider(name=f"{group_name}-provider", type="sandbox", channel="whatsapp", options={})
     provider.credentials = {}
     db.session.add_all([voice, provider])
     db.session.flush()
@@ -100,16 +102,18 @@ def world(db: Any, group_name: str = "g") -> dict[str, Any]:
     db.session.flush()
     membership = Membership(campaign_id=campaign.id, user_id=users["agent"].id)
     interaction = Interaction(campaign_id=campaign.id, customer_number="+59899000001", status="active",
-                              agent_id=users["agent"].id)
+                              agent_id=users["agent"].id, channel="whatsapp")
+    template = WhatsAppTemplate(provider_id=provider.id, external_id=f"{group_name}-tpl", name="aviso",
+                                language="es", status="approved", body="Hola {{1}}", variables=["1"])
     spool = SpoolMessage(dialer_id=dialer.id, destination="+59899000002", body="hola", needs_review=True,
                          state=2)
-    db.session.add_all([membership, interaction, spool])
+    db.session.add_all([membership, interaction, spool, template])
     db.session.flush()
     attachment = _kept_photo(db, interaction, group_name)
     db.session.commit()
     return {"group": group, "users": users, "spare": spare, "voice": voice, "provider": provider,
             "campaign": campaign, "dialer": dialer, "break_type": break_type, "membership": membership,
-            "interaction": interaction, "spool": spool, "attachment": attachment}
+            "interaction": interaction, "spool": spool, "attachment": attachment, "template": template}
 
 
 def _kept_photo(db: Any, interaction: Any, group_name: str) -> Any:
@@ -138,7 +142,8 @@ OBJECT_IDS = {"admin.user": "spare", "admin.group": "group", "admin.break_type":
               "admin.voice_campaign": "voice"}
 ARGUMENTS = {"campaign_id": "campaign", "dialer_id": "dialer", "provider_id": "provider",
              "interaction_id": "interaction", "membership_id": "membership", "message_id": "spool",
-             "agent_id": ("users", "agent"), "user_id": ("users", "agent"), "attachment_id": "attachment"}
+             "agent_id": ("users", "agent"), "user_id": ("users", "agent"), "attachment_id": "attachment",
+             "template_id": "template"}
 # Query arguments a route needs to find its object (a form's GET fallback).
 QUERY = {"dialers.pick": {"dialer_id": "dialer"}}
 # Signed-out visitors are sent to sign in from these even though "everyone" may call them.

@@ -54,6 +54,25 @@ def test_page_renders_in_english_after_picking_english(client, make, db):
     assert db.session.query(User).filter_by(username="sup").one().language == "en"
 
 
+def test_out_of_request_text_speaks_the_centres_language_unless_told(app, make, db):
+    """i18n.translating: a job (no request) speaks BABEL_DEFAULT_LOCALE, a given locale wins, and a
+    request keeps its user's language."""
+    from flask_babel import gettext
+
+    from webapp import i18n
+
+    with app.app_context():
+        assert i18n.center_locale() == "es"
+        with i18n.translating():
+            assert gettext("Write a message first.") == "Escribe un mensaje primero."
+        with i18n.translating("en"):
+            assert gettext("Write a message first.") == "Write a message first."
+        assert i18n.gettext_anywhere("Write a message first.") == "Escribe un mensaje primero."
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        with i18n.translating():
+            assert gettext("Write a message first.") == "Write a message first."
+
+
 # -- plural forms (issue 12.6) -------------------------------------------------------------------
 # A count in a sentence needs ngettext: Spanish agrees the noun (and often the verb) with it.
 COUNT = re.compile(r"%\((count|num|seconds|minutes|hours|days|rows|total|shown|units)\)[sd]|\{(units|count|num)\}")
@@ -63,6 +82,7 @@ NOT_A_COUNT = {
     "The %(shown)s longest waits of %(total)s are listed.",  # shown only when more than the limit wait
     "First %(shown)s of %(total)s rows.",  # likewise, the preview's limit
     "Choose at most %(days)d days.",  # MAX_DAYS, a constant above 1
+    "Group by hour covers at most %(days)d days.",  # likewise a constant
     "Cancel every message of this dialer not yet processed (%(count)s now, errored and blocked ones included)? "
     "Sent messages stay.",  # "(1 ahora, …)"
     "%(count)s over chat time",  # "1 sobre el tiempo de chat"

@@ -362,7 +362,7 @@ def test_a_file_that_streams_past_its_limit_is_refused(app: Any) -> None:
 
     chunks = iter([b"x" * 400_000, b"x" * 400_000])
     with pytest.raises(media.Refused) as refused:
-        media._copy(MediaDownload(chunks=chunks), io.BytesIO(), 500 * 1024)
+        media.copy_limited(MediaDownload(chunks=chunks), io.BytesIO(), 500 * 1024)
     assert (refused.value.size, refused.value.limit) == (800_000, 512_000)
 
 

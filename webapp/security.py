@@ -29,9 +29,10 @@ from .models import (
     SecurityGroup,
     SpoolMessage,
     User,
+    WhatsAppTemplate,
     user_security_groups_table,
 )
-from .services import routing
+from .services import routing, template_sends
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -205,12 +206,20 @@ def get_canned_response_or_404(canned_id: str, interaction: Interaction) -> Cann
     return canned
 
 
+def get_template_or_404(interaction: Interaction, template_id: int) -> WhatsAppTemplate:
+    """W3: a template the composer offers for this conversation (its provider's, approved, its language)."""
+    template = template_sends.offered_one(interaction, template_id)
+    if template is None:
+        abort(404)
+    return template
+
+
 def transfer_choices(interaction: Interaction, agent_id: int) -> list[User]:
     """Who the conversation may go to: the other agents of its campaign who can take it now (routing's
     rule, capacity aside: active, signed in, not in a break, in a voice campaign), free ones first."""
     members = routing.eligible_members(interaction.campaign, check_capacity=False)
     agents = [u for _, u in members if u.id != agent_id and u.role == Role.AGENT]
-    return sorted(agents, key=lambda u: (u.state != AgentState.FREE, (u.name or u.username).casefold()))
+    return sorted(agents, key=lambda u: (u.state != AgentState.FREE, u.display_name.casefold()))
 
 
 def handback_choices(agent: User) -> list[User]:

@@ -128,7 +128,11 @@ def item_labels() -> dict[str, str]:
     return {"waiting": _("Waiting for your answer"), "unread": _("Unread messages"), "closed": _("Closed"),
             "abandoned": _("Abandoned"), "you": _("You:"), "bot": _("Bot:"), "supervisor": _("Supervisor:"),
             "window_closed": _("24 h window closed"),
-            "window_hint": _("WhatsApp 24 h window closed: only a template can be sent.")}
+            "window_hint": _("WhatsApp 24 h window closed: only a template can be sent."),
+            # A message with no text shows what it carries (W1, both ways).
+            "image": "📷 " + _("Photo"), "audio": "🎤 " + _("Audio"), "voice": "🎤 " + _("Voice note"),
+            "video": "🎬 " + _("Video"), "document": "📄 " + _("Document"), "sticker": "🏷 " + _("Sticker"),
+            "location": "📍 " + _("Location"), "contacts": "👤 " + _("Contact card")}
 
 
 _static_texts: dict[str, tuple[int, int, str]] = {}

@@ -14,8 +14,10 @@ from flask import current_app
 
 from webapp.extensions import db
 from webapp.models import Campaign, Interaction, InteractionStatus, Provider
+from webapp.providers import get_adapter
 from webapp.providers.base import InboundMessage, TemplateUpdate
 from webapp.services import media, templates
+from webapp.services.interactions import delivery
 
 from .appctx import with_app
 from .periodic import periodic
@@ -26,6 +28,25 @@ _rng = random.Random()
 SANDBOX_MEDIA_CHANCE = 0.15  # per open WhatsApp sandbox conversation and pass
 SANDBOX_CAPTIONS = {"photo": ("Te mando la foto del comprobante", "Así llegó el paquete", ""),
                     "voice": ("",)}
+
+
+# -- W5: the customer's messages read ----------------------------------------------------------------------
+@with_app
+def mark_read(interaction_id: int) -> int:
+    """Tell the gateway the agent has read the conversation's customer messages (Meta marks the newest one
+    and all before it); the messages record it, so a second open asks nothing."""
+    found = delivery.unread_by_gateway(interaction_id)
+    db.session.commit()  # hold no transaction while the gateway answers
+    if found is None:
+        return 0
+    config, message = found
+    with get_adapter(config, timeout=current_app.config.get("PROVIDER_TIMEOUT", 10.0),
+                     redis=current_app.extensions["conversa_redis"]) as adapter:
+        if not adapter.mark_read(message.provider_message_id or ""):
+            return 0
+    marked = delivery.record_read(interaction_id, message)
+    db.session.commit()
+    return marked
 
 
 # -- W1: media -----------------------------------------------------------------------------------------------

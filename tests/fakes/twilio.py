@@ -21,6 +21,10 @@ category, status, rejection_reason, content_type}, date_created, date_updated}],
 page_size, first_page_url, previous_page_url, url, next_page_url, key: "contents"}}`; here served on this
 server (the provider's `content_api_url` option points at it).
 
+Sending media (W1): `MediaUrl` may repeat (at most 10, else 21623); the resource records them in
+`media_urls` (a test field) and `num_media`. A Content template send records `content_sid` and the parsed
+`content_variables`.
+
 Magic numbers, as Twilio's test credentials define them:
 +15005550001 invalid (21211), +15005550009 not SMS-capable (21614),
 +15005550004 blocked (21610); `opted_out` adds more 21610 numbers; `pair_limited` numbers get
@@ -264,6 +268,15 @@ class FakeTwilio(FakeServer):
         service = form.get("MessagingServiceSid")
         resource = self._resource(sid, to, form.get("From", ""), body, service, datetime.now(UTC),
                                   "accepted" if service else "queued")
+        # W1: every MediaUrl (Twilio takes up to 10 and fetches them when it sends).
+        media_urls = req.form_lists.get("MediaUrl", [])
+        if len(media_urls) > 10:
+            return twilio_error(21623, "Too many media urls, the limit is 10.")
+        resource["num_media"] = str(len(media_urls))
+        resource["media_urls"] = media_urls
+        if form.get("ContentSid"):
+            resource["content_sid"] = form["ContentSid"]
+            resource["content_variables"] = json.loads(form.get("ContentVariables") or "{}")
         with self.lock:
             self.messages[sid] = resource
             if form.get("StatusCallback"):

@@ -18,6 +18,15 @@ Media (issue 13), as Meta documents it:
   (`filename`) carry `{id, mime_type, sha256, caption?}`; location `{latitude, longitude, name?,
   address?}`; contacts `[{name: {formatted_name, …}, phones: [{phone, wa_id?, type}]}]`.
 
+Sending media (issue 13, W1): `POST /{version}/{phone-number-id}/media` (bearer, multipart/form-data with
+`file`, `type` (its MIME type) and `messaging_product=whatsapp`) → `{"id": media id}`; Meta's limits per
+type are enforced (image 5 MB, audio/video 16 MB, document 100 MB; error 131053 "Media upload error").
+A message of type image / audio / video / document / sticker names it `{"id"}` (or `{"link"}`), with
+`caption` (not for audio) and `filename` (document). The uploads are kept in `uploads` (id → bytes, type).
+
+Read receipts (W5): `POST /messages {"messaging_product", "status": "read", "message_id"}` → `{"success":
+true}`; recorded in `read_marks` (message ids, in order).
+
 Template catalog (issue 13):
 - `GET /{version}/{waba-id}/message_templates?fields=…&limit=N&after=CURSOR` (bearer) →
   `{"data": [{id, name, language, category, status, quality_score: {score}, components: [{type: HEADER,
@@ -31,12 +40,14 @@ Template catalog (issue 13):
 """
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import hmac
 import itertools
 import json
 import re
 import time
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import urlencode
 
@@ -50,6 +61,24 @@ VERIFY_TOKEN = "fake-verify-token"
 PHONE_NUMBER_ID = "106540352242922"
 DISPLAY_NUMBER = "59829000000"
 WABA_ID = "102290129340398"
+
+
+UPLOAD_LIMITS = {"image": 5 * 1024 * 1024, "audio": 16 * 1024 * 1024, "video": 16 * 1024 * 1024,
+                 "document": 100 * 1024 * 1024, "sticker": 500 * 1024}
+
+
+def multipart_fields(req: Recorded) -> dict[str, tuple[bytes, str, str]]:
+    """A multipart/form-data body's parts: name -> (bytes, file name, Content-Type)."""
+    ctype = req.header("Content-Type") or ""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + req.body)
+    fields: dict[str, tuple[bytes, str, str]] = {}
+    for part in message.iter_parts() if message.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[str(name)] = (part.get_payload(decode=True) or b"", part.get_filename() or "",
+                                 part.get_content_type())
+    return fields
 
 
 def meta_error(code: int, message: str, status: int = 400, kind: str = "OAuthException") -> Reply:
@@ -151,6 +180,9 @@ class FakeWhatsAppCloud(FakeServer):
         self.route("GET", r"/v(?P<version>[\d.]+)/(?P<media_id>\d+)")(self._media_info)
         self.route("GET", r"/whatsapp_business/attachments/")(self._media_download)
         self.route("GET", r"/v(?P<version>[\d.]+)/(?P<waba>\d+)/message_templates")(self._list_templates)
+        self.route("POST", r"/v(?P<version>[\d.]+)/(?P<phone>\d+)/media")(self._upload)
+        self.uploads: dict[str, tuple[bytes, str, str]] = {}  # media id -> (bytes, MIME type, file name)
+        self.read_marks: list[str] = []
 
     def sent(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -170,6 +202,8 @@ class FakeWhatsAppCloud(FakeServer):
             self.media.clear()
             self.templates.clear()
             self.expire_next_urls = 0
+            self.uploads.clear()
+            self.read_marks.clear()
 
     # -- media -----------------------------------------------------------------
     def add_media(self, data: bytes, mime_type: str) -> str:
@@ -267,6 +301,10 @@ class FakeWhatsAppCloud(FakeServer):
         if req.header("Authorization") != f"Bearer {self.access_token}":
             return meta_error(190, "Error validating access token: Session has expired.", 401)
         data = req.json
+        if isinstance(data, dict) and data.get("status") == "read" and data.get("message_id"):
+            with self.lock:
+                self.read_marks.append(str(data["message_id"]))
+            return Reply.json({"success": True})
         if not isinstance(data, dict) or data.get("messaging_product") != "whatsapp" or not data.get("to"):
             return meta_error(100, "Invalid parameter", 400)
         to = str(data["to"])
@@ -274,9 +312,15 @@ class FakeWhatsAppCloud(FakeServer):
             return meta_error(131026, "Message Undeliverable", 400)
         if to in self.pair_limited:
             return meta_error(131056, "(Business Account, Consumer Account) pair rate limit hit", 400)
-        if data.get("type") == "text" and to in self.outside_window:
+        if data.get("type") in ("text", *UPLOAD_LIMITS) and to in self.outside_window:
             return meta_error(131047, "Re-engagement message", 400)
-        if data.get("type") not in ("text", "template"):
+        if data.get("type") in UPLOAD_LIMITS:
+            part = data.get(data["type"])
+            if not isinstance(part, dict) or not (part.get("link") or part.get("id") in self.uploads):
+                return meta_error(131053, "Media upload error: unknown media id", 400)
+            if data["type"] == "audio" and "caption" in part:
+                return meta_error(100, "Invalid parameter: audio takes no caption", 400)
+        elif data.get("type") not in ("text", "template"):
             return meta_error(100, "Invalid parameter", 400)
         message_id = f"wamid.HBgL{next(self._ids):010d}FAKE"
         with self.lock:
@@ -284,6 +328,22 @@ class FakeWhatsAppCloud(FakeServer):
                                   "version": m["version"], "payload": data})
         return Reply.json({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
                            "messages": [{"id": message_id}]})
+
+    def _upload(self, req: Recorded, m: re.Match[str]) -> Reply:
+        if req.header("Authorization") != f"Bearer {self.access_token}":
+            return meta_error(190, "Error validating access token: Session has expired.", 401)
+        fields = multipart_fields(req)
+        if fields.get("messaging_product", (b"",))[0] != b"whatsapp" or "file" not in fields:
+            return meta_error(100, "Invalid parameter: messaging_product and file are required", 400)
+        data, filename, part_type = fields["file"]
+        mime_type = (fields.get("type", (b"",))[0].decode() or part_type or "").lower()
+        limit = UPLOAD_LIMITS.get(mime_type.split("/")[0], UPLOAD_LIMITS["document"])
+        if len(data) > limit:
+            return meta_error(131053, f"Media upload error: {len(data)} bytes is over {limit}", 400)
+        media_id = str(next(self._media_ids))
+        with self.lock:
+            self.uploads[media_id] = (data, mime_type, filename)
+        return Reply.json({"id": media_id})
 
     def failure_reply(self, mode: str) -> Reply:
         if mode == "429":

@@ -6,6 +6,7 @@
 - dialer: spool rows, runs of the engine, what reached a gateway fake, live events published
 - waiting: `wait_until`, the one way to wait for something observable
 - samples: small real media files and moto's S3 server (``from tests.helpers import samples``)
+- whatsapp: a centre with one WhatsApp (or SMS) conversation on a gateway fake (``from tests.helpers.whatsapp import center``)
 
 Fixtures live in tests/conftest.py; the gateway fakes' fixtures in tests/fakes/plugin.py.
 """

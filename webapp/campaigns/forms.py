@@ -26,7 +26,7 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from ..models import DISTRIBUTIONS, MODES, RINGALL_MODES, Campaign, Dialer
 from ..models.campaigns import DEFAULT_AUTO_CLOSE, DEFAULT_OUT_OF_HOURS
@@ -233,6 +233,9 @@ class CampaignForm(FlaskForm):
     schedule = FieldList(FormField(ScheduleEntryForm))
     out_of_hours_message = TextAreaField(_l("Out-of-hours message"), default=DEFAULT_OUT_OF_HOURS,
                                          validators=[Length(max=MAX_MESSAGE_LENGTH)])
+    language = StringField(_l("WhatsApp templates' language"), validators=[
+        Optional(), Regexp(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$", message=_l("A language code such as es or en_US."))],
+        description=_l("Agents are offered the templates in this language; empty: the centre's."))
     sl_threshold_seconds = _int(_l("Service level (s)"), 1, 86400, 60,
                                 _l("Expected time to an agent's first reply."))
     abandon_threshold_seconds = _int(_l("Abandon rate (s)"), 1, 86400, 600,
@@ -257,6 +260,7 @@ class CampaignForm(FlaskForm):
             "did": self.did.data.strip(), "provider_id": self.provider_id.data, "strategy": self.strategy.data,
             "security_group_id": self.security_group_id.data,
             "out_of_hours_message": self.out_of_hours_message.data or "",
+            "language": (self.language.data or "").strip(),
             "sl_threshold_seconds": self.sl_threshold_seconds.data,
             "abandon_threshold_seconds": self.abandon_threshold_seconds.data,
             "chat_time_threshold_seconds": self.chat_time_threshold_seconds.data,
@@ -270,7 +274,7 @@ class CampaignForm(FlaskForm):
 def campaign_data(campaign: Campaign) -> dict[str, Any]:
     data = {k: getattr(campaign, k) for k in (
         "name", "service_level_target", "did", "provider_id", "strategy", "security_group_id",
-        "out_of_hours_message", "sl_threshold_seconds", "abandon_threshold_seconds",
+        "out_of_hours_message", "language", "sl_threshold_seconds", "abandon_threshold_seconds",
         "chat_time_threshold_seconds", "acd_max_waiting", "max_interactions_per_agent", "enabled",
         "auto_close_hours", "auto_close_message")}
     data["schedule"] = schedule_data(campaign.schedule)

@@ -8,12 +8,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..extensions import db
-from ..models import AgentState, BreakType, Campaign, Interaction, User
+from ..models import AgentState, BreakType, Campaign, Interaction, User, WhatsAppTemplate
 from ..security import transfer_choices
-from ..services import agents
+from ..services import agents, outbound_media, template_sends
 from ..services import interactions as conversations
 from . import queries
-from .forms import ChatForm, CloseForm, SendForm, TransferForm, choices, outbound_form
+from .forms import ChatForm, CloseForm, SendForm, TemplateSendForm, TransferForm, choices, outbound_form
 
 
 def conversation_context(interaction: Interaction, send_form: SendForm | None = None) -> dict[str, Any]:
@@ -21,12 +21,34 @@ def conversation_context(interaction: Interaction, send_form: SendForm | None = 
     `send_form` is a rejected reply shown again; without one the composer starts empty (no form built)."""
     items, names = queries.messages_with_names(interaction.id)
     mine = interaction.agent_id == current_user.id
-    window_open = interaction.channel != "whatsapp" or conversations.whatsapp_window_open(interaction)
+    window = window_context(interaction)
     canned = queries.canned_responses(interaction.campaign_id)
-    return dict(interaction=interaction, messages=items, names=names, mine=mine,
-                window_open=window_open, canned=canned, templates=[c for c in canned if c.template_ref],
-                send_form=send_form, close_form=CloseForm(formdata=None),
-                campaign=interaction.campaign)
+    offered = template_sends.offered(interaction) if mine and not window["window_open"] and interaction.is_open else []
+    return dict(messages=items, names=names, mine=mine, **window, canned=canned,
+                templates=[c for c in canned if c.template_ref], offered=offered, send_form=send_form,
+                close_form=CloseForm(formdata=None), campaign=interaction.campaign,
+                link_days=round(outbound_media.sms_seconds() / 86400))
+
+
+def window_context(interaction: Interaction) -> dict[str, Any]:
+    """WhatsApp's 24-hour window: whether free text may go, and until (or since) when."""
+    return dict(interaction=interaction, window_closes=conversations.window_closes_at(interaction),
+                window_open=interaction.channel != "whatsapp" or conversations.whatsapp_window_open(interaction))
+
+
+def templates_context(interaction: Interaction) -> dict[str, Any]:
+    """W3: the templates the agent may send in this conversation."""
+    return dict(interaction=interaction, offered=template_sends.offered(interaction),
+                language=template_sends.conversation_language(interaction))
+
+
+def template_context(interaction: Interaction, template: WhatsAppTemplate,
+                     values: dict[str, str] | None = None) -> dict[str, Any]:
+    """W3: one template's form (its variables, its header picture) and the message as the customer sees it."""
+    values = values or {}
+    return dict(interaction=interaction, template=template, values=values,
+                preview=template_sends.render(template, values), header_kind=template_sends.header_media(template),
+                template_form=TemplateSendForm(formdata=None))
 
 
 def transfer_label(agent: User) -> str:

@@ -1,15 +1,26 @@
 """The agent workspace's forms; choices are filled per request from what the agent may see."""
+from collections.abc import Mapping
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (
+    FileField,
+    HiddenField,
+    IntegerField,
+    MultipleFileField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..models import Campaign
+from ..models import Campaign, WhatsAppTemplate
 from ..providers.gsm import MAX_MESSAGE_LENGTH
 from ..services.chat import MAX_LINE
+from ..services.outbound_media import Upload
 
 DISPOSITIONS = (
     ("resolved", _l("Resolved")),
@@ -27,9 +38,43 @@ def choices(pairs: object) -> list[SelectChoice]:
 
 
 class SendForm(FlaskForm):
-    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MAX_MESSAGE_LENGTH)])
+    body = TextAreaField(_l("Message"), validators=[Optional(), Length(max=MAX_MESSAGE_LENGTH)])
     # A WhatsApp template chosen from the canned responses (outside the 24 h window).
     canned_id = HiddenField()
+    # W1: pictures, documents, audio; the text goes as their caption.
+    files = MultipleFileField(_l("Attach"))
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        if not (self.body.data or "").strip() and not self.uploads():
+            self.body.errors = [_("Write a message or attach a file first.")]
+            return False
+        return True
+
+    def text(self) -> str:
+        return (self.body.data or "").replace("\r\n", "\n")
+
+    def uploads(self) -> list[Upload]:
+        """The chosen files (a browser sends an empty part when none was chosen)."""
+        return [Upload(f.filename or "", f.mimetype or "", f.stream) for f in self.files.data or []
+                if getattr(f, "filename", None)]
+
+
+class TemplateSendForm(FlaskForm):
+    """W3: a template's variables come as `var-<name>` fields (their names are the template's), read by
+    `template_values`; the header picture, when the template has one, as `header`."""
+
+    header = FileField(_l("Header image"))
+
+    def header_upload(self) -> Upload | None:
+        f = self.header.data
+        return Upload(f.filename or "", f.mimetype or "", f.stream) if getattr(f, "filename", None) else None
+
+
+def template_values(template: WhatsAppTemplate, source: Mapping[str, str]) -> dict[str, str]:
+    """The values written for each of the template's variables (missing ones empty)."""
+    return {name: str(source.get(f"var-{name}", ""))[:1000] for name in template.variables or []}
 
 
 def error_text(form: FlaskForm) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased, contains_eager
@@ -20,6 +21,7 @@ from ..models import (
     Membership,
     Message,
 )
+from ..services import media
 from ..services.chat import unread_chat
 from ..services.interactions import sender_names
 
@@ -34,6 +36,15 @@ class InboxItem:
     campaign_name: str
     last_body: str
     last_kind: str | None
+    last_media: list[dict[str, Any]] | None = None
+
+    @property
+    def media_label(self) -> str | None:
+        """What the last message carries when it has no text: its first item's kind (W1, both ways)."""
+        first = self.last_media[0] if self.last_media and isinstance(self.last_media[0], dict) else None
+        if first is None:
+            return None
+        return "voice" if first.get("voice") else str(first.get("kind") or "document")
 
     @property
     def waiting_since(self) -> datetime | None:
@@ -51,7 +62,7 @@ def _with_last_message(chosen_rows: sa.Select | sa.CompoundSelect) -> sa.Select:
     last = aliased(Message)
     last_id = sa.select(Message.id).where(Message.interaction_id == chosen.c.id).order_by(
         Message.created_at.desc(), Message.id.desc()).limit(1).scalar_subquery()
-    return (sa.select(Interaction, Campaign.name, last.body, last.sender_kind)
+    return (sa.select(Interaction, Campaign.name, last.body, last.sender_kind, last.media)
             .join(chosen, chosen.c.id == Interaction.id)
             .join(Campaign, Campaign.id == Interaction.campaign_id)
             .outerjoin(last, last.id == last_id)
@@ -129,13 +140,13 @@ def messages(interaction_id: int, limit: int = MESSAGES_LIMIT) -> list[Message]:
     latest = db.session.scalars(
         sa.select(Message).where(Message.interaction_id == interaction_id)
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
-    return list(reversed(latest))
+    return media.preload(list(reversed(latest)))
 
 
 def messages_with_names(interaction_id: int, limit: int = MESSAGES_LIMIT) -> tuple[list[Message], dict[int, str]]:
     """`messages()` and `interactions.sender_names()` of them in one query (senders loaded with them)."""
     latest = db.session.scalars(_messages_statement(limit), {"interaction_id": interaction_id}).all()
-    return list(reversed(latest)), sender_names(latest)
+    return media.preload(list(reversed(latest))), sender_names(latest)
 
 
 @functools.cache

@@ -22,16 +22,36 @@ from ..security import (
     get_interaction_or_404,
     get_offer_or_404,
     get_own_interaction_or_404,
+    get_template_or_404,
     get_transfer_agent_or_404,
     get_viewed_interaction_or_404,
 )
-from ..services import agents
+from ..services import agents, template_sends
 from ..services import chat as agent_chat
 from ..services import interactions as conversations
 from ..templating import render_page, respond
 from . import bp, live, queries  # noqa: F401 - live registers the socket's renderers and handlers
-from .context import chat_context, conversation_context, state_context, transfer_context, workspace_context
-from .forms import BreakForm, ChatForm, CloseForm, SendForm, TransferForm, error_text, outbound_form
+from .context import (
+    chat_context,
+    conversation_context,
+    state_context,
+    template_context,
+    templates_context,
+    transfer_context,
+    window_context,
+    workspace_context,
+)
+from .forms import (
+    BreakForm,
+    ChatForm,
+    CloseForm,
+    SendForm,
+    TemplateSendForm,
+    TransferForm,
+    error_text,
+    outbound_form,
+    template_values,
+)
 
 T = TypeVar("T")
 
@@ -133,13 +153,62 @@ def send(interaction_id: int) -> Any:
         form.body.data = canned.body
     if not form.validate_on_submit():
         return refused(interaction, error_text(form) or _("Write a message first."), "composer-error")
-    message, error = committed(conversations.send_agent_message, interaction, current_user,
-                               form.body.data.replace("\r\n", "\n"), template_ref=canned and canned.template_ref)
+    message, error = committed(conversations.send_agent_message, interaction, current_user, form.text(),
+                               template_ref=canned and canned.template_ref, uploads=form.uploads())
     if error:
         return refused(interaction, error, "composer-error")
     # The first reply also turns "New" into "Active" in the header.
     return respond("inbox/_sent.html", page_url(interaction), m=message, names=conversations.sender_names([message]),
                    interaction=interaction, status_oob=interaction.status != status_before)
+
+
+@bp.get("/inbox/<int:interaction_id>/window")
+@agent_required
+def window(interaction_id: int) -> Any:
+    """The header's window state, asked again by the page when the customer writes."""
+    interaction = get_interaction_or_404(interaction_id)
+    return render_template("inbox/_window.html", **window_context(interaction))
+
+
+# -- templates in the composer (W3) ----------------------------------------------------------------
+@bp.get("/inbox/<int:interaction_id>/templates")
+@agent_required
+def templates(interaction_id: int) -> Any:
+    interaction = get_own_interaction_or_404(interaction_id)
+    return render_template("inbox/_templates.html", **templates_context(interaction))
+
+
+@bp.get("/inbox/<int:interaction_id>/templates/<int:template_id>")
+@agent_required
+def template_form(interaction_id: int, template_id: int) -> Any:
+    interaction = get_own_interaction_or_404(interaction_id)
+    template = get_template_or_404(interaction, template_id)
+    return render_template("inbox/_template_form.html", **template_context(interaction, template))
+
+
+@bp.get("/inbox/<int:interaction_id>/templates/<int:template_id>/preview")
+@agent_required
+def template_preview(interaction_id: int, template_id: int) -> Any:
+    """The filled template as the customer will see it (the form asks as the agent types)."""
+    interaction = get_own_interaction_or_404(interaction_id)
+    template = get_template_or_404(interaction, template_id)
+    values = template_values(template, request.args)
+    return render_template("inbox/_template_preview.html", **template_context(interaction, template, values))
+
+
+@bp.post("/inbox/<int:interaction_id>/templates/<int:template_id>")
+@agent_required
+def template_send(interaction_id: int, template_id: int) -> Any:
+    interaction = get_own_interaction_or_404(interaction_id)
+    template, form = get_template_or_404(interaction, template_id), TemplateSendForm()
+    if not form.validate_on_submit():
+        abort(400)
+    message, error = committed(template_sends.send, interaction, current_user, template,
+                               template_values(template, request.form), form.header_upload())
+    if error:
+        return refused(interaction, error, "template-error")
+    return respond("inbox/_template_sent.html", page_url(interaction), m=message, interaction=interaction,
+                   names=queries.sender_names([message]), status_oob=True)
 
 
 @bp.get("/inbox/<int:interaction_id>/history")

@@ -10,7 +10,7 @@ from flask_login import login_required
 from ..extensions import db
 from ..models import Attachment, AttachmentState
 from ..security import get_interaction_or_404
-from ..services import media, media_store
+from ..services import media, media_store, outbound_media
 from . import bp
 
 CACHE = "private, max-age=3600"
@@ -45,12 +45,25 @@ def thumb(attachment_id: int) -> Any:
                    f"thumb-{attachment.filename}", ranges=False)
 
 
+@bp.get("/media/link/<int:attachment_id>/<int:expires>/<signature>/<path:name>")
+def link(attachment_id: int, expires: int, signature: str, name: str) -> Any:
+    """W1: a file an agent sent, for the gateway (Twilio's MediaUrl) or the SMS customer: no sign-in, only
+    with this file's unexpired signature; anything else is 404."""
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None or not outbound_media.link_valid(attachment_id, expires, signature[:80]):
+        abort(404)
+    if attachment.state != AttachmentState.READY or not attachment.storage_key:
+        abort(404)
+    return _stream(attachment.storage_key, attachment.size, attachment.sha256, attachment.content_type,
+                   attachment.filename, cache="private, no-store")
+
+
 def _stream(key: str, size: int | None, etag: str | None, content_type: str, filename: str, *,
-            ranges: bool = True) -> Response:
+            ranges: bool = True, cache: str = CACHE) -> Response:
     served, inline = media.served_type(content_type)
     # sandbox: whatever a browser might make of the bytes, no script of theirs runs with the app's origin.
     headers = {"Content-Disposition": media.content_disposition(filename, inline),
-               "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox", "Cache-Control": CACHE}
+               "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox", "Cache-Control": cache}
     if etag:
         headers["ETag"] = f'"{etag}"'
         if request.if_none_match.contains(etag):

@@ -99,6 +99,9 @@ class Campaign(db.Model):
     auto_close_hours: Mapped[int] = mapped_column(default=0, server_default="0")
     auto_close_message: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     enabled: Mapped[bool] = mapped_column(default=True)
+    # W3: the language its conversations' WhatsApp templates are offered in ("es", "en_US"…); "" is the
+    # centre's default (BABEL_DEFAULT_LOCALE).
+    language: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
     # rrmemory: the member who got the last interaction.
     rr_last_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()

@@ -102,6 +102,10 @@ class Message(db.Model):
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(80))
     # WhatsApp outside the 24 h window: the approved template sent instead of free text.
     template_ref: Mapped[str | None] = mapped_column(sa.String(120))
+    # W3: a template send's {"template_id", "language", "variables": {"1": …}, "header": "image"?}.
+    template_params: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    # Issue 13.8: the message this one answers (a customer's tap on a button or list row, a quoted reply).
+    reply_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("messages.id", ondelete="SET NULL"))
     # Outbound: queued → sent → delivered → read, or failed; inbound: received.
     status: Mapped[str] = mapped_column(sa.String(16), default="received")
     error: Mapped[str | None] = mapped_column(sa.String(500))
@@ -109,6 +113,8 @@ class Message(db.Model):
 
     interaction: Mapped[Interaction] = relationship(back_populates="messages")
     sender: Mapped[User | None] = relationship()
+    # Loaded with the message (one outer join), one level deep: the bubble quotes what it answers.
+    reply_to: Mapped[Message | None] = relationship(remote_side="Message.id", lazy="joined", join_depth=1)
     # W1: loaded only where `media` says there is something (a list of messages pays no query for it).
     attachments = relationship("Attachment", back_populates="message", order_by="Attachment.position",
                                cascade="all, delete-orphan", passive_deletes=True)

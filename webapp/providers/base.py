@@ -29,6 +29,20 @@ class ProviderConfig:
 
 
 @dataclass(frozen=True)
+class OutboundMedia:
+    """A file an agent sends (W1): a signed link to it (what Twilio fetches) and its bytes on demand (what
+    Meta's /media endpoint takes). `header`: a template's header image, not a message of its own."""
+
+    kind: str  # image, audio, video, document
+    content_type: str
+    filename: str
+    size: int | None = None
+    url: str = ""
+    read: Callable[[], bytes] | None = None
+    header: bool = False
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """One message to send. `ref` is our own id (the spool id or message id)."""
 
@@ -38,6 +52,7 @@ class OutboundMessage:
     port: int | None = None
     template: dict[str, Any] | None = None  # {"name"|"content_sid": ..., "language": "es", "variables": {...}}
     status_callback_url: str | None = None
+    media: tuple[OutboundMedia, ...] = ()  # files sent with `body` as their caption (WhatsApp only)
 
 
 class Outcome(enum.StrEnum):
@@ -121,6 +136,8 @@ class InboundMessage:
     media: list[dict[str, Any]] = field(default_factory=list)
     received_at: datetime | None = None
     port: int | None = None
+    #: The provider's id of the message this one answers (a tapped button or list row, a quoted reply).
+    reply_to: str | None = None
 
 
 # Normalised delivery statuses, in the order a message moves through them.
@@ -266,6 +283,11 @@ class ProviderAdapter:
     @property
     def has_templates(self) -> bool:
         """Whether this provider has a WhatsApp template catalog to sync."""
+        return False
+
+    def mark_read(self, provider_message_id: str) -> bool:
+        """Tell the gateway the customer's message (and those before it) has been read; False when the
+        gateway has no such thing (only WhatsApp Cloud has)."""
         return False
 
     def poll_inbound(self) -> list[InboundMessage]:

@@ -115,6 +115,10 @@ class SandboxAdapter(ProviderAdapter):
                 updates.append(StatusUpdate("delivered", found, ref))
         return updates
 
+    def mark_read(self, provider_message_id: str) -> bool:
+        """The simulated WhatsApp shows the customer their messages read."""
+        return self.config.channel == "whatsapp"
+
     def verify_signature(self, request: WebhookRequest) -> bool:
         return token_matches(request, self.config.options.get("webhook_token"))
 

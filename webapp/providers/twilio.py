@@ -150,8 +150,8 @@ class TwilioAdapter(HttpAdapter):
         return sender if sender.startswith("MG") and len(sender) == 34 else None
 
     # -- send ------------------------------------------------------------------
-    def _payload(self, message: OutboundMessage) -> dict[str, str]:
-        data = {"To": self.address(message.to)}
+    def _payload(self, message: OutboundMessage) -> dict[str, Any]:
+        data: dict[str, Any] = {"To": self.address(message.to)}
         if self.messaging_service_sid:
             data["MessagingServiceSid"] = self.messaging_service_sid
         else:
@@ -163,6 +163,9 @@ class TwilioAdapter(HttpAdapter):
                 data["ContentVariables"] = json.dumps(template["variables"], ensure_ascii=False)
         else:
             data["Body"] = message.body
+        urls = [m.url for m in message.media if m.url and not m.header]
+        if urls and not template.get("content_sid"):  # a Content template carries its own media
+            data["MediaUrl"] = urls[:MAX_MEDIA]
         callback = message.status_callback_url or self.config.options.get("status_callback_url")
         if callback:
             data["StatusCallback"] = str(callback)
@@ -313,7 +316,8 @@ class TwilioAdapter(HttpAdapter):
             from_number=sender, to=_strip_channel(payload.text(form.get("To")) or ""),
             body=payload.text(form.get("Body")) or "", channel=channel,
             profile_name=(payload.text(form.get("ProfileName")) or "")[:payload.MAX_NAME] or None, media=media,
-            received_at=datetime.now(UTC))
+            received_at=datetime.now(UTC),
+            reply_to=(payload.text(form.get("OriginalRepliedMessageSid")) or "")[:payload.MAX_ID] or None)
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
         form = _form(request)

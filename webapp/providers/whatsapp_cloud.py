@@ -16,6 +16,7 @@ from .base import (
     MediaDownload,
     MediaError,
     MediaTooLarge,
+    OutboundMedia,
     OutboundMessage,
     Outcome,
     SendResult,
@@ -36,6 +37,7 @@ TEMPORARY_CODES = frozenset({131000, 131016, 1, 2})
 OUTSIDE_WINDOW = 131047  # free text more than 24 h after the customer's last message: needs a template
 STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
 FILE_KINDS = ("image", "audio", "video", "document", "sticker")
+CAPTIONED = ("image", "video", "document")  # audio takes no caption
 # Meta answers a media id it does not have (expired after 7 days, or never ours) with this code.
 NO_SUCH_OBJECT = 100
 TEMPLATE_FIELDS = ("message_template_status_update", "message_template_quality_update")
@@ -65,29 +67,58 @@ class WhatsAppCloudAdapter(HttpAdapter):
 
     has_templates = True
 
-    def payload(self, message: OutboundMessage) -> dict[str, Any]:
+    def payload(self, message: OutboundMessage, media_ids: dict[int, str] | None = None) -> dict[str, Any]:
+        """The /messages body: a template (with its body variables and header image), a file (by the id
+        Meta gave it on upload, with the text as caption), or text."""
+        media_ids = media_ids or {}
         data: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
                                 "to": message.to.lstrip("+")}
         template = message.template
+        files = [(i, m) for i, m in enumerate(message.media) if not m.header]
         if template and template.get("name"):
-            language = template.get("language") or "es"
-            body: dict[str, Any] = {"name": template["name"],
-                                    "language": language if isinstance(language, dict) else {"code": language}}
-            if template.get("components"):
-                body["components"] = template["components"]
-            elif template.get("variables"):
-                variables = template["variables"]
-                values = list(variables.values()) if isinstance(variables, dict) else list(variables)
-                body["components"] = [{"type": "body", "parameters": [{"type": "text", "text": str(v)}
-                                                                      for v in values]}]
-            data.update(type="template", template=body)
+            data.update(type="template", template=_template_body(template, [
+                (m, media_ids[i]) for i, m in enumerate(message.media) if m.header and i in media_ids]))
+        elif files:
+            index, item = files[0]
+            part: dict[str, Any] = {"id": media_ids[index]}
+            if message.body and item.kind in CAPTIONED:
+                part["caption"] = message.body
+            if item.kind == "document" and item.filename:
+                part["filename"] = item.filename
+            data.update(type=item.kind, **{item.kind: part})
         else:
             data.update(type="text", text={"preview_url": False, "body": message.body})
         return data
 
+    @property
+    def media_url(self) -> str:
+        return f"{self.graph_url}/{self.phone_number_id}/media"
+
+    def upload(self, item: OutboundMedia) -> SendResult:
+        """POST /{phone-number-id}/media (multipart: file, type, messaging_product): the media id in
+        provider_message_id. Uploading twice sends nothing, so a lost answer is simply asked again."""
+        content = item.read() if item.read else b""
+        return self.http.send("POST", self.media_url, _classify_upload, idempotent=True,
+                              data={"messaging_product": "whatsapp", "type": item.content_type},
+                              files={"file": (item.filename or "file", content, item.content_type)})
+
     def send(self, message: OutboundMessage) -> SendResult:
-        # Meta has no way to list sent messages: an ambiguous send stays ambiguous.
-        return self.http.send("POST", self.messages_url, classify, json=self.payload(message))
+        # Meta has no way to list sent messages: an ambiguous send stays ambiguous. Files go up first; a
+        # failed upload sent nothing, so the message may be tried again.
+        media_ids: dict[int, str] = {}
+        for index, item in enumerate(message.media):
+            uploaded = self.upload(item)
+            if not uploaded.ok:
+                return uploaded
+            media_ids[index] = str(uploaded.provider_message_id)
+        return self.http.send("POST", self.messages_url, classify, json=self.payload(message, media_ids))
+
+    def mark_read(self, provider_message_id: str) -> bool:
+        """POST /messages {status: read, message_id}: Meta shows the blue ticks for it and every earlier one."""
+        result = self.http.send("POST", self.messages_url, _classify_read, idempotent=True,
+                                json={"messaging_product": "whatsapp", "status": "read",
+                                      "message_id": provider_message_id})
+        return result.ok
 
     # -- webhooks ------------------------------------------------------------
     def verify_signature(self, request: WebhookRequest) -> bool:
@@ -151,10 +182,11 @@ class WhatsAppCloudAdapter(HttpAdapter):
         msg = payload.an_object(msg)
         sender = payload.required(msg.get("from"), "from", payload.MAX_NUMBER - 1)
         body, media = _content(msg)
+        replied = _short(payload.as_dict(msg.get("context")).get("id"), payload.MAX_ID) or None
         return InboundMessage(
             provider_message_id=payload.required(msg.get("id"), "id", payload.MAX_ID), from_number=_plus(sender),
             to=_plus(to), body=body, channel="whatsapp", profile_name=names.get(sender), media=media,
-            received_at=_when(msg.get("timestamp")))
+            received_at=_when(msg.get("timestamp")), reply_to=replied)
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
         updates: list[StatusUpdate] = []
@@ -369,6 +401,56 @@ def _content(msg: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                 cards.append({"name": full, "phones": phones})
         return "", [{"kind": "contacts", "contacts": cards}] if cards else []
     return "", []
+
+
+def _template_body(template: dict[str, Any], headers: list[tuple[OutboundMedia, str]]) -> dict[str, Any]:
+    """A template send: its name, language, and components (header media by upload id, body parameters in
+    order, or named ones for a template with named variables)."""
+    language = template.get("language") or "es"
+    body: dict[str, Any] = {"name": template["name"],
+                            "language": language if isinstance(language, dict) else {"code": language}}
+    if template.get("components"):
+        body["components"] = template["components"]
+        return body
+    components: list[dict[str, Any]] = []
+    if template.get("header_variables"):
+        components.append({"type": "header", "parameters": [
+            {"type": "text", "text": str(v)} for v in dict(template["header_variables"]).values()]})
+    for item, media_id in headers[:1]:
+        kind = item.kind if item.kind in ("image", "video", "document") else "image"
+        components.append({"type": "header", "parameters": [{"type": kind, kind: {"id": media_id}}]})
+    variables = template.get("variables") or {}
+    pairs = list(variables.items()) if isinstance(variables, dict) else [(str(i + 1), v)
+                                                                         for i, v in enumerate(variables)]
+    if pairs:
+        parameters = []
+        for name, value in pairs:
+            parameter: dict[str, Any] = {"type": "text", "text": str(value)}
+            if not str(name).isdigit():
+                parameter["parameter_name"] = str(name)
+            parameters.append(parameter)
+        components.append({"type": "body", "parameters": parameters})
+    if components:
+        body["components"] = components
+    return body
+
+
+def _classify_upload(response: requests.Response) -> SendResult:
+    if 200 <= response.status_code < 300:
+        try:
+            media_id = payload.text(payload.as_dict(response.json()).get("id"))
+        except ValueError:
+            media_id = None
+        if media_id:
+            return SendResult(Outcome.SENT, provider_message_id=media_id)
+        return SendResult(Outcome.TEMPORARY, error_code="upload", error_message="Meta gave the upload no id")
+    return classify(response)
+
+
+def _classify_read(response: requests.Response) -> SendResult:
+    if 200 <= response.status_code < 300:
+        return SendResult(Outcome.SENT)
+    return classify(response)
 
 
 def classify(response: requests.Response) -> SendResult:

@@ -30,14 +30,12 @@ from ..models import (
 )
 from . import audit, dialstring
 from .interactions.customers import did_matches
-from .records import Invalid, Refused, name_taken
+from .records import Invalid, Refused, name_errors, replace_rows
 from .schedules import days_to_mask
 
 
 def _check_common(model: Any, obj: Any, values: dict[str, Any], actor: User) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    if name_taken(model, values["name"], obj.id if obj else None):
-        errors["name"] = _("“%(name)s” is already used; pick another.", name=values["name"].strip())
+    errors = name_errors(model, values["name"], obj.id if obj else None)
     if not actor.sees_group(values["security_group_id"]):
         errors["security_group_id"] = _("Pick one of your security groups.")
     if db.session.get(Provider, values["provider_id"]) is None:
@@ -47,26 +45,16 @@ def _check_common(model: Any, obj: Any, values: dict[str, Any], actor: User) -> 
 
 def _set_schedule(owner: Campaign | Dialer, rows: Sequence[dict[str, Any]]) -> None:
     """Replace the schedule with `rows` ({days: [0..6], start: time, end: time}), reusing rows in place."""
-    entries = list(owner.schedule)
-    for index, row in enumerate(rows):
-        entry = entries[index] if index < len(entries) else None
-        if entry is None:
-            entry = ScheduleEntry()
-            owner.schedule.append(entry)
+    def fill(entry: ScheduleEntry, row: dict[str, Any], _index: int) -> None:
         entry.days = days_to_mask(row["days"])
         entry.start_time = row["start"]
         entry.end_time = row["end"]
-    for entry in entries[len(rows):]:
-        owner.schedule.remove(entry)
+
+    replace_rows(owner.schedule, rows, ScheduleEntry, fill)
 
 
 def _set_canned(campaign: Campaign, rows: Sequence[dict[str, Any]]) -> None:
-    existing = list(campaign.canned_responses)
-    for index, row in enumerate(rows):
-        item = existing[index] if index < len(existing) else None
-        if item is None:
-            item = CannedResponse()
-            campaign.canned_responses.append(item)
+    def fill(item: CannedResponse, row: dict[str, Any], index: int) -> None:
         item.title = row["title"].strip()
         item.body = row["body"]
         template = db.session.get(WhatsAppTemplate, row["template_id"]) if row.get("template_id") else None
@@ -75,8 +63,8 @@ def _set_canned(campaign: Campaign, rows: Sequence[dict[str, Any]]) -> None:
         item.template_ref = template.ref[:120] if template is not None else (
             (row.get("template_ref") or "").strip() or None)
         item.position = index
-    for item in existing[len(rows):]:
-        campaign.canned_responses.remove(item)
+
+    replace_rows(campaign.canned_responses, rows, CannedResponse, fill)
 
 
 def canned_errors(provider_id: int | None, rows: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -109,7 +97,7 @@ def schedule_errors(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 # -- campaigns --------------------------------------------------------------------------------
 CAMPAIGN_FIELDS = ("name", "service_level_target", "did", "provider_id", "strategy", "security_group_id",
-                   "out_of_hours_message", "sl_threshold_seconds", "abandon_threshold_seconds",
+                   "out_of_hours_message", "language", "sl_threshold_seconds", "abandon_threshold_seconds",
                    "chat_time_threshold_seconds", "acd_max_waiting", "max_interactions_per_agent", "enabled",
                    "auto_close_hours", "auto_close_message")
 

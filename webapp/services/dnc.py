@@ -22,8 +22,6 @@ from ..extensions import db
 from ..models import DoNotContact
 from . import phones
 
-# spool_ingest.load_dnc still reads the region here; it moves to phones.default_region with the dialer package.
-default_region = phones.default_region
 _E164_SHAPE = re.compile(r"\+[1-9][0-9]{5,14}")
 _DIGITS = re.compile(r"[0-9]+")
 

@@ -27,6 +27,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import after_commit
 from ..extensions import db
@@ -257,7 +258,7 @@ def _keep(download: MediaDownload, source: dict[str, Any], kind: str, limit: int
             raise Refused(download.size, limit)
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
         with spool:
-            size, digest = _copy(download, spool, limit)
+            size, digest = copy_limited(download, spool, limit)
             expected = (download.sha256 or source.get("sha256") or "").lower()
             if expected and re.fullmatch(r"[0-9a-f]{64}", expected) and expected != digest:
                 raise MediaError(f"checksum mismatch: the gateway said {expected}, the file is {digest}")
@@ -273,11 +274,11 @@ def _keep(download: MediaDownload, source: dict[str, Any], kind: str, limit: int
                 kept["content_type"] = content_type
             if kind in THUMB_KINDS:
                 spool.seek(0)
-                kept.update(_thumbnail(spool, store, key))
+                kept.update(thumbnail(spool, store, key))
     return kept
 
 
-def _copy(download: MediaDownload, out: IO[bytes], limit: int) -> tuple[int, str]:
+def copy_limited(download: MediaDownload, out: IO[bytes], limit: int) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     for chunk in download.chunks:
@@ -291,7 +292,7 @@ def _copy(download: MediaDownload, out: IO[bytes], limit: int) -> tuple[int, str
     return size, digest.hexdigest()
 
 
-def _thumbnail(source: IO[bytes], store: media_store.MediaStore, key: str) -> dict[str, Any]:
+def thumbnail(source: IO[bytes], store: media_store.MediaStore, key: str) -> dict[str, Any]:
     """A picture's size, and a JPEG (or WebP, when transparent) of it at most 320×320; none for a picture
     Pillow cannot read (the file itself is kept and downloadable)."""
     from PIL import Image, ImageOps
@@ -327,6 +328,21 @@ def recover(now: datetime | None = None, limit: int = 200) -> int:
     if ids:
         enqueue_fetch(*ids)
     return len(ids)
+
+
+def preload(messages: list[Message]) -> list[Message]:
+    """Load the attachments of the messages that have any, in one query for all of them (a list renders
+    without a query per media message; messages without media need none)."""
+    ids = [m.id for m in messages if m.media]
+    if ids:
+        found: dict[int, list[Attachment]] = {i: [] for i in ids}
+        for attachment in db.session.scalars(sa.select(Attachment).where(Attachment.message_id.in_(ids))
+                                             .order_by(Attachment.message_id, Attachment.position, Attachment.id)):
+            found[attachment.message_id].append(attachment)
+        for message in messages:
+            if message.media:
+                set_committed_value(message, "attachments", found.get(message.id, []))
+    return messages
 
 
 # -- serving ------------------------------------------------------------------------------------------------

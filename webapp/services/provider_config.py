@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import Campaign, Dialer, Provider, User
 from ..providers import TYPES
 from . import audit
-from .records import Invalid, Refused, apply_changes, in_use, name_taken
+from .records import Invalid, Refused, apply_changes, in_use, name_errors
 
 # Options the adapters read as JSON objects.
 JSON_OPTIONS = frozenset({"params", "port_numbers"})
@@ -81,9 +81,7 @@ def save_provider(provider: Provider | None, values: dict[str, Any], credentials
     the audit entry names the credential keys changed, never their values."""
     provider_type = values["type"]
     meta = TYPES[provider_type]
-    errors: dict[str, str] = {}
-    if name_taken(Provider, values["name"], provider.id if provider else None):
-        errors["name"] = _("“%(name)s” is already used; pick another.", name=values["name"].strip())
+    errors = name_errors(Provider, values["name"], provider.id if provider else None)
     if values["channel"] not in meta.channels:
         errors["channel"] = _("%(type)s sends only: %(channels)s.", type=meta.label,
                               channels=", ".join(meta.channels))

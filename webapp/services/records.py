@@ -7,6 +7,7 @@ adds to the session and records an audit entry; the caller commits.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,9 +38,32 @@ def name_taken(model: Any, name: str, exclude_id: int | None, column: str = "nam
     return db.session.scalar(query.limit(1)) is not None
 
 
-def check_unique(model: Any, name: str, exclude_id: int | None, field: str = "name") -> None:
+def name_errors(model: Any, name: str, exclude_id: int | None, field: str = "name") -> dict[str, str]:
+    """{field: why} when another record already has this name (case-insensitive), else {}."""
     if name_taken(model, name, exclude_id, field):
-        raise Invalid({field: _("“%(name)s” is already used; pick another.", name=name.strip())})
+        return {field: _("“%(name)s” is already used; pick another.", name=name.strip())}
+    return {}
+
+
+def check_unique(model: Any, name: str, exclude_id: int | None, field: str = "name") -> None:
+    errors = name_errors(model, name, exclude_id, field)
+    if errors:
+        raise Invalid(errors)
+
+
+def replace_rows(items: list[Any], rows: Sequence[Any], make: Callable[[], Any],
+                 fill: Callable[[Any, Any, int], None]) -> None:
+    """Make a child collection hold one item per row, in order: existing items are reused in place
+    (`fill(item, row, index)`), missing ones made, extra ones removed."""
+    existing = list(items)
+    for index, row in enumerate(rows):
+        item = existing[index] if index < len(existing) else None
+        if item is None:
+            item = make()
+            items.append(item)
+        fill(item, row, index)
+    for item in existing[len(rows):]:
+        items.remove(item)
 
 
 def apply_changes(obj: Any, values: dict[str, Any]) -> list[str]:

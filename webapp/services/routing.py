@@ -298,7 +298,7 @@ def hand_back(user: User, *, answered: bool, to: User | None = None) -> HandBack
     ones too. Each goes to `to` (a supervisor's choice, when that agent may take its campaign) or back
     to the queue in its place (queued at its arrival; answered ones are routed first: `_waiting`), with
     its messages, remembering who had it (`previous_agent_id`, on the monitor)."""
-    statuses = (InteractionStatus.ASSIGNED, InteractionStatus.ACTIVE) if answered else (InteractionStatus.ASSIGNED,)
+    statuses = InteractionStatus.WITH_AGENT if answered else (InteractionStatus.ASSIGNED,)
     interactions = db.session.scalars(
         sa.select(Interaction).where(Interaction.agent_id == user.id, Interaction.status.in_(statuses))
         .order_by(Interaction.created_at, Interaction.id)).all()

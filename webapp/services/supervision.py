@@ -29,7 +29,7 @@ from ..models import (
     Message,
     User,
 )
-from . import accounts, agents, audit, chat, stats
+from . import accounts, agents, audit, chat, media, stats
 from .agent_states import Cause
 from .routing import HandBack
 
@@ -139,7 +139,7 @@ def recent_messages(interaction: Interaction, limit: int = 200) -> list[Any]:
         sa.select(Message).where(Message.interaction_id == interaction.id)
         .options(joinedload(Message.sender))
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
-    return list(reversed(rows))
+    return media.preload(list(reversed(rows)))
 
 
 def ensure_screen_allowed(agent: User) -> None:

@@ -50,14 +50,16 @@ from .messages import (
     send_agent_message,
     send_bot_message,
     send_supervisor_message,
+    send_template,
     sender_names,
     whatsapp_window_open,
+    window_closes_at,
 )
 
 __all__ = [
     "AUTO_CLOSED", "MESSAGE_REF_OFFSET", "InteractionError", "add_do_not_contact", "apply_status",
     "close", "close_long_waiting", "earlier_interactions", "normalise_number", "open_for_agent", "receive_inbound",
-    "send_agent_message", "send_bot_message", "send_supervisor_message", "sender_names", "start_outbound",
-    "take_offer", "transfer_to_agent",
-    "transfer_to_campaign", "whatsapp_window_open",
+    "send_agent_message", "send_bot_message", "send_supervisor_message", "send_template", "sender_names",
+    "start_outbound", "take_offer", "transfer_to_agent",
+    "transfer_to_campaign", "whatsapp_window_open", "window_closes_at",
 ]

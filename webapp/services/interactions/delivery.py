@@ -13,11 +13,22 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from ...after_commit import enqueue_after_commit
 from ...extensions import db
+from ...i18n import center_locale
 from ...live.events import publish
-from ...models import Campaign, Message, Provider
+from ...models import Campaign, Interaction, Message, Provider, SenderKind, WhatsAppTemplate
 from ...providers import get_adapter
-from ...providers.base import STATUS_ORDER, OutboundMessage, Outcome, ProviderConfig, SendResult, StatusUpdate
+from ...providers.base import (
+    STATUS_ORDER,
+    OutboundMedia,
+    OutboundMessage,
+    Outcome,
+    ProviderConfig,
+    SendResult,
+    StatusUpdate,
+)
+from .. import outbound_media
 from .. import time as clock
 from ..dialer import delivery as spool_delivery
 from ..pacing import Pacer, provider_key
@@ -57,10 +68,46 @@ def _status_callback(provider: Provider) -> str | None:
     return f"{base.rstrip('/')}/webhooks/{provider.id}/status"
 
 
-def _template(provider: Provider, ref: str | None) -> dict[str, Any] | None:
-    if not ref:
+def _template(provider: Provider, message: Message) -> dict[str, Any] | None:
+    """A template send for the gateway: Twilio's ContentSid + ContentVariables, Meta's name and language
+    (as the composer chose it, else the catalog's, else the centre's) with the variables."""
+    if not message.template_ref:
         return None
-    return {"content_sid": ref} if provider.type == "twilio" else {"name": ref, "language": "es"}
+    params = dict(message.template_params or {})
+    variables = dict(params.get("variables") or {})
+    header_variables = dict(params.get("header_variables") or {})
+    if provider.type == "twilio":  # ContentVariables name every variable, the header's too
+        variables = {**header_variables, **variables}
+        return {"content_sid": message.template_ref, **({"variables": variables} if variables else {})}
+    language = params.get("language") or db.session.scalar(
+        sa.select(WhatsAppTemplate.language).where(WhatsAppTemplate.provider_id == provider.id,
+                                                   WhatsAppTemplate.name == message.template_ref,
+                                                   WhatsAppTemplate.status != "deleted")
+        .order_by(WhatsAppTemplate.id).limit(1)) or center_locale()
+    found: dict[str, Any] = {"name": message.template_ref, "language": language}
+    if variables:
+        found["variables"] = variables
+    if header_variables:
+        found["header_variables"] = header_variables
+    return found
+
+
+def _content(provider: Provider, message: Message) -> tuple[str, tuple[OutboundMedia, ...]]:
+    """The text and files to send: on WhatsApp the files themselves; on SMS signed links in the text.
+    Raises outbound_media.NoPublicURL when the gateway would need a link nobody outside can open."""
+    attachments = [a for a in message.attachments if a.storage_key] if message.media else []
+    if not attachments:
+        return message.body, ()
+    if provider.channel != "whatsapp":
+        return outbound_media.sms_text(message.body, attachments), ()
+    links = provider.type == "twilio"  # Twilio fetches MediaUrl; Meta and the sandbox take the bytes
+    return message.body, tuple(outbound_media.outbound(a, links=links) for a in attachments)
+
+
+def _fail(message: Message, error: str) -> None:
+    message.status = "failed"
+    message.error = error[:500]
+    publish(f"interaction:{message.interaction_id}", "message.status", message_id=message.id)
 
 
 def prepare(message_id: int) -> Send | None:
@@ -70,14 +117,17 @@ def prepare(message_id: int) -> Send | None:
     interaction = message.interaction
     provider = db.session.get(Provider, message.provider_id) if message.provider_id else None
     if provider is None or not provider.enabled:
-        message.status = "failed"
-        message.error = "provider disabled or missing"
-        publish(f"interaction:{interaction.id}", "message.status", message_id=message.id)
+        _fail(message, "provider disabled or missing")
+        return None
+    try:
+        body, files = _content(provider, message)
+    except outbound_media.NoPublicURL as exc:
+        _fail(message, str(exc))
         return None
     if provider.max_per_second and provider.max_per_second > 0:
         Pacer(current_app.extensions["conversa_redis"]).wait(provider_key(provider.id), 1.0 / provider.max_per_second)
     outbound = OutboundMessage(ref=MESSAGE_REF_OFFSET + message.id, to=interaction.customer_number,
-                               body=message.body, template=_template(provider, message.template_ref),
+                               body=body, template=_template(provider, message), media=files,
                                status_callback_url=_status_callback(provider))
     return Send(provider.to_config(), outbound)
 
@@ -108,6 +158,38 @@ def record_send(message_id: int, result: SendResult) -> Message:
             add_do_not_contact(interaction.customer_number, interaction.campaign_id, "provider")
     publish(f"interaction:{interaction.id}", "message.status", message_id=message.id)
     return message
+
+
+# -- read receipts the other way (W5): the agent has read the customer's messages --------------------
+READ_JOB = "workers.whatsapp.mark_read"
+
+
+def mark_read_after_commit(interaction: Interaction) -> None:
+    """The agent opened a WhatsApp conversation: once committed, its provider is told the customer's
+    messages were read (Meta's blue ticks)."""
+    if interaction.channel == "whatsapp":
+        enqueue_after_commit(READ_JOB, interaction.id)
+
+
+def unread_by_gateway(interaction_id: int) -> tuple[ProviderConfig, Message] | None:
+    """The newest customer message the gateway has not been told was read (marking it marks the ones
+    before it too), with its provider's config."""
+    message = db.session.scalar(sa.select(Message).where(
+        Message.interaction_id == interaction_id, Message.sender_kind == SenderKind.CUSTOMER,
+        Message.status == "received", Message.provider_message_id.is_not(None))
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+    provider = db.session.get(Provider, message.provider_id) if message and message.provider_id else None
+    if message is None or provider is None or not provider.enabled:
+        return None
+    return provider.to_config(), message
+
+
+def record_read(interaction_id: int, upto: Message) -> int:
+    """The gateway knows: that message and every earlier customer message of the conversation are read."""
+    return db.session.execute(sa.update(Message).where(
+        Message.interaction_id == interaction_id, Message.sender_kind == SenderKind.CUSTOMER,
+        Message.status == "received", Message.id <= upto.id).values(status="read")
+        .execution_options(synchronize_session=False)).rowcount
 
 
 # -- receipts ------------------------------------------------------------------------------------

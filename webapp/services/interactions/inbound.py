@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 OPT_OUT_DISPOSITION = "opt-out"
 
 
+def _answered(provider: Provider, reply_to: str | None) -> int | None:
+    """Issue 13.8: our message a tapped button or list row (or a quoted reply) answers, when we have it."""
+    if not reply_to:
+        return None
+    return db.session.scalar(sa.select(Message.id).where(Message.provider_id == provider.id,
+                                                         Message.provider_message_id == reply_to))
+
+
 def receive_inbound(provider: Provider, inbound: InboundMessage) -> Message | None:
     """Store one customer message (once, however often the gateway delivers it) and move its
     conversation on: open or continue, opt-out, out-of-hours reply, then routing after commit."""
@@ -72,7 +80,8 @@ def receive_inbound(provider: Provider, inbound: InboundMessage) -> Message | No
                 interaction.customer_name = inbound.profile_name
             message = Message(interaction=interaction, sender_kind=SenderKind.CUSTOMER, body=inbound.body or "",
                               media=list(inbound.media) or None, provider_id=provider.id,
-                              provider_message_id=inbound.provider_message_id, status="received", created_at=now)
+                              provider_message_id=inbound.provider_message_id, status="received", created_at=now,
+                              reply_to_id=_answered(provider, inbound.reply_to))
             db.session.add(message)
             interaction.last_message_at = now
             interaction.last_customer_message_at = now

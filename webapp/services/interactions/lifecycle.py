@@ -15,6 +15,7 @@ from ...models.campaigns import DEFAULT_AUTO_CLOSE
 from .. import presence, routing
 from .. import time as clock
 from .customers import lock_customer, normalise_number, on_do_not_contact, open_interaction
+from .delivery import mark_read_after_commit
 from .errors import InteractionError
 from .messages import announce, send_agent_message, send_bot_message, whatsapp_window_open
 
@@ -24,6 +25,7 @@ def open_for_agent(interaction: Interaction, agent: User) -> None:
     if interaction.agent_id == agent.id and interaction.unread:
         interaction.unread = 0
         publish(f"user:{agent.id}", "interaction.updated", interaction_id=interaction.id)
+        mark_read_after_commit(interaction)
 
 
 def _leaves(interaction: Interaction, agent: User) -> None:
