@@ -48,7 +48,11 @@
     document.querySelectorAll("[data-since]").forEach(function (el) {
       var since = parseFloat(el.dataset.since); if (!isNaN(since)) { el.textContent = fmt(now - since); }
     });
-    // A waiting customer past the abandon threshold is highlighted (and stays in the queue).
+    // A waiting customer past the service-level, then the abandon threshold is highlighted (and stays
+    // in the queue).
+    document.querySelectorAll("[data-late-at]:not(.late)").forEach(function (el) {
+      if (now >= parseFloat(el.dataset.lateAt)) { el.classList.add("late"); }
+    });
     document.querySelectorAll("[data-abandoned-at]:not(.abandoned)").forEach(function (el) {
       if (now >= parseFloat(el.dataset.abandonedAt)) { el.classList.add("abandoned"); }
     });
