@@ -14,6 +14,7 @@ from flask import current_app, has_app_context, has_request_context
 from flask_babel import force_locale, gettext, ngettext
 
 from ...extensions import db
+from ...i18n import translating
 
 CHUNK = 5000  # rows per INSERT (executemany) while the file streams past
 MAX_FILENAME = 64
@@ -31,10 +32,8 @@ def _(message: str, **values: Any) -> str:
 
 
 def n_(singular: str, plural: str, num: int, **values: Any) -> str:
-    """ngettext, as `_` is gettext: outside a request, the app's default language."""
-    if has_request_context() or not has_app_context():
-        return ngettext(singular, plural, num, **values)
-    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
+    """ngettext that also works outside a request (`i18n.translating`: the centre's language there)."""
+    with translating():
         return ngettext(singular, plural, num, **values)
 
 
