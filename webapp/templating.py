@@ -26,7 +26,14 @@ from .services.transcripts import status_label
 
 
 def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    """A fragment is wanted: htmx asked, and not for a boosted link or a back-button restore (both swap the
+    answer in as the whole page)."""
+    headers = request.headers
+    return (headers.get("HX-Request") == "true" and headers.get("HX-Boosted") != "true"
+            and headers.get("HX-History-Restore-Request") != "true")
+
+
+VARY = "HX-Request, HX-History-Restore-Request"
 
 
 def render_page(page: str, fragment: str, status: int = 200,
@@ -37,7 +44,7 @@ def render_page(page: str, fragment: str, status: int = 200,
     if not htmx and page_context is not None:
         context.update(page_context())
     response = make_response(render_template(fragment if htmx else page, **context), status)
-    response.headers["Vary"] = "HX-Request"
+    response.headers["Vary"] = VARY
     return response
 
 
@@ -63,7 +70,7 @@ def respond(fragment: str, redirect_to: str, *, flashed: str | None = None, cate
         response.headers["HX-Push-Url"] = push
     if trigger:
         response.headers["HX-Trigger"] = trigger
-    response.headers["Vary"] = "HX-Request"
+    response.headers["Vary"] = VARY
     return response
 
 
