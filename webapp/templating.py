@@ -22,6 +22,7 @@ from .providers.gsm import MAX_MESSAGE_LENGTH
 from .services import time as clock
 from .services.interactions.messages import whatsapp_window_open
 from .services.media import human_size, kind_label
+from .services.transcripts import status_label
 
 
 def is_htmx() -> bool:
@@ -192,6 +193,7 @@ def init_app(app: Flask) -> None:
                                  oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
                                  item_labels=item_labels, attachment_kind=kind_label,
                                  max_message_length=MAX_MESSAGE_LENGTH, inline_css=inline_css, data_uri=data_uri,
-                                 deferred_script=deferred_script, whatsapp_window_open=whatsapp_window_open)
+                                 deferred_script=deferred_script, whatsapp_window_open=whatsapp_window_open,
+                                 status_label=status_label)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
