@@ -110,7 +110,7 @@ def test_a_page_back_after_the_timeout_reconnects_the_agent(world: dict[str, Any
     assert state(db, world["ana"]) == "disconnected"
     page = client.get("/inbox").get_data(as_text=True)  # the session lasts: the page comes back
     assert state(db, world["ana"]) == "free"
-    assert "Tu página estuvo cerrada demasiado tiempo: quedaste desconectado." in page
+    assert "Su página estuvo cerrada demasiado tiempo: quedó desconectado." in page
 
 
 def test_a_signed_out_agent_is_not_brought_back_by_another_browser(world: dict[str, Any], db: Any,

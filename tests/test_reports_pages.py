@@ -7,7 +7,8 @@ import zipfile
 from datetime import timedelta
 
 import pytest
-from conftest import login
+
+from tests.helpers import login
 
 
 @pytest.fixture

@@ -292,6 +292,25 @@ def test_break_requeues_what_was_not_answered_and_logout_everything(make: Any, d
         assert route(db) == [(ids[0], second.id), (ids[1], second.id)]
 
 
+def test_answered_conversations_handed_back_are_routed_before_the_rest(make: Any, db: Any) -> None:
+    """Issue 12.1: a customer already talking with an agent who left goes first, even arriving later."""
+    campaign, (first, second) = setup(make, "linear_interaction", n_agents=2)
+    waiting_id, = arrive(db, campaign, 1)  # arrived first, never answered
+    talking = Interaction(campaign_id=campaign.id, customer_number="+59899111000", status="active", agent_id=first.id,
+                          created_at=T0 + timedelta(seconds=30), queued_at=T0 + timedelta(seconds=30),
+                          first_reply_at=T0 + timedelta(seconds=40))
+    db.session.add(talking)
+    second.state = "busy_break"
+    db.session.commit()
+    moved = agents.on_logout(first)
+    db.session.commit()
+    assert [i for i, _ in moved.queued] == [talking.id]
+    second.state = "free"
+    db.session.commit()
+    assert route(db) == [(talking.id, second.id)]  # one at a time (interaction mode): the answered one
+    assert db.session.get(Interaction, waiting_id).status == InteractionStatus.WAITING
+
+
 def test_disabled_campaigns_are_not_routed(make: Any, db: Any) -> None:
     campaign, _ = setup(make, "linear_nopause", n_agents=1)
     campaign.enabled = False

@@ -234,7 +234,7 @@ def test_logout_ends_the_session_and_hands_back_every_conversation(app, world, d
     page = agent_client.get("/inbox").get_data(as_text=True)
     notice = page[page.index('id="handback-notice"'):]
     notice = notice[:notice.index("</div>")]
-    assert "Un supervisor te deslogueó." in notice
+    assert "Un supervisor cerró su sesión." in notice
     assert "2 conversaciones volvieron a la cola: +59899111222, +59899333444" in notice
     monitor = sup_client.get("/monitor/waiting").get_data(as_text=True)
     assert monitor.count("estaba con Ana Agente") == 2

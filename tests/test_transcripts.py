@@ -173,3 +173,19 @@ def test_export_reads_in_batches(data, db, app):
     got = [line.split(",")[0] for line in lines[1:]]
     assert len(got) == 7 and len(set(got)) == 7
     assert got == sorted(got, key=int, reverse=True)
+
+
+def test_a_start_after_the_end_says_so_beside_the_field_and_keeps_the_filters(data, client):
+    """Issue 12.8: a start date after the end date searched quietly and found nothing."""
+    login(client, "sup")
+    query = f"/transcripts?start=2025-03-12&end=2025-03-10&origin=%2B59899&campaigns={data['ventas'].id}"
+    page = client.get(query).get_data(as_text=True)
+    error = "La fecha de inicio es posterior a la fecha de fin: cambie una de las dos."
+    assert f'id="start-error" role="alert">{error}</small>' in page
+    assert 'value="2025-03-12"' in page and 'value="2025-03-10"' in page and 'value="+59899"' in page
+    assert "No se buscó nada" in page and f'id="transcript-{data["v1"].id}"' not in page
+    fragment = client.get(query, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert f'data-fill="start-error">{error}</div>' in fragment and "No se buscó nada" in fragment
+    fixed = client.get("/transcripts?start=2025-03-10&end=2025-03-12", headers={"HX-Request": "true"})
+    assert '<div data-fill="start-error"></div>' in fixed.get_data(as_text=True)  # the old error goes
+    assert f'id="transcript-{data["v1"].id}"' in fixed.get_data(as_text=True)

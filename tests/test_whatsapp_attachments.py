@@ -33,7 +33,8 @@ def sent_messages(db: Any, iid: int) -> list[Message]:
 
 
 def test_meta_gets_the_picture_uploaded_and_a_message_naming_it_with_the_caption(
-        app: Any, db: Any, make: Any, fake_whatsapp: Any) -> None:
+        app: Any, db: Any, make: Any, fake_whatsapp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", None)  # Meta takes the bytes: no link needed
     c = center(make, db, "meta", fake_whatsapp)
     photo = samples.jpeg()
     client = agent_client(app)
@@ -189,3 +190,14 @@ def test_another_agent_cannot_send_into_the_conversation(app: Any, db: Any, make
                          content_type="multipart/form-data")
     assert answer.status_code in (400, 404)
     assert db.session.scalar(sa.select(sa.func.count(Attachment.id))) == 0
+
+
+def test_without_a_public_url_a_twilio_file_send_fails_saying_why(
+        app: Any, db: Any, make: Any, fake_twilio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", None)
+    c = center(make, db, "twilio", fake_twilio)
+    assert send(agent_client(app), c.iid, "foto", (samples.jpeg(), "a.jpg", "image/jpeg")).status_code == 200
+    run_jobs(app)
+    (message,) = sent_messages(db, c.iid)
+    assert message.status == "failed" and "PUBLIC_BASE_URL is not set" in message.error
+    assert fake_twilio.sent() == []

@@ -229,3 +229,28 @@ def test_earlier_conversations_show_their_attachments(app: Any, db: Any, make: A
     attachment = db.session.scalar(sa.select(Attachment).where(Attachment.message_id == message.id))
     history = agent_client(app).get(f"/inbox/{c.iid}/history").get_data(as_text=True)
     assert "el comprobante" in history and f'id="attachment-{attachment.id}"' in history
+
+
+def test_the_sandbox_whatsapp_customer_reads_what_was_delivered(app: Any, db: Any, make: Any) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from webapp.services import demo
+
+    provider = make.provider("sandbox", channel="whatsapp")
+    campaign = make.campaign(make.group(), provider)
+    interaction = Interaction(campaign_id=campaign.id, customer_number=CUSTOMER, channel="whatsapp", status="active")
+    db.session.add(interaction)
+    db.session.flush()
+    message = Message(interaction_id=interaction.id, sender_kind="agent", body="hola", provider_id=provider.id,
+                      provider_message_id="sbx-1", status="sent")
+    db.session.add(message)
+    db.session.commit()
+    assert demo.handset_received(message.id)
+    db.session.commit()
+    scheduled = ScheduledJobRegistry(queue=app.extensions["conversa_queue"])
+    assert [j.func_name for j in (app.extensions["conversa_queue"].fetch_job(i) for i in scheduled.get_job_ids())] \
+        == ["workers.inbound.sandbox_read"]
+    assert demo.handset_read(message.id)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).status == "read"

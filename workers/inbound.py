@@ -108,6 +108,14 @@ def sandbox_delivered(message_id: int) -> bool:
 
 
 @with_app
+def sandbox_read(message_id: int) -> bool:
+    """The simulated WhatsApp customer opened it (read receipt)."""
+    moved = demo.handset_read(message_id)
+    db.session.commit()
+    return moved
+
+
+@with_app
 def sandbox_reply(interaction_id: int, body: str) -> bool:
     """A simulated customer answers an agent (or stays silent, as real ones do)."""
     stored = demo.customer_answers(interaction_id, body, _rng)

@@ -9,7 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import browser_login, htmx_errors, settled
+
+from tests.helpers import browser_login, htmx_errors, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = os.environ.get("CONVERSA_SCREENSHOTS")

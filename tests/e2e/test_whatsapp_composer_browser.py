@@ -1,7 +1,8 @@
 """W1 (sent), W1, W3 in a real Chromium: the agent attaches a photo with a caption and sends it; in a conversation
 whose 24-hour window has closed the composer offers only templates, the agent fills the variables, sees the
 preview and sends; the WhatsApp Cloud fake receives the upload, the image message and the template with
-its variables; its status webhooks move each bubble sent → delivered → read without a reload."""
+its variables; its status webhooks move each bubble sent → delivered → read without a reload; when the
+customer answers, the window opens again and the text box comes back."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.fakes.whatsapp_cloud import status_payload
+from tests.fakes.whatsapp_cloud import message_payload, status_payload
 from tests.helpers import browser_login, htmx_errors, run_jobs, samples, wait_until
 from tests.helpers.whatsapp import CUSTOMER, center
 
@@ -100,5 +101,12 @@ def test_an_agent_sends_a_photo_and_a_template_and_sees_them_read(
     for status in ("delivered", "read"):
         receipt(sent_template, status, "59899111222")
         work_until(app, lambda s=status: tick.get_attribute("data-status") == s, f"the bubble {status}")
+
+    # The customer answers: the window opens again, the header says until when, the text box is back.
+    assert fake_whatsapp.post_webhook(webhook, message_payload("59899111222", {
+        "type": "text", "text": {"body": "Gracias, ya pagué"}})) == 200
+    work_until(app, lambda: page.locator(f"#composer-body-{closed.id}").count() == 1, "the composer's text box")
+    expect(page.locator(f"#window-{closed.id}")).to_contain_text("Ventana abierta hasta las")
+    expect(page.locator(f"#messages-{closed.id}")).to_contain_text("Gracias, ya pagué")
     assert page.evaluate("window.__noReload") is True
     assert logged == []

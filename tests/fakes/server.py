@@ -232,6 +232,8 @@ class FakeServer:
             self.timeout_seconds = float(data["timeout_seconds"])
         if "retry_after" in data:
             self.retry_after = str(data["retry_after"])
+        if "latency" in data:  # seconds every API answer takes from now on
+            self.latency = float(data["latency"])
         if data.get("n"):
             self.fail_next(int(data["n"]), str(mode), data.get("path"))
         else:

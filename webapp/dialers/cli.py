@@ -21,6 +21,7 @@ from flask_babel import force_locale, ngettext
 
 from ..extensions import db
 from ..models import Dialer
+from ..services import phones
 from ..services.ingest.bulk import load_bulk
 from ..services.ingest.do_not_contact import load_dnc
 from ..services.ingest.files import FileRejected
@@ -81,7 +82,7 @@ def _run(load: Any, path: str, progress: bool = False, **kwargs: Any) -> None:
 @click.option("--region", default=None, help="Region for numbers without country code (DEFAULT_REGION).")
 def import_command(path: str, dialer_name: str | None, region: str | None) -> None:
     """Load a bulk-message file (campaign;destination;message;priority;) into the spool."""
-    _run(load_bulk, path, progress=True, region=region or current_app.config.get("DEFAULT_REGION", "UY"),
+    _run(load_bulk, path, progress=True, region=region or phones.default_region(),
          only_dialer_id=_dialer_id(dialer_name))
 
 

@@ -10,10 +10,8 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from ..providers.gsm import MAX_MESSAGE_LENGTH
 from ..services.ingest.files import FileRejected, check_filename
-
-# Long enough for a multipart SMS or a WhatsApp text; the provider splits, the counter shows how.
-MAX_SINGLE_TEXT = 1600
 
 
 class ActionForm(FlaskForm):
@@ -23,7 +21,7 @@ class ActionForm(FlaskForm):
 class SingleMessageForm(FlaskForm):
     phone = StringField(_l("Phone"), validators=[DataRequired(), Length(max=32)],
                         render_kw={"inputmode": "tel", "autocomplete": "off"})
-    text = TextAreaField(_l("Text"), validators=[DataRequired(), Length(max=MAX_SINGLE_TEXT)],
+    text = TextAreaField(_l("Text"), validators=[DataRequired(), Length(max=MAX_MESSAGE_LENGTH)],
                          render_kw={"data-segments": "", "rows": 4})
 
 

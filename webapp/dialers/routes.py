@@ -9,17 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..extensions import db
 from ..models import Dialer
 from ..security import get_dialer_or_404, get_spool_message_or_404, supervisor_required
-from ..services import bulk_loads
+from ..services import bulk_loads, phones
 from ..services.dialer import actions
 from ..services.dialer.actions import awaiting_review
-from ..services.dnc import default_region
 from ..services.ingest.do_not_contact import load_dnc
 from ..services.ingest.files import FileRejected
 from ..templating import render_page, respond
@@ -125,7 +124,8 @@ def cancel(dialer_id: int) -> Any:
     """Delete: cancels every message not yet processed, errored and blocked ones included."""
     dialer = checked_action(dialer_id)
     cancelled = actions.cancel_pending(dialer, user_id=current_user.id)
-    return done(dialer, _("%(count)s messages not yet processed were cancelled.", count=cancelled))
+    return done(dialer, ngettext("%(num)s message not yet processed was cancelled.",
+                                 "%(num)s messages not yet processed were cancelled.", cancelled))
 
 
 @bp.post("/dialers/<int:dialer_id>/review/<int:message_id>")
@@ -196,7 +196,7 @@ def bulk_preview(dialer_id: int) -> Any:
     if upload is None:
         return back(dialer)
     try:
-        token, filename, preview = staging.preview(upload.stream, upload.filename, dialer.id, default_region())
+        token, filename, preview = staging.preview(upload.stream, upload.filename, dialer.id, phones.default_region())
     except FileRejected as exc:
         return refused(dialer, rejected_message(exc))
     return render_template("dialers/bulk_preview.html", dialer=dialer, preview=preview, token=token,

@@ -21,14 +21,19 @@ def conversation_context(interaction: Interaction, send_form: SendForm | None = 
     `send_form` is a rejected reply shown again; without one the composer starts empty (no form built)."""
     items, names = queries.messages_with_names(interaction.id)
     mine = interaction.agent_id == current_user.id
-    window_open = interaction.channel != "whatsapp" or conversations.whatsapp_window_open(interaction)
+    window = window_context(interaction)
     canned = queries.canned_responses(interaction.campaign_id)
-    offered = template_sends.offered(interaction) if mine and not window_open and interaction.is_open else []
-    return dict(interaction=interaction, messages=items, names=names, mine=mine, window_open=window_open,
-                window_closes=conversations.window_closes_at(interaction), canned=canned,
+    offered = template_sends.offered(interaction) if mine and not window["window_open"] and interaction.is_open else []
+    return dict(messages=items, names=names, mine=mine, **window, canned=canned,
                 templates=[c for c in canned if c.template_ref], offered=offered, send_form=send_form,
                 close_form=CloseForm(formdata=None), campaign=interaction.campaign,
                 link_days=round(outbound_media.sms_seconds() / 86400))
+
+
+def window_context(interaction: Interaction) -> dict[str, Any]:
+    """WhatsApp's 24-hour window: whether free text may go, and until (or since) when."""
+    return dict(interaction=interaction, window_closes=conversations.window_closes_at(interaction),
+                window_open=interaction.channel != "whatsapp" or conversations.whatsapp_window_open(interaction))
 
 
 def templates_context(interaction: Interaction) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from .context import (
     template_context,
     templates_context,
     transfer_context,
+    window_context,
     workspace_context,
 )
 from .forms import (
@@ -159,6 +160,14 @@ def send(interaction_id: int) -> Any:
     # The first reply also turns "New" into "Active" in the header.
     return respond("inbox/_sent.html", page_url(interaction), m=message, names=conversations.sender_names([message]),
                    interaction=interaction, status_oob=interaction.status != status_before)
+
+
+@bp.get("/inbox/<int:interaction_id>/window")
+@agent_required
+def window(interaction_id: int) -> Any:
+    """The header's window state, asked again by the page when the customer writes."""
+    interaction = get_interaction_or_404(interaction_id)
+    return render_template("inbox/_window.html", **window_context(interaction))
 
 
 # -- templates in the composer (W3) ----------------------------------------------------------------

@@ -74,7 +74,19 @@ def handset_received(message_id: int) -> bool:
     if message is None or not message.provider_message_id or message.provider_id is None:
         return False
     provider = db.session.get(Provider, message.provider_id)
-    return apply_status(provider, StatusUpdate("delivered", message.provider_message_id))
+    moved = apply_status(provider, StatusUpdate("delivered", message.provider_message_id))
+    if moved and provider.channel == "whatsapp":  # and the customer opens it a little later: blue ticks
+        enqueue_after_commit("workers.inbound.sandbox_read", message.id, delay=SANDBOX_DELIVERY_DELAY * 2)
+    return moved
+
+
+def handset_read(message_id: int) -> bool:
+    """The simulated WhatsApp customer read the message: its read receipt."""
+    message = db.session.get(Message, message_id)
+    if message is None or not message.provider_message_id or message.provider_id is None:
+        return False
+    return apply_status(db.session.get(Provider, message.provider_id),
+                        StatusUpdate("read", message.provider_message_id))
 
 
 def customer_answers(interaction_id: int, body: str, rng: random.Random) -> bool:

@@ -22,8 +22,6 @@ from ..extensions import db
 from ..models import DoNotContact
 from . import phones
 
-# ingest/do_not_contact.py and dialers/routes.py still read the region here, until they call phones.default_region.
-default_region = phones.default_region
 _E164_SHAPE = re.compile(r"\+[1-9][0-9]{5,14}")
 _DIGITS = re.compile(r"[0-9]+")
 

@@ -139,10 +139,16 @@ def _signature(attachment_id: int, expires: int) -> str:
     return hmac.new(key, f"media-link:{attachment_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
+class NoPublicURL(Exception):
+    """A gateway or a customer would have to open a link, and PUBLIC_BASE_URL says nowhere they could."""
+
+
 def link_url(attachment: Attachment, seconds: float) -> str:
     """An absolute URL that serves this one file, without signing in, for `seconds`."""
     expires = int(time.time() + seconds)
-    base = (current_app.config.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
+    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    if not base:
+        raise NoPublicURL("PUBLIC_BASE_URL is not set: the file's link would open nowhere outside this server")
     name = media.safe_filename(attachment.filename, attachment.kind, attachment.content_type, attachment.id)
     return base + LINK_PATH.format(id=attachment.id, expires=expires, signature=_signature(attachment.id, expires),
                                    name=quote(name, safe=""))
@@ -163,12 +169,12 @@ def sms_seconds() -> float:
     return float(current_app.config.get("MEDIA_LINK_SECONDS", 7 * 24 * 3600))
 
 
-def outbound(attachment: Attachment) -> OutboundMedia:
-    """What the adapter needs of an attachment: a link (Twilio) or the bytes to upload (Meta)."""
+def outbound(attachment: Attachment, *, links: bool) -> OutboundMedia:
+    """What the adapter needs of an attachment: a link (`links`: Twilio fetches it) or the bytes (Meta)."""
     store = media_store.current()
     key = attachment.storage_key or ""
     return OutboundMedia(kind=attachment.kind, content_type=attachment.content_type, filename=attachment.filename,
-                         size=attachment.size, url=link_url(attachment, fetch_seconds()),
+                         size=attachment.size, url=link_url(attachment, fetch_seconds()) if links else "",
                          read=lambda: store.read(key).read_all(), header=bool((attachment.details or {}).get("header")))
 
 

@@ -1,10 +1,12 @@
 """Issue 15: campaign, agent and dialer reports, read from the rollups (services/report_rollups.py).
 
 A report covers whole days of the centre (CENTER_TIMEZONE), `first` to `last` included, grouped by
-hour, day, week (from Monday) or month of the centre's calendar. Each 15-minute bucket falls in the
-period that holds its start in centre time, so a day that crosses midnight in UTC, or a day of 23 or 25
-hours at a DST change, is counted as the centre lives it; the hour repeated when clocks go back shows
-twice. The callers pass only ids the user may see (security.visible_*).
+hour, day, week (from Monday) or month of the centre's calendar (services/report_periods.py). Each
+15-minute bucket falls in the period that holds its start in centre time, so a day that crosses midnight
+in UTC, or a day of 23 or 25 hours at a DST change, is counted as the centre lives it; the hour repeated
+when clocks go back shows twice. The database sums the buckets per period (`_by_period`): a month's
+report reads a few dozen rows whatever the traffic. The callers pass only ids the user may see
+(security.visible_*).
 
 `DEFINITIONS` is every figure's one-line definition, shown next to it (Spanish and English catalogs).
 """
@@ -13,16 +15,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask_babel import format_date, format_datetime
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.dialects import postgresql
 
 from ..extensions import db
 from ..models import (
     AgentBucket,
+    AgentDispositionBucket,
     AgentStateBucket,
     BreakType,
     Campaign,
@@ -34,11 +36,23 @@ from ..models import (
     Provider,
     User,
 )
-from . import time as clock
+from .report_periods import (
+    MAX_DAYS,
+    PERIODS,
+    Period,
+    ReportError,
+    Span,
+    make_span,
+    period_edges,
+    period_table,
+)
 from .report_rollups import WAIT_EDGES
 
-PERIODS = ("hour", "day", "week", "month")
-MAX_DAYS = 400
+__all__ = ["MAX_DAYS", "PERIODS", "Period", "ReportError", "Span", "make_span"]
+
+BUCKET_SUMS = ("offered", "answered", "answered_in_sl", "abandoned", "wait_count", "wait_sum", "first_response_sum",
+               "handle_count", "handle_sum", "transferred", "out_of_hours", "long_chats",
+               *(f"wait_h{k}" for k in range(len(WAIT_EDGES) + 1)))
 
 DEFINITIONS: dict[str, Any] = {
     "offered": _l("Customer conversations that arrived in the period."),
@@ -76,68 +90,6 @@ DEFINITIONS: dict[str, Any] = {
 }
 
 
-class ReportError(ValueError):
-    """A range or grouping that cannot be shown; the message says which."""
-
-
-@dataclass(frozen=True)
-class Span:
-    """Days `first`..`last` of the centre, grouped by `period`."""
-
-    first: date
-    last: date
-    period: str = "day"
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        """[start, end) in naive UTC: the centre's midnight of `first` to the one after `last`."""
-        return clock.center_midnight(self.first), clock.center_midnight(self.last + timedelta(days=1))
-
-
-def make_span(first: date, last: date, period: str) -> Span:
-    if period not in PERIODS:
-        raise ReportError(_l("Group by hour, day, week or month."))
-    if last < first:
-        raise ReportError(_l("The end date is before the start date."))
-    if (last - first).days >= MAX_DAYS:
-        raise ReportError(_l("Choose at most %(days)d days.", days=MAX_DAYS))
-    return Span(first, last, period)
-
-
-@dataclass(frozen=True, order=True)
-class Period:
-    """A row's period: its local start and UTC offset (two rows for the hour repeated at a DST change)."""
-
-    start: datetime
-    offset: int = 0
-    kind: str = "day"
-    repeated: bool = False
-
-    @property
-    def label(self) -> str:
-        if self.kind == "hour":
-            text = format_datetime(self.start, "dd/MM HH:mm", rebase=False)
-            return f"{text} ({_l('repeated')})" if self.repeated else text
-        if self.kind == "month":
-            return format_date(self.start, "MMMM yyyy")
-        if self.kind == "week":
-            return f"{_l('Week of')} {format_date(self.start, 'dd/MM/yyyy')}"
-        return format_date(self.start, "EEE dd/MM/yyyy")
-
-
-def period_of(bucket: datetime, kind: str) -> Period:
-    local = bucket.replace(tzinfo=UTC).astimezone(clock.center_zone())
-    naive = local.replace(tzinfo=None)
-    if kind == "hour":
-        return Period(naive.replace(minute=0, second=0, microsecond=0),
-                      int(local.utcoffset().total_seconds()), kind, bool(local.fold))
-    day = naive.replace(hour=0, minute=0, second=0, microsecond=0)
-    if kind == "week":
-        day -= timedelta(days=day.weekday())
-    elif kind == "month":
-        day = day.replace(day=1)
-    return Period(day, 0, kind)
-
-
 # -- campaigns ------------------------------------------------------------------------------------------
 @dataclass
 class CampaignFigures:
@@ -163,10 +115,9 @@ class CampaignFigures:
 
     def add(self, row: Any) -> None:
         for name in self.SUMS:
-            setattr(self, name, getattr(self, name) + getattr(row, name))
-        self.wait_max = max(self.wait_max, row.wait_max)
-        for k in range(len(self.waits)):
-            self.waits[k] += getattr(row, f"wait_h{k}")
+            setattr(self, name, getattr(self, name) + (getattr(row, name) or 0))
+        self.wait_max = max(self.wait_max, row.wait_max or 0.0)
+        self.waits = [a + (getattr(row, f"wait_h{k}") or 0) for k, a in enumerate(self.waits)]
 
     def add_figures(self, other: CampaignFigures) -> None:
         for name in self.SUMS:
@@ -211,28 +162,50 @@ class Report:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _by_period(span: Span, table: Any, keys: list[Any], figures: list[Any], where: list[Any],
+               joins: Any = None) -> Iterable[tuple[Period, Any]]:
+    """Rows of `table` summed per period of the span (and `keys`), each with its Period. PostgreSQL finds
+    each bucket's period with width_bucket over the periods' starts (one pass); SQLite joins the periods."""
+    edges, found = period_edges(span)
+    source = joins if joins is not None else table.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        idx = (sa.func.width_bucket(table.bucket, sa.literal(edges, postgresql.ARRAY(sa.DateTime))) - 1).label("idx")
+    else:
+        values = period_table(edges)
+        source = source.join(values, sa.and_(table.bucket >= values.c.p_start, table.bucket < values.c.p_end))
+        idx = values.c.idx
+    stmt = sa.select(idx, *keys, *figures).select_from(source).where(*where).group_by(idx, *keys)
+    for row in db.session.execute(stmt):
+        yield found[row.idx], row
+
+
+def _summed(table: Any, names: Iterable[str]) -> list[Any]:
+    return [sa.func.sum(getattr(table, name)).label(name) for name in names]
+
+
 def campaign_report(campaign_ids: Iterable[int], span: Span) -> Report:
     """Figures of the campaigns together, per period; `extra["channels"]`: totals per channel when the
-    campaigns use more than one; `extra["dispositions"]`: every disposition name seen, by count."""
+    campaigns use more than one."""
     ids = list(campaign_ids)
     start, end = span.bounds()
     periods: dict[Period, CampaignFigures] = defaultdict(CampaignFigures)
     by_channel: dict[str, CampaignFigures] = defaultdict(CampaignFigures)
-    channel = dict(db.session.execute(sa.select(Campaign.id, Provider.channel)
-                                      .join(Provider, Provider.id == Campaign.provider_id)
-                                      .where(Campaign.id.in_(ids))).all()) if ids else {}
     if ids:
         cb, dp = CampaignBucket, DispositionBucket
-        for row in db.session.execute(sa.select(cb).where(cb.campaign_id.in_(ids), cb.bucket >= start,
-                                                          cb.bucket < end)).scalars():
-            periods[period_of(row.bucket, span.period)].add(row)
-            by_channel[channel.get(row.campaign_id, "sms")].add(row)
-        for row in db.session.execute(
-                sa.select(dp.campaign_id, dp.bucket, dp.disposition, sa.func.sum(dp.closed).label("closed"))
-                .where(dp.campaign_id.in_(ids), dp.bucket >= start, dp.bucket < end)
-                .group_by(dp.campaign_id, dp.bucket, dp.disposition)):
-            periods[period_of(row.bucket, span.period)].add_closed(row.disposition, int(row.closed))
-            by_channel[channel.get(row.campaign_id, "sms")].add_closed(row.disposition, int(row.closed))
+        channel = sa.func.coalesce(Provider.channel, "sms").label("channel")
+        for table, figures, add in (
+                (cb, [sa.func.max(cb.wait_max).label("wait_max"), *_summed(cb, BUCKET_SUMS)],
+                 lambda f, r: f.add(r)),
+                (dp, _summed(dp, ["closed"]),
+                 lambda f, r: f.add_closed(r.disposition, int(r.closed)))):
+            joins = table.__table__.join(Campaign, Campaign.id == table.campaign_id).outerjoin(
+                Provider, Provider.id == Campaign.provider_id)
+            keys = [channel] + ([dp.disposition] if table is dp else [])
+            for period, row in _by_period(span, table, keys, figures,
+                                          [table.campaign_id.in_(ids), table.bucket >= start, table.bucket < end],
+                                          joins):
+                add(periods[period], row)
+                add(by_channel[row.channel], row)
     return _report(span, periods, CampaignFigures,
                    channels=dict(sorted(by_channel.items())) if len(by_channel) > 1 else {})
 
@@ -315,19 +288,17 @@ def agent_report(agent_ids: Iterable[int], span: Span) -> Report:
     start, end = span.bounds()
     rows: dict[tuple[Period, int], AgentFigures] = defaultdict(AgentFigures)
     if ids:
-        ab, sb, dp = AgentBucket, AgentStateBucket, DispositionBucket
-        for row in db.session.scalars(sa.select(ab).where(ab.agent_id.in_(ids), ab.bucket >= start,
-                                                          ab.bucket < end)):
-            rows[(period_of(row.bucket, span.period), row.agent_id)].add_work(row)
-        for row in db.session.scalars(sa.select(sb).where(sb.agent_id.in_(ids), sb.bucket >= start,
-                                                          sb.bucket < end)):
-            rows[(period_of(row.bucket, span.period), row.agent_id)].add_state(
-                row.state, row.break_type_id, row.on_call, row.seconds)
-        for row in db.session.execute(
-                sa.select(dp.agent_id, dp.bucket, dp.disposition, sa.func.sum(dp.closed).label("closed"))
-                .where(dp.agent_id.in_(ids), dp.bucket >= start, dp.bucket < end)
-                .group_by(dp.agent_id, dp.bucket, dp.disposition)):
-            figures = rows[(period_of(row.bucket, span.period), row.agent_id)]
+        ab, sb, dp = AgentBucket, AgentStateBucket, AgentDispositionBucket
+        for period, row in _by_period(span, ab, [ab.agent_id], _summed(ab, SUMS_WORK),
+                                      [ab.agent_id.in_(ids), ab.bucket >= start, ab.bucket < end]):
+            rows[(period, row.agent_id)].add_work(row)
+        keys = [sb.agent_id, sb.state, sb.break_type_id, sb.on_call]
+        for period, row in _by_period(span, sb, keys, _summed(sb, ["seconds"]),
+                                      [sb.agent_id.in_(ids), sb.bucket >= start, sb.bucket < end]):
+            rows[(period, row.agent_id)].add_state(row.state, row.break_type_id, row.on_call, row.seconds)
+        for period, row in _by_period(span, dp, [dp.agent_id, dp.disposition], _summed(dp, ["closed"]),
+                                      [dp.agent_id.in_(ids), dp.bucket >= start, dp.bucket < end]):
+            figures = rows[(period, row.agent_id)]
             figures.dispositions[row.disposition] = figures.dispositions.get(row.disposition, 0) + int(row.closed)
     names = dict(db.session.execute(sa.select(User.id, sa.func.coalesce(sa.func.nullif(User.name, ""),
                                                                          User.username))
@@ -370,9 +341,9 @@ def dialer_report(dialer_ids: Iterable[int], span: Span) -> Report:
     failures: dict[str, int] = defaultdict(int)
     if ids:
         db_, fb = DialerBucket, DialerFailureBucket
-        for row in db.session.scalars(sa.select(db_).where(db_.dialer_id.in_(ids), db_.bucket >= start,
-                                                           db_.bucket < end)):
-            rows[(period_of(row.bucket, span.period), row.dialer_id)].add_figures(row)
+        for period, row in _by_period(span, db_, [db_.dialer_id], _summed(db_, DialerFigures.SUMS),
+                                      [db_.dialer_id.in_(ids), db_.bucket >= start, db_.bucket < end]):
+            rows[(period, row.dialer_id)].add_figures(row)
         for reason, count in db.session.execute(
                 sa.select(fb.reason, sa.func.sum(fb.failed)).where(fb.dialer_id.in_(ids), fb.bucket >= start,
                                                                    fb.bucket < end).group_by(fb.reason)):

@@ -289,7 +289,7 @@ def _query_without(*names: str) -> list[tuple[str, str]]:
 @supervisor_required
 def transcripts_page() -> Any:
     form, flt = _transcript_form()
-    page = transcripts.search(current_user, flt, page=request.args.get("page", 1, type=int))
+    page = None if form.errors else transcripts.search(current_user, flt, page=request.args.get("page", 1, type=int))
     return render_page("supervisor/transcripts.html", "supervisor/_transcript_results.html", form=form,
                        results=page, query=_query_without("page"))
 

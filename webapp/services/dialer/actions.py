@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _
 from ...extensions import db
 from ...live.events import publish
 from ...models import Dialer, SpoolMessage, SpoolState, User
-from .. import audit, dnc, phones
+from .. import audit, phones
 from .. import time as clock
 from .counts import publish_counts
 
@@ -79,7 +79,7 @@ def queue_single(dialer: Dialer, phone: str, text: str, user_id: int | None = No
 
     A bad number or an empty text raises DialerError (a form error) and queues nothing. The caller commits.
     """
-    number = phones.to_e164((phone or "").strip(), dnc.default_region())
+    number = phones.normalise(phone)
     if number is None:
         raise DialerError(_("%(phone)s is not a valid phone number.", phone=(phone or "").strip() or "''"))
     if not (text or "").strip():

@@ -18,8 +18,9 @@ Rules (each refusal is a FileRejected naming the line, and the field when there 
 - at least four columns (F1) / two (F2);
 - the dialer exists (F2: a dialer, else an inbound campaign of that name); with `only_dialer_id`
   (an upload from one dialer's dashboard) every line must be for that dialer;
-- priority: a whole number from 0 to 9999; message: not empty, at most 1,600 characters once
-  the variables are filled in, and every `{n}` it uses has its column.
+- priority: a whole number from 0 to 9999; message: not empty, at most 1,600 characters
+  (`providers.gsm.MAX_MESSAGE_LENGTH`) once the variables are filled in, and every `{n}` it uses
+  has its column.
 
 Line numbers fused into the first field (the manual's `1campsms;…`, `123578408;marcadortest;`):
 the field is taken as it is when it is valid (it names a dialer; F2: it is a valid number); only

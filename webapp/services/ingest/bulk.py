@@ -19,6 +19,7 @@ from flask import current_app, has_app_context
 from ...extensions import db
 from ...models import Dialer, DoNotContact, SpoolMessage, SpoolState, SpoolUpload, utcnow
 from ...providers import gsm
+from ...providers.gsm import MAX_MESSAGE_LENGTH
 from .. import dnc, phones
 from ..dialer.counts import publish_counts
 from .files import (
@@ -29,12 +30,12 @@ from .files import (
     _,
     all_or_nothing,
     check_filename,
+    n_,
     resolve_name,
     split_fields,
 )
 
 MAX_PRIORITY = 9999
-MAX_MESSAGE = 1600
 MAX_DESTINATION = 32  # sms_spool.destination
 DNC_PRELOAD_MAX = 200_000
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
@@ -152,7 +153,7 @@ class _BulkParser:
             body = fields[2].strip()
             if "{" in body:
                 body = self._fill(body, fields[4:], line_no)
-            if not body or len(body) > MAX_MESSAGE or body[0] == " ":
+            if not body or len(body) > MAX_MESSAGE_LENGTH or body[0] == " ":
                 self._check_body(body, line_no)
             chunk.append([last_dialer, destination, to_e164(destination, region), body, int(priority_text),
                           line_no])
@@ -175,9 +176,9 @@ class _BulkParser:
     def _check_body(body: str, line_no: int) -> None:
         if not body.strip():
             raise FileRejected(_("the message is empty"), line=line_no, field="message")
-        if len(body) > MAX_MESSAGE:
+        if len(body) > MAX_MESSAGE_LENGTH:
             raise FileRejected(_("the message has %(length)s characters; at most %(max)s",
-                                 length=len(body), max=MAX_MESSAGE), line=line_no, field="message")
+                                 length=len(body), max=MAX_MESSAGE_LENGTH), line=line_no, field="message")
 
     @staticmethod
     def _fill(body: str, variables: list[str], line_no: int) -> str:
@@ -191,8 +192,9 @@ class _BulkParser:
         def value(match: re.Match[str]) -> str:
             index = int(match.group(1))
             if index < 1 or index > len(variables):
-                raise FileRejected(_("the message uses {%(n)s} but the line has %(count)s variable columns",
-                                     n=index, count=len(variables)), line=line_no, field="message")
+                raise FileRejected(n_("the message uses {%(n)s} but the line has %(num)s variable column",
+                                      "the message uses {%(n)s} but the line has %(num)s variable columns",
+                                      len(variables), n=index), line=line_no, field="message")
             return variables[index - 1].strip()
 
         return _PLACEHOLDER.sub(value, body)

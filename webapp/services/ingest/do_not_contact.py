@@ -41,7 +41,7 @@ def load_dnc(stream: IO[bytes], filename: str, *, user_id: int | None = None,
     """
     check_filename(filename)
     session = db.session
-    region = dnc.default_region()
+    region = phones.default_region()
     with all_or_nothing(stream) as lines:
         dialers = {name: id_ for name, id_ in session.execute(sa.select(Dialer.name, Dialer.id))}
         campaigns = {name: id_ for name, id_ in session.execute(sa.select(Campaign.name, Campaign.id))}

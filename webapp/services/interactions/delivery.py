@@ -93,13 +93,21 @@ def _template(provider: Provider, message: Message) -> dict[str, Any] | None:
 
 
 def _content(provider: Provider, message: Message) -> tuple[str, tuple[OutboundMedia, ...]]:
-    """The text and files to send: on WhatsApp the files themselves; on SMS signed links in the text."""
+    """The text and files to send: on WhatsApp the files themselves; on SMS signed links in the text.
+    Raises outbound_media.NoPublicURL when the gateway would need a link nobody outside can open."""
     attachments = [a for a in message.attachments if a.storage_key] if message.media else []
     if not attachments:
         return message.body, ()
     if provider.channel != "whatsapp":
         return outbound_media.sms_text(message.body, attachments), ()
-    return message.body, tuple(outbound_media.outbound(a) for a in attachments)
+    links = provider.type == "twilio"  # Twilio fetches MediaUrl; Meta and the sandbox take the bytes
+    return message.body, tuple(outbound_media.outbound(a, links=links) for a in attachments)
+
+
+def _fail(message: Message, error: str) -> None:
+    message.status = "failed"
+    message.error = error[:500]
+    publish(f"interaction:{message.interaction_id}", "message.status", message_id=message.id)
 
 
 def prepare(message_id: int) -> Send | None:
@@ -109,13 +117,15 @@ def prepare(message_id: int) -> Send | None:
     interaction = message.interaction
     provider = db.session.get(Provider, message.provider_id) if message.provider_id else None
     if provider is None or not provider.enabled:
-        message.status = "failed"
-        message.error = "provider disabled or missing"
-        publish(f"interaction:{interaction.id}", "message.status", message_id=message.id)
+        _fail(message, "provider disabled or missing")
+        return None
+    try:
+        body, files = _content(provider, message)
+    except outbound_media.NoPublicURL as exc:
+        _fail(message, str(exc))
         return None
     if provider.max_per_second and provider.max_per_second > 0:
         Pacer(current_app.extensions["conversa_redis"]).wait(provider_key(provider.id), 1.0 / provider.max_per_second)
-    body, files = _content(provider, message)
     outbound = OutboundMessage(ref=MESSAGE_REF_OFFSET + message.id, to=interaction.customer_number,
                                body=body, template=_template(provider, message), media=files,
                                status_callback_url=_status_callback(provider))

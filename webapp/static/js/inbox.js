@@ -141,8 +141,19 @@
   document.addEventListener("htmx:afterSwap", function (e) { settled(e.detail.target); });
   document.addEventListener("htmx:oobAfterSwap", function (e) {
     var t = e.detail.target; settled(t);
-    if (t && t.id === "messages-" + openId()) { markReadSoon(); }
+    if (t && t.id === "messages-" + openId()) { markReadSoon(); customerWrote(t); }
   });
+  // A customer's message (re)opens WhatsApp's 24 h window: the header's closing time moves; a composer
+  // that offered only templates comes back with its text box.
+  function customerWrote(box) {
+    var last = box.lastElementChild, id = openId(), win = $("#window-" + id);
+    if (!last || !last.classList.contains("customer") || !win) { return; }
+    if ($("#conversation .composer[data-window=closed]")) {
+      htmx.ajax("GET", "/inbox/" + id, { target: "#conversation", swap: "innerHTML" });
+    } else {
+      htmx.ajax("GET", "/inbox/" + id + "/window", { target: "#window-" + id, swap: "outerHTML" });
+    }
+  }
   function markReadSoon() {
     var form = $("#conversation .composer"); if (!form || readTimer) { return; }
     readTimer = setTimeout(function () {
