@@ -91,3 +91,15 @@ def test_no_follow_ups_in_closed_conversations(db: Any, quiet_conversation: Any)
     quiet_conversation.status = "closed"
     db.session.commit()
     assert demo.customers_write_again(Dice()) == 0
+
+
+def test_a_demo_customer_answers_an_agent_in_the_same_conversation(db: Any, quiet_conversation: Any) -> None:
+    from webapp.services import demo
+
+    class Answers(Dice):
+        def random(self) -> float:
+            return 0.9  # past the silent and the opt-out rolls
+
+    assert demo.customer_answers(quiet_conversation.id, "Gracias por esperar", Answers())
+    db.session.commit()
+    assert len(customer_messages(db, quiet_conversation.id)) == 2

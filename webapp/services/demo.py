@@ -104,8 +104,11 @@ def customer_answers(interaction_id: int, body: str, rng: random.Random) -> bool
     if interaction is None or not interaction.is_open:
         return False
     text = simulated_reply(body, rng)
-    if text is None:
-        return False
+    return text is not None and _customer_writes(interaction, text)
+
+
+def _customer_writes(interaction: Interaction, text: str) -> bool:
+    """The simulated customer of an open conversation writes `text` into it, as through the gateway."""
     campaign = interaction.campaign
     inbound = InboundMessage(provider_message_id=f"sbx-in-{uuid.uuid4().hex[:12]}",
                              from_number=interaction.customer_number, to=campaign.did, body=text,
@@ -149,8 +152,5 @@ def customers_write_again(rng: random.Random, now: datetime | None = None) -> in
     for interaction in quiet:
         if rng.random() >= FOLLOW_UP_CHANCE:
             continue
-        inbound = InboundMessage(provider_message_id=f"sbx-in-{uuid.uuid4().hex[:12]}",
-                                 from_number=interaction.customer_number, to=interaction.campaign.did,
-                                 body=rng.choice(FOLLOW_UPS), channel=interaction.channel)
-        written += receive_inbound(interaction.campaign.provider, inbound) is not None
+        written += _customer_writes(interaction, rng.choice(FOLLOW_UPS))
     return written
