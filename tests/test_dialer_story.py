@@ -75,7 +75,7 @@ def test_single_message_on_a_stopped_dialer_says_it_waits_for_start(client, worl
     login(client, "sup")
     d = world["dialer_id"]
     response = post(client, f"/dialers/{d}/single", {"phone": "098 344 384", "text": "Hola"}, follow_redirects=True)
-    assert ("Mensaje a +59898344384 encolado. El marcador está detenido: saldrá cuando usted pulse "
+    assert ("Mensaje a +59898344384 encolado. El marcador está detenido: saldrá cuando usted pulse Iniciar."
             in flashes(response.data))
     english(client)
     response = post(client, f"/dialers/{d}/single", {"phone": "098 344 384", "text": "Hola"}, follow_redirects=True)
