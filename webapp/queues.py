@@ -96,10 +96,31 @@ def depths(now: float | None = None) -> list[Depth]:
         jobs = q.count
         oldest = None
         if jobs:
-            head = q.get_job_ids(0, 0)
+            head = q.get_job_ids(0, 1)
             job = q.fetch_job(head[0]) if head else None
             if job is not None and job.enqueued_at is not None:
                 at = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=UTC)
                 oldest = max(0.0, now - at.timestamp())
         out.append(Depth(kind, jobs, oldest))
     return out
+
+
+@dataclass(frozen=True)
+class Backlog:
+    queues: list[Depth]
+    behind: bool  # inbound or routing jobs have waited longer than BACKLOG_ALERT_SECONDS: inbound outruns routing
+    waiting: int  # jobs waiting in those two queues
+    oldest_seconds: float | None  # the oldest of them
+
+
+def backlog() -> Backlog | None:
+    """What the supervisor's monitor shows about the queues; None when Redis does not answer."""
+    try:
+        found = depths()
+    except Exception:  # noqa: BLE001 - Redis away: the monitor says the figures are missing
+        return None
+    front = [d for d in found if d.kind in (ROUTING, INBOUND)]
+    ages = [d.oldest_seconds for d in front if d.oldest_seconds is not None]
+    oldest = max(ages) if ages else None
+    limit = float(current_app.config.get("BACKLOG_ALERT_SECONDS", 5))
+    return Backlog(found, oldest is not None and oldest >= limit, sum(d.jobs for d in front), oldest)
