@@ -58,7 +58,7 @@ class Config:
     # One send job's time budget; then the clock starts the next one (workers/dialer.py).
     DIALER_JOB_SECONDS = float(os.environ.get("DIALER_JOB_SECONDS", "30"))
     # Most requests one send job overlaps, only while each mostly waits for a distant gateway.
-    DIALER_SEND_CONCURRENCY = int(os.environ.get("DIALER_SEND_CONCURRENCY", "4"))
+    DIALER_SEND_CONCURRENCY = int(os.environ.get("DIALER_SEND_CONCURRENCY", "64"))
     PROVIDER_TIMEOUT = float(os.environ.get("PROVIDER_TIMEOUT", "10"))
     # One dialer send: this many requests at most (the adapter's own retries of a 5xx or a timeout), PROVIDER_BACKOFF
     # seconds apart, doubling; a retry that would wait longer than DIALER_MAX_RETRY_WAIT is left to a later attempt.

@@ -589,14 +589,15 @@ def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twili
 
 
 def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any) -> None:
-    """A far gateway (every answer takes 40 ms): after the first group the job overlaps requests, and
-    230 messages are still each sent once, all SENT with their own sid."""
+    """A far gateway (every answer takes 40 ms): after the first group the job keeps many requests in
+    flight (its window grows past the 4 it starts with), and 230 messages are still each sent once, all
+    SENT with their own sid."""
     fake_twilio.latency = 0.04
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     ids = queue(db, d, numbers(230))
     report = run(d)
-    assert (report["sent"], report["claimed"], report["concurrency"]) == (230, 230, 4)
-    assert fake_twilio.max_in_flight > 1
+    assert report["sent"] == 230 and report["claimed"] >= 230  # the first claim's rest goes back after the probe
+    assert report["concurrency"] > 4 and fake_twilio.max_in_flight > 4
     assert sorted(m["to"] for m in fake_twilio.sent()) == numbers(230)
     state = rows(db, d.id)
     assert {state[i].state for i in ids} == {2}
@@ -606,22 +607,23 @@ def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any
 def test_sender_overlaps_requests_only_while_they_mostly_wait(app: Any, db: Any, make: Any,
                                                               fake_twilio: Any) -> None:
     """tune(): one at a time while a request costs about as much CPU as it waits (loopback), up to
-    DIALER_SEND_CONCURRENCY once each mostly waits for the gateway, and back when it stops waiting."""
+    DIALER_SEND_CONCURRENCY once each mostly waits for the gateway, and back (still_far, asked by the
+    pipeline) when it stops waiting."""
     from webapp.services.dialer import gateway
     from webapp.services.dialer.sender import Sender
 
     d = dialer_for(make, twilio_provider(make, fake_twilio))
     sender = Sender(d, "t", gateway.make_adapter(d.provider), app.extensions["conversa_redis"])
     try:
-        assert (sender.max_concurrency, sender.concurrency) == (4, 1)
+        assert (sender.max_concurrency, sender.concurrency) == (64, 1)
         sender.tune(50, wall=0.10, cpu=0.08)  # 2 ms a request, 1.6 of them CPU: stay
         assert sender.concurrency == 1 and sender.executor is None
         sender.tune(50, wall=2.5, cpu=0.1)  # 50 ms a request, 2 of them CPU: overlap
-        assert sender.concurrency == 4 and sender.executor is not None and sender.adapters.qsize() == 4
-        sender.tune(50, wall=0.7, cpu=0.1)  # four at once, 56 ms each for 2 of CPU: keep
-        assert sender.concurrency == 4
-        sender.tune(50, wall=0.04, cpu=0.1)  # the gateway got close: one at a time again
-        assert sender.concurrency == 1
+        # one shared session, its pool sized to the threads
+        assert sender.concurrency == 64 and sender.executor is not None and sender.adapter.pool_size == 64
+        sender.tune(50, wall=0.7, cpu=0.1)  # many at once, each mostly waiting: keep
+        assert sender.concurrency == 64
+        assert sender.still_far(waited=2.5, cpu=0.1) and not sender.still_far(waited=0.1, cpu=0.08)
     finally:
         sender.close()
 
@@ -720,7 +722,7 @@ def test_429_among_overlapped_requests_then_recovery(app: Any, db: Any, make: An
     fake_twilio.fail_next(3, "429", after=75)
     reports = drain_until_done(db, d)
     assert sum(r["rate_limited"] for r in reports) >= 1 and sum(r["failed"] for r in reports) == 0
-    assert max(r["concurrency"] for r in reports) == 4
+    assert max(r["concurrency"] for r in reports) > 1
     assert len(fake_twilio.answered(429)) == 3
     assert sorted(m["to"] for m in fake_twilio.sent()) == numbers(150)
     state = rows(db, d.id)

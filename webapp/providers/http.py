@@ -330,6 +330,8 @@ def reconcile(lookup: Lookup | None) -> LookupResult:
 class HttpAdapter(ProviderAdapter):
     """Base for adapters that talk HTTP: owns the pooled client and the injectable sleep."""
 
+    pool_size = 10  # connections the session keeps; the dialer raises it to its threads (one session for all)
+
     def __init__(self, config: ProviderConfig, *, timeout: float = 10.0, max_attempts: int = 3,
                  backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep,
                  max_retry_wait: float = 30.0, connect_timeout: float | None = None,
@@ -354,7 +356,7 @@ class HttpAdapter(ProviderAdapter):
                                     max_attempts=self.max_attempts, backoff=self.backoff,
                                     max_retry_wait=self.max_retry_wait, sleep=self.sleep,
                                     retry_rate_limited=self.retry_rate_limited,
-                                    auth=self._auth(), headers=self._headers())
+                                    auth=self._auth(), headers=self._headers(), pool_size=self.pool_size)
         return self._http
 
     def close(self) -> None:

@@ -3,7 +3,6 @@ rate limit, and whether requests overlap (see the package docstring)."""
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -14,16 +13,17 @@ from flask import current_app
 
 from ...models import Dialer
 from ...providers.base import Outcome, ProviderAdapter, SendResult
+from ...providers.http import HttpAdapter
 from ..pacing import Pacer, dialer_key, provider_key
 from .gateway import (
     can_reconcile,
     configured_lease,
     gateway_limits,
     inflight_seconds,
-    make_adapter,
     retry_delay,
     sit_out,
 )
+from .window import Window
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,12 @@ class Sender:
             self.group = GROUP_MAX
         # Unpaced and reconcilable: the claim itself marks the rows in flight (one group per claim).
         self.mark_on_claim = pace == 0 and can_reconcile(adapter) and self.group >= self.claim_size
-        # ...and, when the gateway is far, a few requests go out at once (order within a group is then
-        # not kept): see tune(). DIALER_SEND_CONCURRENCY caps it (1: always one at a time).
+        # ...and, when the gateway is far, many requests go out at once (pipeline.send_windowed; order is
+        # then not kept): see tune(). DIALER_SEND_CONCURRENCY caps the window (1: always one at a time).
         self.max_concurrency = int(config["DIALER_SEND_CONCURRENCY"]) if self.mark_on_claim and not self.batch else 1
         self.concurrency = 1
-        self.adapters: queue.Queue[ProviderAdapter] = queue.Queue()
+        self.window = Window(self.max_concurrency)
         self.executor: ThreadPoolExecutor | None = None
-        self._provider = dialer.provider
         # The provider's shared rate limit (see the package docstring): while it lasts, one at a time.
         self.limits = gateway_limits()
         self.limited = False
@@ -162,21 +161,21 @@ class Sender:
         waits = (wall * self.concurrency) / cpu  # one request's wall time over its CPU cost
         if self.concurrency == 1 and waits > WAIT_UP:
             if self.executor is None:
-                self.adapters.put(self.adapter)
-                for _i in range(self.max_concurrency - 1):
-                    self.adapters.put(make_adapter(self._provider))
+                if isinstance(self.adapter, HttpAdapter) and self.adapter.pool_size < self.max_concurrency:
+                    self.adapter.close()  # its next request opens a session whose pool holds every thread
+                    self.adapter.pool_size = self.max_concurrency
                 self.executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"dialer-{self.dialer_id}")
             self.concurrency = self.max_concurrency
-        elif self.concurrency > 1 and waits < WAIT_DOWN:
-            self.concurrency = 1
+
+    @staticmethod
+    def still_far(waited: float, cpu: float) -> bool:
+        """While overlapping (pipeline.send_windowed): whether requests still mostly wait for the gateway.
+        `waited`: the summed wall time of some requests; `cpu`: this process's CPU time over them."""
+        return cpu <= 0 or waited / cpu >= WAIT_DOWN
 
     def close(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
-        while not self.adapters.empty():
-            adapter = self.adapters.get_nowait()
-            if adapter is not self.adapter:
-                adapter.close()
         self.adapter.close()
 
     # pacing: False when the slot is further away than the job may wait

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,11 +26,13 @@ from ..schedules import in_schedule
 from .claim import claim_rows, release_claims
 from .counts import publish_counts
 from .gateway import make_adapter, redis, retry_delay, sit_out
+from .pipeline import send_windowed
 from .sender import Sender
 
 log = logging.getLogger(__name__)
 
 spool = SpoolMessage.__table__
+PROBE = 5  # requests sent one at a time before deciding whether to overlap them (Sender.tune)
 
 
 @dataclass
@@ -204,8 +205,6 @@ def _send_group(sender: Sender, rows: list[Any], marked_at: datetime, deadline: 
                           for r, p, res, wait in zip(rows, ports, results, waits, strict=True)]
             else:
                 keep_going = False
-        elif sender.concurrency > 1:
-            keep_going = _send_concurrently(sender, rows, marked_at, window_end, deadline, requested, values, report)
         else:
             for row in rows:
                 # Never start a request after the in-flight window: reconcile relies on it.
@@ -226,6 +225,12 @@ def _send_group(sender: Sender, rows: list[Any], marked_at: datetime, deadline: 
                 if _struggling(result):
                     keep_going = False  # give the rest back, try later
                     break
+                if sender.concurrency == 1 and sender.max_concurrency > 1 and len(requested) == PROBE:
+                    # A few requests tell whether the gateway is far: then the rest go back at once, for
+                    # the pipeline to send many at a time (rather than a whole group at one per round trip).
+                    sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)
+                    if sender.concurrency > 1:
+                        break
             else:
                 sender.reserve_ahead()
         sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)  # no-op for batches
@@ -245,61 +250,13 @@ def _send_group(sender: Sender, rows: list[Any], marked_at: datetime, deadline: 
     return keep_going
 
 
-def _send_concurrently(sender: Sender, rows: list[Any], marked_at: datetime, window_end: datetime,
-                       deadline: float, requested: set[int], values: list[dict[str, Any]],
-                       report: DrainReport) -> bool:
-    """Unpaced: a few requests at once, each thread with its own adapter (own pooled session).
-
-    A row counts as requested the moment a thread commits to sending it, under the lock that also
-    stops the group, so a row is either requested (stays in flight until answered or reconciled) or
-    never sent (given back): never both.
-    """
-    lock = threading.Lock()
-    stopped = False
-
-    def one(row: Any) -> tuple[Any, SendResult, float | None] | None:
-        nonlocal stopped
-        with lock:
-            if stopped or clock.now() > window_end or time.monotonic() > deadline:
-                return None
-            requested.add(row.id)
-        adapter = sender.adapters.get()
-        try:
-            sent_at = time.time()
-            result = adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body))
-        finally:
-            sender.adapters.put(adapter)
-        wait = sender.observe(result, sent_at)
-        if _struggling(result):
-            with lock:
-                stopped = True  # the rest go back, later
-        return row, result, wait
-
-    report.concurrency = max(report.concurrency, sender.concurrency)
-    futures = [sender.executor.submit(one, row) for row in rows]
-    try:
-        for future in futures:
-            out = future.result()
-            if out is not None:
-                values.append(_result_values(sender, out[0], None, out[1], marked_at, clock.now(), report, out[2]))
-    except BaseException:
-        with lock:
-            stopped = True
-        for future in futures:
-            future.cancel()
-        raise
-    return not stopped
-
-
-def _claim_and_send(sender: Sender, deadline: float, report: DrainReport) -> None:
-    """Unpaced: claim a batch already marked in flight, settle the do-not-contact ones, send the rest."""
-    rows = claim_rows(sender.dialer_id, sender.owner, sender.claim_size, sender.lease, sender.inflight)
+def _claim_marked(sender: Sender, limit: int, report: DrainReport) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Unpaced: claim up to `limit` rows already marked in flight; returns them and the settled values of
+    the do-not-contact ones among them (BLOCKED, never requested)."""
+    rows = claim_rows(sender.dialer_id, sender.owner, limit, sender.lease, sender.inflight)
     report.claimed += len(rows)
-    if not rows:
-        report.stopped = "empty"
-        return
     settled: list[dict[str, Any]] = []
-    if sender.dncr:
+    if rows and sender.dncr:
         blocked = dnc.listed_among({r.destination for r in rows}, dialer_id=sender.dialer_id)
         for row in (r for r in rows if r.destination in blocked):
             settled.append({"b_id": row.id, "b_state": SpoolState.BLOCKED, "b_pmid": None, "b_sent_at": None,
@@ -307,6 +264,15 @@ def _claim_and_send(sender: Sender, deadline: float, report: DrainReport) -> Non
                             "b_in_flight": None, "b_port": None, "b_attempts": row.attempts})
         report.blocked += len(settled)
         db.session.commit()
+    return rows, settled
+
+
+def _claim_and_send(sender: Sender, deadline: float, report: DrainReport) -> None:
+    """Unpaced: claim a batch already marked in flight, settle the do-not-contact ones, send the rest."""
+    rows, settled = _claim_marked(sender, sender.claim_size, report)
+    if not rows:
+        report.stopped = "empty"
+        return
     skip = {v["b_id"] for v in settled}
     if not _send_group(sender, [r for r in rows if r.id not in skip], rows[0].in_flight_at, deadline, report,
                        settled) and not sender.paused_by_limit:
@@ -389,7 +355,9 @@ def drain(dialer_id: int, owner: str, *, budget_seconds: float = 30.0,
             if hold > 0:  # the gateway limits us: wait it out holding nothing, or leave it to a later job
                 report.stopped = sit_out(hold, deadline, functools.partial(stop_reason, schedule))
                 continue
-            if sender.mark_on_claim:
+            if sender.mark_on_claim and sender.concurrency > 1:  # a distant gateway: many in flight
+                send_windowed(sender, deadline, report, functools.partial(stop_reason, schedule))
+            elif sender.mark_on_claim:
                 _claim_and_send(sender, deadline, report)
             else:
                 _claim_and_send_groups(sender, deadline, report, functools.partial(stop_reason, schedule))
