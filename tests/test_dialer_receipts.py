@@ -154,3 +154,20 @@ def test_the_dashboard_counts_read_and_replied_beside_delivered(app: Any, db: An
     body = client.get(f"/dialers/{dialer.id}/counts", headers={"HX-Request": "true"}).get_data(as_text=True)
     figures = dict(re.findall(r'data-count="(\w+)"[^>]*>\s*<span class="label">[^<]+</span><b>(\d+)</b>', body))
     assert (figures["delivered"], figures["read"], figures["replied"]) == ("2", "1", "1")
+
+
+def test_the_sandbox_whatsapp_handsets_read_most_of_what_the_dialer_sent(db: Any, make: Any) -> None:
+    """`make run`'s WhatsApp sandbox: two customers in three have read it when it is reported delivered."""
+    from tests.helpers import queue, rows, run
+    from webapp.models import SpoolState
+    from webapp.services.dialer.delivery import sandbox_delivery_reports
+
+    provider = make.provider("sandbox", channel="whatsapp", sender="+59829000000", max_per_second=0)
+    d = make.dialer(make.group(), provider, running=True, interval_ms=0)
+    ids = queue(db, d, [f"+5989910{n:04d}" for n in range(1, 7)])
+    run(d)
+    assert sandbox_delivery_reports(after_seconds=0) == 6
+    db.session.commit()
+    state = rows(db, d.id)
+    assert {state[i].state for i in ids} == {SpoolState.DELIVERED}
+    assert {i for i in ids if state[i].read_at is not None} == {i for i in ids if i % 3}
