@@ -77,6 +77,8 @@ class Config:
     DIALER_RATE_LIMIT_BACKOFF = float(os.environ.get("DIALER_RATE_LIMIT_BACKOFF", "1"))
     DIALER_RATE_LIMIT_MAX_WAIT = float(os.environ.get("DIALER_RATE_LIMIT_MAX_WAIT", "300"))
     DIALER_RATE_LIMIT_QUIET = float(os.environ.get("DIALER_RATE_LIMIT_QUIET", "30"))
+    # W5: a customer's message within this many hours of a dialer message sent to them counts as its reply.
+    DIALER_REPLY_HOURS = float(os.environ.get("DIALER_REPLY_HOURS", "72"))
     # Bulk loads (a worker job per confirmed file): a load whose heartbeat is silent this long lost its
     # worker and is queued again, up to BULK_LOAD_ATTEMPTS runs; one run may take BULK_LOAD_TIMEOUT.
     BULK_LOAD_STALL_SECONDS = int(os.environ.get("BULK_LOAD_STALL_SECONDS", "30"))
