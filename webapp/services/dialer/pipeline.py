@@ -15,10 +15,12 @@ with its attempt). A kill -9 leaves at most the window's chunks in flight, each 
 """
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +28,8 @@ from typing import Any
 from ...providers.base import OutboundMessage, Outcome, SendResult
 from .. import time as clock
 from .sender import Sender
+
+log = logging.getLogger(__name__)
 
 CHECK_EVERY = 0.5  # seconds between looks at Stop / schedule / slot while the window stays full
 TUNE_EVERY = 256  # answers between looks at whether requests still mostly wait (Sender.still_far)
@@ -72,6 +76,7 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
     waited = [0.0]  # the answers' summed wall time since the last look
 
     futures: dict[Future[Any], _Chunk] = {}
+    answered: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # each future, once done
     open_chunks: list[_Chunk] = []
     stopping = ""
     checked = time.monotonic()
@@ -104,14 +109,21 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
                         for row in rows:
                             if row.id not in skip:
                                 chunk.pending += 1
-                                futures[sender.executor.submit(one, row, chunk)] = chunk
+                                future = sender.executor.submit(one, row, chunk)
+                                futures[future] = chunk
+                                future.add_done_callback(answered.put)
                         report.concurrency = max(report.concurrency, len(futures))
                         if not chunk.pending:
                             settle(chunk)
                         continue  # top up again before waiting
             if not futures:
                 break
-            finished, _ = wait(list(futures), timeout=CHECK_EVERY, return_when=FIRST_COMPLETED)
+            try:
+                finished = [answered.get(timeout=CHECK_EVERY)]
+            except queue.Empty:
+                continue
+            while not answered.empty():
+                finished.append(answered.get_nowait())
             answers += len(finished)
             if answers >= TUNE_EVERY:
                 with lock:
@@ -142,3 +154,5 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
     if stopping == "near" or (stopping == "empty" and sender.paused_by_limit):
         stopping = ""  # the drain loop goes on
     report.stopped = report.stopped or stopping
+    log.info("dialer %s: window %d after %d cuts (fastest answer %.3f s)", sender.dialer_id, window.size(),
+             window.cuts, window.fastest or 0.0)
