@@ -198,7 +198,7 @@ def test_delete_is_refused_with_open_interactions(client, setup, make, db):
     db.session.commit()
     response = client.post(f"/campaigns/{campaign.id}/delete", data={"csrf_token": setup["token"]},
                            follow_redirects=True)
-    assert "“Activa” tiene 1 interacciones abiertas" in response.get_data(as_text=True)
+    assert "“Activa” tiene 1 interacción abierta" in response.get_data(as_text=True)
     assert len(campaigns(db)) == 1
 
 

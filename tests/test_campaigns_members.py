@@ -57,7 +57,7 @@ def test_agents_without_voice_campaign_are_refused_by_name_and_nothing_is_added(
                                                  "agent": [s["ana"].id, carla.id]})
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "No se agregó nada: Carla Ruiz no pertenecen a ninguna campaña de voz" in page
+    assert "No se agregó nada: Carla Ruiz no pertenece a ninguna campaña de voz" in page
     assert members(db) == []
     # The page marks her in the agents list, so the supervisor sees it before trying.
     assert "Carla Ruiz (sin campaña de voz)" in client.get("/members").get_data(as_text=True)
@@ -79,7 +79,7 @@ def test_remove(client, setup, make, db):
     make.member(s["c2"], s["ana"])
     response = client.post("/members/remove", data={"csrf_token": s["token"], "campaign": [s["c1"].id],
                                                     "agent": [s["ana"].id]})
-    assert "1 membresías quitadas." in response.get_data(as_text=True)
+    assert "1 membresía quitada." in response.get_data(as_text=True)
     assert members(db) == [("Soporte", "beto", 0), ("Ventas", "ana", 0)]
 
 

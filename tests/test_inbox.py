@@ -171,6 +171,16 @@ def test_a_conversation_answers_page_or_fragment_and_says_it_varies(client: Any,
         assert "HX-Request" in response.headers.get("Vary", "")
 
 
+def test_a_back_button_restore_gets_the_whole_page(client: Any, world: dict[str, Any], db: Any) -> None:
+    """htmx's history restore (back button, page not in its cache) sends HX-Request too, with
+    HX-History-Restore-Request: it swaps the answer in as the whole body, so it must get the page."""
+    mine = conversation(db, world["sales"], world["ana"])
+    login(client, "ana")
+    restored = client.get(f"/inbox/{mine.id}", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert restored.status_code == 200 and "<html" in restored.get_data(as_text=True)
+    assert "HX-History-Restore-Request" in restored.headers.get("Vary", "")
+
+
 def test_customer_html_shows_as_text(client: Any, world: dict[str, Any], db: Any) -> None:
     mine = conversation(db, world["sales"], world["ana"], name="<b>Eve</b>",
                         texts=("<script>alert('x')</script><img src=x onerror=alert(1)>",))

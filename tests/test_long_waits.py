@@ -57,8 +57,25 @@ def test_past_the_threshold_a_customer_counts_as_abandoned_and_stays_waiting(wor
     assert rows[old.id].abandoned and not rows[fresh.id].abandoned
     login(client, "sup")
     html = client.get("/monitor/waiting").get_data(as_text=True)
-    assert f'id="waiting-{old.id}" class="wrow abandoned"' in html
-    assert f'id="waiting-{fresh.id}" class="wrow"' in html
+    assert f'id="waiting-{old.id}" class="wrow late abandoned"' in html  # past the service level too
+    assert f'id="waiting-{fresh.id}" class="wrow late"' in html
+
+
+def test_waiting_rows_past_the_service_level_threshold_are_highlighted(world: dict[str, Any], db: Any,
+                                                                      client: Any) -> None:
+    """Issue 12.5: only the abandon threshold marked a row; the service-level one marks it first."""
+    campaign = world["campaign"]
+    campaign.sl_threshold_seconds = 120
+    db.session.commit()
+    rows = {age: waiting(db, campaign, f"+5989900000{n}", timedelta(seconds=age))
+            for n, age in enumerate((30, 200, 700))}
+    login(client, "sup")
+    html = client.get("/monitor/waiting").get_data(as_text=True)
+    for age, classes in ((30, "wrow"), (200, "wrow late"), (700, "wrow late abandoned")):
+        assert f'id="waiting-{rows[age].id}" class="{classes}"' in html, age
+    # The page flips a row live when its threshold passes (app.js): each row carries the moment.
+    fresh = rows[30]
+    assert f'data-late-at="{clock.epoch(fresh.created_at + timedelta(seconds=120))}"' in html
 
 
 def test_the_rule_is_off_by_default_and_closes_after_n_hours_with_a_message(world: dict[str, Any],

@@ -87,7 +87,7 @@ def extract_messages(root: Path | None = None) -> set[str]:
     from babel.messages.extract import DEFAULT_KEYWORDS
 
     keywords = dict(DEFAULT_KEYWORDS, _l=None, lazy_gettext=None, lazy_pgettext=((1, "c"), 2),
-                    lazy_ngettext=(1, 2))
+                    lazy_ngettext=(1, 2), n_=(1, 2))
     found: set[str] = set()
     for _filename, _lineno, message, _comments, _context in extract_from_dir(
             str(root), method_map=method_map, keywords=keywords,

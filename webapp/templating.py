@@ -22,10 +22,18 @@ from .providers.gsm import MAX_MESSAGE_LENGTH
 from .services import time as clock
 from .services.interactions.messages import whatsapp_window_open
 from .services.media import human_size, kind_label
+from .services.transcripts import status_label
 
 
 def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    """A fragment is wanted: htmx asked, and not for a boosted link or a back-button restore (both swap the
+    answer in as the whole page)."""
+    headers = request.headers
+    return (headers.get("HX-Request") == "true" and headers.get("HX-Boosted") != "true"
+            and headers.get("HX-History-Restore-Request") != "true")
+
+
+VARY = "HX-Request, HX-History-Restore-Request"
 
 
 def render_page(page: str, fragment: str, status: int = 200,
@@ -36,7 +44,7 @@ def render_page(page: str, fragment: str, status: int = 200,
     if not htmx and page_context is not None:
         context.update(page_context())
     response = make_response(render_template(fragment if htmx else page, **context), status)
-    response.headers["Vary"] = "HX-Request"
+    response.headers["Vary"] = VARY
     return response
 
 
@@ -62,7 +70,7 @@ def respond(fragment: str, redirect_to: str, *, flashed: str | None = None, cate
         response.headers["HX-Push-Url"] = push
     if trigger:
         response.headers["HX-Trigger"] = trigger
-    response.headers["Vary"] = "HX-Request"
+    response.headers["Vary"] = VARY
     return response
 
 
@@ -185,6 +193,7 @@ def init_app(app: Flask) -> None:
                                  oob_remove=oob_remove, oob_fill=oob_fill, now_epoch=now_epoch,
                                  item_labels=item_labels, attachment_kind=kind_label,
                                  max_message_length=MAX_MESSAGE_LENGTH, inline_css=inline_css, data_uri=data_uri,
-                                 deferred_script=deferred_script, whatsapp_window_open=whatsapp_window_open)
+                                 deferred_script=deferred_script, whatsapp_window_open=whatsapp_window_open,
+                                 status_label=status_label)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -16,7 +16,7 @@ GRACE = 2.0
 
 @pytest.fixture
 def floor(make, db, app, monkeypatch):
-    from webapp.models import Interaction, Message, utcnow
+    from webapp.models import BreakType, Interaction, Message, utcnow
 
     monkeypatch.setitem(app.config, "PRESENCE_GRACE_SECONDS", GRACE)
     group = make.group("norte")
@@ -27,6 +27,7 @@ def floor(make, db, app, monkeypatch):
     beto = make.user("beto", groups=[group], name="Beto Gómez")
     make.member(campaign, ana, position=0)
     make.member(campaign, beto, position=1)
+    db.session.add(BreakType(name="Almuerzo", icon="🍽"))
     now = utcnow()
     talks = []
     for n, status in enumerate(("active", "assigned")):
@@ -94,4 +95,14 @@ def test_a_closed_page_disconnects_the_agent_and_their_customers_wait_again(new_
     assert db.session.get(User, ana_id).state == "disconnected"
     expect(beto_page.locator(f"#interaction-{new.id}")).to_be_visible()
     expect(sup.locator("#waiting-list .wrow")).to_have_count(0)  # all with Beto now, answered ones first
+
+    # Beto goes on a break before answering them: his page says what went where, and they wait again.
+    beto_page.locator("#agent-state summary").click()
+    beto_page.locator("#agent-state button.break").click()
+    notice = beto_page.locator("#handback-notice")
+    expect(notice).to_contain_text("3 conversaciones volvieron a la cola")
+    expect(notice).to_contain_text("+59899222333")
+    expect(sup.locator("#waiting-list .wrow")).to_have_count(3)
+    notice.locator("button").click()
+    expect(notice).to_be_hidden()
     assert errors == []

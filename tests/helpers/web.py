@@ -77,7 +77,8 @@ class Factory:
 
         provider = provider or self.provider()
         return self._save(Campaign(name=name or f"campaign{self._next()}", security_group_id=group.id,
-                                   provider_id=provider.id, did=kw.pop("did", f"+5982900{self.n:04d}"), **kw))
+                                   provider_id=provider.id, did=kw.pop("did", None) or f"+5982900{self._next():04d}",
+                                   **kw))
 
     def dialer(self, group: Any, provider: Any | None = None, name: str | None = None, **kw: Any) -> Any:
         from webapp.models import Dialer

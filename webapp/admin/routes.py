@@ -25,7 +25,7 @@ from ..services import break_types, security_groups, users, voice_campaigns
 from ..services.records import Invalid
 from ..templating import render_page
 from ..views import confirm_and_delete
-from . import bp, forms, providers  # noqa: F401 (providers registers its routes)
+from . import audit_labels, bp, forms, providers  # noqa: F401 (providers registers its routes)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ for _section in SECTIONS.values():
 def audit_log() -> Any:
     """The latest changes, newest first."""
     entries = db.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(200)).all()
-    return render_page("admin/audit.html", "admin/_audit.html", entries=entries)
+    return render_page("admin/audit.html", "admin/_audit.html", entries=audit_labels.rows(entries))
 
 
 @bp.get("/admin")

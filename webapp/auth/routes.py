@@ -16,6 +16,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import db, login
@@ -83,8 +84,8 @@ def login_page() -> Any:
         db.session.commit()
         status = 429 if result.locked_seconds else 401
         if result.locked_seconds:
-            flash(_("Too many failed attempts. Try again in %(seconds)s seconds.",
-                    seconds=result.locked_seconds), "error")
+            flash(ngettext("Too many failed attempts. Try again in %(num)s second.",
+                           "Too many failed attempts. Try again in %(num)s seconds.", result.locked_seconds), "error")
         else:
             flash(_("Wrong user or password."), "error")
     return render_template("auth/login.html", form=form), status

@@ -1,10 +1,11 @@
 """Members (M1, M2): campaigns on the left, agents beside them, Add / Remove, and who is in each campaign."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import render_template, request
-from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from ..extensions import db
@@ -51,13 +52,13 @@ def members_column() -> Any:
     return render_template("campaigns/_members_column.html", picked_campaigns=campaigns)
 
 
-def _change(action: Any, done_message: str) -> Any:
+def _change(action: Any, done_message: Callable[[int], str]) -> Any:
     campaigns, agents = _selection(request.form)
     message, error = None, None
     try:
         count = action(campaigns, agents, current_user)
         db.session.commit()
-        message = done_message % {"count": count}
+        message = done_message(count)
     except Refused as exc:
         db.session.rollback()
         error = str(exc)
@@ -68,13 +69,15 @@ def _change(action: Any, done_message: str) -> Any:
 @bp.post("/members/add")
 @supervisor_required
 def members_add() -> Any:
-    return _change(campaign_config.add_members, _("%(count)s memberships added."))
+    return _change(campaign_config.add_members,
+                   lambda n: ngettext("%(num)s membership added.", "%(num)s memberships added.", n))
 
 
 @bp.post("/members/remove")
 @supervisor_required
 def members_remove() -> Any:
-    return _change(campaign_config.remove_members, _("%(count)s memberships removed."))
+    return _change(campaign_config.remove_members,
+                   lambda n: ngettext("%(num)s membership removed.", "%(num)s memberships removed.", n))
 
 
 @bp.post("/members/<int:membership_id>")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -124,7 +124,8 @@ def cancel(dialer_id: int) -> Any:
     """Delete: cancels every message not yet processed, errored and blocked ones included."""
     dialer = checked_action(dialer_id)
     cancelled = actions.cancel_pending(dialer, user_id=current_user.id)
-    return done(dialer, _("%(count)s messages not yet processed were cancelled.", count=cancelled))
+    return done(dialer, ngettext("%(num)s message not yet processed was cancelled.",
+                                 "%(num)s messages not yet processed were cancelled.", cancelled))
 
 
 @bp.post("/dialers/<int:dialer_id>/review/<int:message_id>")

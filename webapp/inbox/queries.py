@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased, contains_eager
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import (
@@ -20,10 +20,10 @@ from ..models import (
     InteractionStatus,
     Membership,
     Message,
+    User,
 )
 from ..services import media
 from ..services.chat import unread_chat
-from ..services.interactions import sender_names
 
 LIST_OPEN_LIMIT = 100
 LIST_CLOSED_LIMIT = 30
@@ -144,15 +144,18 @@ def messages(interaction_id: int, limit: int = MESSAGES_LIMIT) -> list[Message]:
 
 
 def messages_with_names(interaction_id: int, limit: int = MESSAGES_LIMIT) -> tuple[list[Message], dict[int, str]]:
-    """`messages()` and `interactions.sender_names()` of them in one query (senders loaded with them)."""
-    latest = db.session.scalars(_messages_statement(limit), {"interaction_id": interaction_id}).all()
-    return media.preload(list(reversed(latest))), sender_names(latest)
+    """`messages()` and their writers' names (`User.shown_name`, as `interactions.sender_names` gives them)
+    in one query that reads only the two name columns."""
+    rows = db.session.execute(_messages_statement(limit), {"interaction_id": interaction_id}).all()
+    names = {m.sender_user_id: User.shown_name(name, username) for m, name, username in rows
+             if m.sender_user_id and username}
+    return media.preload([m for m, _, _ in reversed(rows)]), names
 
 
 @functools.cache
 def _messages_statement(limit: int) -> sa.Select:
     """Built once per limit (the workspace's statements are the same for every agent but for parameters)."""
-    return (sa.select(Message).outerjoin(Message.sender).options(contains_eager(Message.sender))
+    return (sa.select(Message, User.name, User.username).outerjoin(User, User.id == Message.sender_user_id)
             .where(Message.interaction_id == sa.bindparam("interaction_id"))
             .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
 

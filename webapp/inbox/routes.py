@@ -208,7 +208,7 @@ def template_send(interaction_id: int, template_id: int) -> Any:
     if error:
         return refused(interaction, error, "template-error")
     return respond("inbox/_template_sent.html", page_url(interaction), m=message, interaction=interaction,
-                   names=queries.sender_names([message]), status_oob=True)
+                   names=conversations.sender_names([message]), status_oob=True)
 
 
 @bp.get("/inbox/<int:interaction_id>/history")

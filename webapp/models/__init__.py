@@ -27,6 +27,7 @@ from .media import Attachment, AttachmentKind, AttachmentState, WhatsAppTemplate
 from .providers import Provider
 from .reports import (
     AgentBucket,
+    AgentDispositionBucket,
     AgentStateBucket,
     AgentStateSpan,
     CampaignBucket,
@@ -48,7 +49,7 @@ from .users import user_security_groups as user_security_groups_table
 from .users import voice_campaign_members as voice_campaign_members_table
 
 __all__ = [
-    "AgentBucket", "AgentChatMessage", "AgentState", "AgentStateBucket", "AgentStateSpan",
+    "AgentBucket", "AgentChatMessage", "AgentDispositionBucket", "AgentState", "AgentStateBucket", "AgentStateSpan",
     "CampaignBucket", "DialerBucket", "DialerFailureBucket", "DispositionBucket", "Attachment", "AttachmentKind", "AttachmentState", "AuditEntry", "BreakType",
     "Campaign", "CannedResponse",
     "DISTRIBUTIONS", "Dialer", "DoNotContact", "Interaction", "InteractionStatus", "LoadState", "MODES", "Membership",

@@ -73,12 +73,22 @@ class CampaignBucket(db.Model):
 
 
 class DispositionBucket(db.Model):
-    """Conversations closed (closed_at) in the bucket, by campaign, closing agent and disposition."""
+    """Conversations closed (closed_at) in the bucket, by campaign and disposition."""
 
     __tablename__ = "report_disposition_buckets"
 
     campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
-    agent_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # 0: closed without an agent
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    disposition: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    closed: Mapped[int] = _count()
+
+
+class AgentDispositionBucket(db.Model):
+    """Conversations an agent closed (closed_at) in the bucket, by disposition."""
+
+    __tablename__ = "report_agent_disposition_buckets"
+
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
     disposition: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
     closed: Mapped[int] = _count()

@@ -166,7 +166,12 @@ class User(UserMixin, db.Model):
 
     @property
     def display_name(self) -> str:
-        return self.name or self.username
+        return User.shown_name(self.name, self.username)
+
+    @staticmethod
+    def shown_name(name: str | None, username: str) -> str:
+        """How a user is named on every page: their name, else their username (also for rows read as columns)."""
+        return name or username
 
     @property
     def security_group_ids(self) -> set[int]:

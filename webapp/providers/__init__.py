@@ -33,6 +33,10 @@ class Field:
     choices: tuple[str, ...] = ()
     default: Any = None
     help: str = ""
+    choice_labels: tuple[str, ...] = ()  # what the form shows for each choice (English, translated there)
+
+    def choice_pairs(self) -> list[tuple[str, str]]:
+        return list(zip(self.choices, self.choice_labels or self.choices, strict=True))
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,10 @@ TYPES: dict[str, ProviderType] = {
          Field("url", "URL template", required=False, help="Placeholders: {to} {to_digits} {to_national} "
                "{text} {from} {id}; defaults to the base URL."),
          Field("params", "Parameters template", help='JSON, e.g. {"to": "{to}", "msg": "{text}"}'),
-         Field("body_format", "Body", required=False, choices=("form", "json"), default="form"),
-         Field("auth", "Auth", choices=("none", "basic", "header"), default="none"),
+         Field("body_format", "Body", required=False, choices=("form", "json"), default="form",
+               choice_labels=("Form fields", "JSON")),
+         Field("auth", "Auth", choices=("none", "basic", "header"), default="none",
+               choice_labels=("None", "Basic (username and password)", "A header")),
          Field("auth_header", "Auth header", required=False, default="Authorization"),
          Field("auth_value", "Auth header value", required=False, default="Bearer {token}"),
          Field("success_status", "Success HTTP status", default=200),

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from ..extensions import db
 from ..models import (
@@ -152,8 +153,10 @@ def delete_campaign(campaign: Campaign, actor: User) -> None:
     """Refused while customers are still being served in it: close or transfer them first."""
     count = open_interactions(campaign)
     if count:
-        raise Refused(_("“%(name)s” has %(count)s open interactions; close or transfer them first, "
-                        "or untick Enabled to stop new traffic.", name=campaign.name, count=count))
+        raise Refused(ngettext("“%(name)s” has %(num)s open interaction; close or transfer it first, "
+                               "or untick Enabled to stop new traffic.",
+                               "“%(name)s” has %(num)s open interactions; close or transfer them first, "
+                               "or untick Enabled to stop new traffic.", count, name=campaign.name))
     audit.record(actor, "campaign.delete", "campaign", campaign.id, name=campaign.name)
     db.session.delete(campaign)
 
@@ -176,9 +179,11 @@ def add_members(campaigns: Sequence[Campaign], agents: Sequence[User], actor: Us
         raise Refused(_("Only agents can be members: %(names)s.", names=", ".join(not_agents)))
     missing = agents_without_voice(agents)
     if missing:
-        raise Refused(_("Nothing was added: %(names)s belong to no voice campaign, so they would receive no "
-                        "interactions. Add them to a voice campaign first.",
-                        names=", ".join(a.display_name for a in missing)))
+        raise Refused(ngettext("Nothing was added: %(names)s belongs to no voice campaign, so they would receive "
+                               "no interactions. Add them to a voice campaign first.",
+                               "Nothing was added: %(names)s belong to no voice campaign, so they would receive no "
+                               "interactions. Add them to a voice campaign first.",
+                               len(missing), names=", ".join(a.display_name for a in missing)))
     created = 0
     for campaign in campaigns:
         present = {m.user_id for m in campaign.memberships}

@@ -20,7 +20,7 @@ What each bucket counts (the definitions the report pages show are in services/r
   reply → close, closed ones), closed, transferred (to another agent or campaign at least once),
   out_of_hours (the out-of-hours reply was sent), long_chats (answered, arrival → close / now over
   chat_time_threshold_seconds);
-- dispositions, by close (closed_at): closed conversations per campaign, closing agent and disposition;
+- dispositions, by close (closed_at): closed conversations per campaign, and per closing agent, by disposition;
 - agents: by close, the conversations they closed (first response and handle time of those); by send
   time, the messages they wrote;
 - agent states: seconds in each state (not disconnected), break type and call flag, cut at the buckets;
@@ -40,6 +40,7 @@ from flask import current_app
 from ..extensions import db
 from ..models import (
     AgentBucket,
+    AgentDispositionBucket,
     AgentState,
     AgentStateBucket,
     AgentStateSpan,
@@ -61,7 +62,7 @@ from .stats import seconds_between
 BUCKET = timedelta(minutes=15)
 WAIT_EDGES = (30, 60, 120, 300, 600)  # seconds: the wait distribution's ranges end here (and beyond)
 REFRESHED_KEY = "conversa:reports:refreshed"
-TABLES = (CampaignBucket, DispositionBucket, AgentBucket, AgentStateBucket, DialerBucket, DialerFailureBucket)
+TABLES = (CampaignBucket, DispositionBucket, AgentDispositionBucket, AgentBucket, AgentStateBucket, DialerBucket, DialerFailureBucket)
 _EPOCH = datetime(2000, 1, 1)
 
 
@@ -90,7 +91,8 @@ def recompute(start: datetime, end: datetime, now: datetime) -> None:
     for table in TABLES:
         db.session.execute(sa.delete(table).where(table.bucket >= start, table.bucket < end))
     for table, rows in ((CampaignBucket, _campaign_rows(start, end, now)),
-                        (DispositionBucket, _disposition_rows(start, end)),
+                        (DispositionBucket, _disposition_rows(start, end, Interaction.campaign_id)),
+                        (AgentDispositionBucket, _disposition_rows(start, end, Interaction.agent_id)),
                         (AgentBucket, _agent_rows(start, end)),
                         (AgentStateBucket, _state_rows(start, end, now)),
                         (DialerBucket, _dialer_rows(start, end)),
@@ -144,14 +146,14 @@ def _campaign_rows(start: datetime, end: datetime, now: datetime) -> list[dict[s
     return [_row(r) for r in db.session.execute(stmt).mappings()]
 
 
-def _disposition_rows(start: datetime, end: datetime) -> list[dict[str, Any]]:
+def _disposition_rows(start: datetime, end: datetime, owner: Any) -> list[dict[str, Any]]:
+    """Closed conversations per `owner` (campaign_id, or agent_id: the closing agent) and disposition."""
     i = Interaction
     bucket = bucket_of(i.closed_at).label("bucket")
-    agent = sa.func.coalesce(i.agent_id, 0).label("agent_id")
     disposition = sa.func.coalesce(i.disposition, "").label("disposition")
-    stmt = (sa.select(i.campaign_id, agent, bucket, disposition, sa.func.count().label("closed"))
-            .where(i.status == InteractionStatus.CLOSED, i.closed_at >= start, i.closed_at < end)
-            .group_by(i.campaign_id, agent, bucket, disposition))
+    stmt = (sa.select(owner, bucket, disposition, sa.func.count().label("closed"))
+            .where(i.status == InteractionStatus.CLOSED, owner.is_not(None), i.closed_at >= start, i.closed_at < end)
+            .group_by(owner, bucket, disposition))
     return [_row(r) for r in db.session.execute(stmt).mappings()]
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql
 from ..extensions import db
 from ..models import (
     AgentBucket,
+    AgentDispositionBucket,
     AgentStateBucket,
     BreakType,
     Campaign,
@@ -287,7 +288,7 @@ def agent_report(agent_ids: Iterable[int], span: Span) -> Report:
     start, end = span.bounds()
     rows: dict[tuple[Period, int], AgentFigures] = defaultdict(AgentFigures)
     if ids:
-        ab, sb, dp = AgentBucket, AgentStateBucket, DispositionBucket
+        ab, sb, dp = AgentBucket, AgentStateBucket, AgentDispositionBucket
         for period, row in _by_period(span, ab, [ab.agent_id], _summed(ab, SUMS_WORK),
                                       [ab.agent_id.in_(ids), ab.bucket >= start, ab.bucket < end]):
             rows[(period, row.agent_id)].add_work(row)

@@ -266,6 +266,9 @@ class WaitingRow:
     # row is highlighted from then on (app.js flips it live); it stays in the queue.
     abandoned_epoch: float = 0.0
     abandoned: bool = False
+    # Past the campaign's service-level threshold (no first reply in time): highlighted less strongly.
+    late_epoch: float = 0.0
+    late: bool = False
     # WhatsApp only: the 24 h window is closed, an agent can only send a template.
     window_closed: bool = False
     # The agent who had it before it went back to the queue.
@@ -283,7 +286,7 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
     i, c = Interaction, Campaign
     previous = sa.orm.aliased(User)
     query = (sa.select(i.id, i.customer_number, i.customer_name, i.channel, i.campaign_id, c.name, i.queued_at,
-                       i.created_at, c.abandon_threshold_seconds, i.last_customer_message_at,
+                       i.created_at, c.abandon_threshold_seconds, c.sl_threshold_seconds, i.last_customer_message_at,
                        sa.func.coalesce(sa.func.nullif(previous.name, ""), previous.username).label("had"))
              .join(c, c.id == i.campaign_id)
              .outerjoin(previous, previous.id == i.previous_agent_id)
@@ -301,11 +304,13 @@ def waiting_rows(campaign_ids: list[int] | None = None, interaction_ids: list[in
 
 def _waiting_row(r: Any, now: datetime) -> WaitingRow:
     abandoned_at = r.created_at + timedelta(seconds=r.abandon_threshold_seconds)
+    late_at = r.created_at + timedelta(seconds=r.sl_threshold_seconds)
     window_closed = not window_open(r.channel, r.last_customer_message_at, now)
     return WaitingRow(id=r.id, customer_number=r.customer_number, customer_name=r.customer_name or "",
                       channel=r.channel, campaign_id=r.campaign_id, campaign_name=r.name, queued_at=r.queued_at,
                       since_epoch=clock.epoch(r.queued_at), since_text=elapsed_text(r.queued_at, now),
                       abandoned_epoch=clock.epoch(abandoned_at), abandoned=now >= abandoned_at,
+                      late_epoch=clock.epoch(late_at), late=now >= late_at,
                       window_closed=window_closed, previous_agent=r.had or "")
 
 

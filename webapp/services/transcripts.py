@@ -18,7 +18,7 @@ from flask_babel import pgettext
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from ..extensions import db
-from ..models import Campaign, Interaction, Message, SenderKind, User
+from ..models import Campaign, Interaction, InteractionStatus, Message, SenderKind, User
 from ..security import visible_agents, visible_campaigns
 from . import time as clock
 
@@ -122,6 +122,13 @@ def sender_label(message: Message, interaction: Interaction) -> str:
     return _("Agent") if message.sender_kind == SenderKind.AGENT else _("Supervisor")
 
 
+def status_label(status: str) -> str:
+    """An interaction's status in words: the results, the transcript, its text and CSV downloads."""
+    return {InteractionStatus.WAITING: _("Waiting"), InteractionStatus.ASSIGNED: _("Assigned"),
+            InteractionStatus.ACTIVE: pgettext("interaction", "Active"), InteractionStatus.CLOSED: _("Closed"),
+            InteractionStatus.ABANDONED: _("Abandoned")}.get(status, status)
+
+
 def sender_kind_label(kind: str) -> str:
     return {SenderKind.CUSTOMER: _("Customer"), SenderKind.AGENT: _("Agent"), SenderKind.BOT: "Bot",
             SenderKind.SUPERVISOR: _("Supervisor")}.get(kind, kind)
@@ -141,7 +148,7 @@ def conversation_text(interaction: Interaction) -> str:
         f"{_('Agent')}: {interaction.agent.display_name if interaction.agent else ''}",
         f"{pgettext('transcript', 'Start')}: {_utc_text(interaction.created_at)}",
         f"{pgettext('transcript', 'End')}: {_utc_text(interaction.closed_at)}",
-        f"{_('Status')}: {interaction.status}",
+        f"{_('Status')}: {status_label(interaction.status)}",
         f"{_('Disposition')}: {interaction.disposition or ''}",
         "",
     ]
@@ -192,7 +199,7 @@ def export_csv(user: User, flt: TranscriptFilter, batch: int = 500) -> Iterator[
         for r in rows:
             yield _csv_line([r.id, _utc_text(r.created_at), _utc_text(r.closed_at), r.campaign_name,
                              r.customer_number, r.customer_name, r.agent_name or r.agent_username or "", r.channel,
-                             r.status, r.disposition or "", r.message_count])
+                             status_label(r.status), r.disposition or "", r.message_count])
         if len(rows) < batch:
             return
         last = (rows[-1].created_at, rows[-1].id)

@@ -30,6 +30,7 @@ from .files import (
     _,
     all_or_nothing,
     check_filename,
+    n_,
     resolve_name,
     split_fields,
 )
@@ -191,8 +192,9 @@ class _BulkParser:
         def value(match: re.Match[str]) -> str:
             index = int(match.group(1))
             if index < 1 or index > len(variables):
-                raise FileRejected(_("the message uses {%(n)s} but the line has %(count)s variable columns",
-                                     n=index, count=len(variables)), line=line_no, field="message")
+                raise FileRejected(n_("the message uses {%(n)s} but the line has %(num)s variable column",
+                                      "the message uses {%(n)s} but the line has %(num)s variable columns",
+                                      len(variables), n=index), line=line_no, field="message")
             return variables[index - 1].strip()
 
         return _PLACEHOLDER.sub(value, body)

@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from flask import current_app, has_app_context, has_request_context
-from flask_babel import force_locale, gettext
+from flask_babel import force_locale, gettext, ngettext
 
 from ...extensions import db
+from ...i18n import translating
 
 CHUNK = 5000  # rows per INSERT (executemany) while the file streams past
 MAX_FILENAME = 64
@@ -28,6 +29,12 @@ def _(message: str, **values: Any) -> str:
         return gettext(message, **values)
     with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
         return gettext(message, **values)
+
+
+def n_(singular: str, plural: str, num: int, **values: Any) -> str:
+    """ngettext that also works outside a request (`i18n.translating`: the centre's language there)."""
+    with translating():
+        return ngettext(singular, plural, num, **values)
 
 
 class FileRejected(Exception):

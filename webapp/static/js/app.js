@@ -48,7 +48,11 @@
     document.querySelectorAll("[data-since]").forEach(function (el) {
       var since = parseFloat(el.dataset.since); if (!isNaN(since)) { el.textContent = fmt(now - since); }
     });
-    // A waiting customer past the abandon threshold is highlighted (and stays in the queue).
+    // A waiting customer past the service-level, then the abandon threshold is highlighted (and stays
+    // in the queue).
+    document.querySelectorAll("[data-late-at]:not(.late)").forEach(function (el) {
+      if (now >= parseFloat(el.dataset.lateAt)) { el.classList.add("late"); }
+    });
     document.querySelectorAll("[data-abandoned-at]:not(.abandoned)").forEach(function (el) {
       if (now >= parseFloat(el.dataset.abandonedAt)) { el.classList.add("abandoned"); }
     });
@@ -61,7 +65,8 @@
 })();
 // SMS segments while typing (GSM-7 / UCS-2, as webapp/providers/gsm.py counts them): a textarea with
 // `data-segments` writes into the element `[data-segments-for=<its name>]` of the same form, using
-// that element's data-template ("{encoding} · {units} … {segments} …").
+// that element's data-template ("{encoding} · {units} … {segments} …"), or its data-template-one when
+// {units} is 1 (both are the server's ngettext forms: "1 carácter", "2 caracteres").
 (function () {
   "use strict";
   var BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
@@ -82,7 +87,8 @@
   function show(area) {
     var out = area.form && area.form.querySelector("[data-segments-for='" + area.name + "']");
     if (!out) { return; }
-    var info = segments(area.value), tpl = out.dataset.template || "{encoding} · {units} · {segments}";
+    var info = segments(area.value);
+    var tpl = (info.units === 1 && out.dataset.templateOne) || out.dataset.template || "{encoding} · {units} · {segments}";
     out.textContent = tpl.replace("{encoding}", info.encoding).replace("{units}", info.units).replace("{segments}", info.segments);
   }
   document.addEventListener("input", function (e) { if (e.target.matches && e.target.matches("textarea[data-segments]")) { show(e.target); } });
