@@ -24,7 +24,7 @@ from .. import dnc
 from .. import time as clock
 from ..schedules import in_schedule
 from .claim import claim_rows, release_claims
-from .counts import publish_counts
+from .counts import note_sent, publish_counts
 from .gateway import make_adapter, redis, retry_delay, sit_out
 from .pipeline import send_windowed
 from .sender import Sender
@@ -171,6 +171,7 @@ def _record(sender: Sender, values: list[dict[str, Any]], unsent: list[int]) -> 
             .values(in_flight_at=None, attempts=spool.c.attempts - 1, lease_owner=None, lease_until=None))
     publish_counts(sender.dialer_id)
     db.session.commit()
+    note_sent(sender.dialer_id, sum(1 for v in values if v["b_state"] == SpoolState.SENT))
 
 
 def _struggling(result: SendResult) -> bool:
