@@ -50,18 +50,28 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
 
     window = sender.window
     lock = threading.Lock()
+    turn = threading.Condition(lock)
+    active = [0]  # requests on their way now
     halted = [False]  # no request starts any more
     struggled = [False]  # ...because the gateway failed for now or limits our pace
     window_span = timedelta(seconds=sender.lease)
 
     def one(row: Any, chunk: _Chunk) -> tuple[Any, SendResult, float | None] | None:
-        with lock:
+        with turn:  # a request starts only while the window has room (the claimed-ahead backlog waits)
+            while active[0] >= window.size() and not halted[0]:
+                turn.wait(0.05)
             if halted[0] or clock.now() > chunk.marked_at + window_span or time.monotonic() > deadline:
                 return None
             chunk.requested.add(row.id)
+            active[0] += 1
         sent_at = time.time()
         started = time.monotonic()
-        result = sender.adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body))
+        try:
+            result = sender.adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body))
+        finally:
+            with turn:
+                active[0] -= 1
+                turn.notify()
         refused = result.outcome is Outcome.RATE_LIMITED and not result.per_recipient
         took = time.monotonic() - started
         window.answered(took, refused)
@@ -91,7 +101,8 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
     try:
         while True:
             size = window.size()
-            free = size - len(futures)
+            # Claimed ahead by half a window, so the threads never wait for this thread's commits.
+            free = size + size // 2 - len(futures)
             if not stopping and not halted[0] and free >= max(1, size // 4):
                 now = time.monotonic()
                 if now > deadline:

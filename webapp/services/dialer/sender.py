@@ -156,7 +156,7 @@ class Sender:
     def tune(self, sent: int, wall: float, cpu: float) -> None:
         """After a group: overlap requests when each one mostly waits for the gateway, stop when not.
         `wall` and `cpu` (this process's CPU time, every thread's) are what the group's `sent` took."""
-        if self.max_concurrency <= 1 or sent < 5 or cpu <= 0 or self.limited:
+        if self.max_concurrency <= 1 or sent < 3 or cpu <= 0 or self.limited:
             return
         waits = (wall * self.concurrency) / cpu  # one request's wall time over its CPU cost
         if self.concurrency == 1 and waits > WAIT_UP:

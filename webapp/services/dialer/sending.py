@@ -32,7 +32,7 @@ from .sender import Sender
 log = logging.getLogger(__name__)
 
 spool = SpoolMessage.__table__
-PROBE = 5  # requests sent one at a time before deciding whether to overlap them (Sender.tune)
+PROBE = 3  # requests sent one at a time before deciding whether to overlap them (Sender.tune)
 
 
 @dataclass
