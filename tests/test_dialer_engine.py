@@ -625,7 +625,8 @@ def test_sender_overlaps_requests_only_while_they_mostly_wait(app: Any, db: Any,
         assert sender.concurrency == 64 and sender.executor is not None and sender.adapter.pool_size == 64
         sender.tune(50, wall=0.7, cpu=0.1)  # many at once, each mostly waiting: keep
         assert sender.concurrency == 64
-        assert sender.still_far(waited=2.5, cpu=0.1) and not sender.still_far(waited=0.1, cpu=0.08)
+        assert sender.still_far(waited=2.5, cpu=0.1, answers=50)  # 50 ms each, 2 of them CPU
+        assert not sender.still_far(waited=0.1, cpu=0.08, answers=50)  # 2 ms each: the CPU is the limit
     finally:
         sender.close()
 

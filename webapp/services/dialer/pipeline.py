@@ -76,14 +76,14 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
         took = time.monotonic() - started
         window.answered(took, refused)
         with lock:
-            waited[0] += took
+            fastest[0] = min(fastest[0], took)
         wait_for = sender.observe(result, sent_at)
         if _struggling(result):
             with lock:
                 halted[0] = struggled[0] = True  # the rest go back, later
         return row, result, wait_for
 
-    waited = [0.0]  # the answers' summed wall time since the last look
+    fastest = [float("inf")]  # the fastest answer since the last look (threads' GIL waits inflate the rest)
 
     futures: dict[Future[Any], _Chunk] = {}
     answered: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # each future, once done
@@ -138,7 +138,8 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
             answers += len(finished)
             if answers >= TUNE_EVERY:
                 with lock:
-                    far, waited[0] = sender.still_far(waited[0], time.process_time() - cpu_at), 0.0
+                    far = sender.still_far(fastest[0] * answers, time.process_time() - cpu_at, answers)
+                    fastest[0] = float("inf")
                 answers, cpu_at = 0, time.process_time()
                 if not far and not stopping:
                     sender.concurrency, stopping = 1, "near"  # the CPU is the limit: one at a time again
