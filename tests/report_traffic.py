@@ -58,5 +58,9 @@ def generate(db: Any, campaigns: list[Any], agents: list[Any], dialer: Any, base
             msg.sent_at = created + timedelta(seconds=rnd.uniform(1, 600))
         if state == 7:
             msg.delivered_at = msg.sent_at + timedelta(seconds=rnd.uniform(1, 60))
+            if rnd.random() < 0.5:  # W5: read (WhatsApp), and now and then answered
+                msg.read_at = msg.delivered_at + timedelta(seconds=rnd.uniform(1, 1800))
+        if state in (2, 7) and rnd.random() < 0.3:
+            msg.replied_at = msg.sent_at + timedelta(seconds=rnd.uniform(60, 7200))
         db.session.add(msg)
     db.session.commit()

@@ -38,8 +38,8 @@ def test_create_dinstar_dialer_parses_ports(client, setup, db):
     from webapp.models import AuditEntry
 
     response = client.post("/dialers/new", data=form(setup))
-    assert response.status_code == 302 and response.headers["Location"] == "/dialers"
     [dialer] = dialers(db)
+    assert response.status_code == 302 and response.headers["Location"] == f"/dialers/{dialer.id}"  # its dashboard
     assert (dialer.name, dialer.dial_string, dialer.ports, dialer.interval_ms, dialer.enabled, dialer.dncr) == (
         "marcadortest", "(0.3)", [0, 1, 2, 3], 500, True, True)
     assert [(e.days, e.start_time.hour, e.end_time.hour) for e in dialer.schedule] == [(0b11111, 8, 20)]
@@ -92,7 +92,8 @@ def test_edit_and_delete(client, setup, make, db):
     dialer = make.dialer(setup["group"], setup["providers"]["twilio"], name="viejo", enabled=False)
     page = client.get(f"/dialers/{dialer.id}/edit").get_data(as_text=True)
     assert 'value="viejo"' in page
-    assert client.post(f"/dialers/{dialer.id}/edit", data=form(setup, name="nuevo")).status_code == 302
+    saved_edit = client.post(f"/dialers/{dialer.id}/edit", data=form(setup, name="nuevo"))
+    assert saved_edit.status_code == 302 and saved_edit.headers["Location"] == f"/dialers/{dialer.id}"
     [saved] = dialers(db)
     assert (saved.name, saved.ports, saved.provider.type) == ("nuevo", [0, 1, 2, 3], "dinstar")
     assert "¿Eliminar “nuevo”?" in client.get(f"/dialers/{dialer.id}/delete").get_data(as_text=True)

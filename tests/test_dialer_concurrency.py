@@ -49,6 +49,6 @@ def test_two_workers_one_dialer_no_duplicates(app: Any, db: Any, make: Any, tmp_
         assert sorted(per_destination) == sorted(numbers)
         assert set(per_destination.values()) == {1}
         assert spool_states(app, dialer.id) == {2: TOTAL}
-        queue = app.extensions["conversa_queue"]
+        queue = app.extensions["conversa_queues"]["dialer"]
         claimed = [queue.fetch_job(job_id(dialer.id, slot)).return_value()["claimed"] for slot in (0, 1)]
         assert min(claimed) > 0, f"both jobs should have sent part of the batch: {claimed}"

@@ -255,7 +255,7 @@ def test_start_outbound_from_the_softphone(world: dict[str, Any], db: Any, app: 
     assert (interaction.customer_number, interaction.direction, interaction.agent_id, interaction.status) == (
         CUSTOMER, "outbound", agent.id, InteractionStatus.ACTIVE)
     assert [m.body for m in interaction.messages] == ["Hola, le escribimos de la empresa"]
-    queue = app.extensions["conversa_queue"]
+    queue = app.extensions["conversa_queues"]["inbound"]
     assert "workers.inbound.send_message" in [j.func_name for j in queue.jobs]
     run_jobs(app)
     message = db.session.scalar(sa.select(Message))

@@ -203,7 +203,7 @@ def test_send_queues_the_message_and_the_gateway_gets_it(client: Any, make: Any,
     make.member(campaign, ana)
     mine = conversation(db, campaign, ana)
     login(client, "ana")
-    queue = app.extensions["conversa_queue"]
+    queue = app.extensions["conversa_queues"]["inbound"]
     response = client.post(f"/inbox/{mine.id}/send", data={"body": "Hola, ¿cómo te ayudo? 😊"},
                            headers=htmx(client))
     assert response.status_code == 200

@@ -18,7 +18,7 @@ def test_metrics_counts_spool_and_interactions(app, client, make, db):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'conversa_spool_messages{state="to_process"} 1' in text
     assert 'conversa_spool_messages{state="sent"} 1' in text
-    assert "conversa_queue_jobs 0" in text
+    assert 'conversa_queue_jobs{queue="routing"} 0' in text and 'conversa_queue_jobs{queue="dialer"} 0' in text
 
 
 def test_metrics_token_and_roles(app, client, make):

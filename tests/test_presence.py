@@ -183,3 +183,16 @@ def test_every_way_of_leaving_leaves_a_notice_of_what_went_where(world: dict[str
     assert '<div id="handback-notice" hidden' in response.get_data(as_text=True)
     assert agents.leave_notice(ana.id) is None
     assert answered.id
+
+
+def test_a_hand_back_rolled_back_leaves_no_notice(world: dict[str, Any], db: Any) -> None:
+    """The notice says what the database did: a hand-back whose transaction rolls back tells the agent nothing."""
+    ana = world["ana"]
+    conversation(db, world["campaign"], ana, InteractionStatus.ASSIGNED, "+59899000003")
+    agents.on_logout(ana, Cause.SUPERVISOR)
+    assert agents.leave_notice(ana.id) is None  # not before the commit either
+    db.session.rollback()
+    assert agents.leave_notice(ana.id) is None
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(Interaction.agent_id).where(
+        Interaction.customer_number == "+59899000003")).one() == ana.id

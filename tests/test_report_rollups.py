@@ -37,13 +37,18 @@ def traffic(make, db):
 
 
 def test_rollups_kept_by_refresh_equal_a_rebuild(app, db, traffic):
-    from webapp.models import AgentStateSpan, Interaction, Message
+    from webapp.models import AgentStateSpan, DialerBucket, Interaction, Message, SpoolMessage
     from webapp.services import report_rollups as rr
 
     # An old conversation still open: its bucket is days before the refresh window.
     old = Interaction(campaign_id=traffic["campaigns"][0].id, customer_number="+59899000001",
                       created_at=NOW - timedelta(days=5), status="waiting")
     db.session.add(old)
+    # W5: a dialer message delivered long before t1, read and answered only after t1.
+    old_sms = SpoolMessage(dialer_id=traffic["dialer"].id, destination="+59899000009", body="x", state=7,
+                           created_at=NOW - timedelta(hours=40), sent_at=NOW - timedelta(hours=40),
+                           delivered_at=NOW - timedelta(hours=40))
+    db.session.add(old_sms)
     db.session.commit()
     t1 = NOW - timedelta(hours=2)
     rr.refresh(t1)
@@ -56,11 +61,15 @@ def test_rollups_kept_by_refresh_equal_a_rebuild(app, db, traffic):
                            created_at=NOW - timedelta(hours=1), body="hola"))
     db.session.add(AgentStateSpan(agent_id=traffic["agents"][1].id, state="free", cause="agent",
                                   started_at=NOW - timedelta(days=3)))  # open since long ago
+    old_sms.read_at, old_sms.replied_at = NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)
     db.session.commit()
     rr.refresh(NOW)
     db.session.commit()
     rr.mark_refreshed(NOW)
     kept = snapshot(db)
+    for figure, column in (("read", SpoolMessage.read_at), ("replied", SpoolMessage.replied_at)):
+        raw = db.session.scalar(sa.select(sa.func.count(column)).where(column < rr.floor(NOW) + rr.BUCKET))
+        assert raw > 1 and db.session.scalar(sa.select(sa.func.sum(getattr(DialerBucket, figure)))) == raw
     assert kept["report_campaign_buckets"] and kept["report_agent_state_buckets"] and kept["report_dialer_buckets"]
     rr.rebuild(NOW)
     db.session.commit()
@@ -76,6 +85,8 @@ def test_recompute_is_idempotent_and_counts_every_conversation(db, traffic):
     db.session.commit()
     inbound = db.session.scalar(sa.select(sa.func.count()).where(Interaction.direction == "inbound"))
     assert db.session.scalar(sa.select(sa.func.sum(CampaignBucket.offered))) == inbound
+    buckets = db.session.scalars(sa.select(CampaignBucket.bucket)).all()
+    assert buckets and all(b == rr.floor(b) for b in buckets)  # cut at 15 minutes on every backend
 
 
 def test_split_cuts_a_span_at_the_buckets():

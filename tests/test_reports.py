@@ -68,7 +68,8 @@ def scene(app, make, db, monkeypatch):
     db.session.add_all([
         SpoolMessage(dialer_id=dialer.id, destination="+59899000001", body="x", state=7,
                      created_at=at("2026-03-11 02:30:00"), sent_at=at("2026-03-11 02:31:00"),
-                     delivered_at=at("2026-03-11 03:05:00")),
+                     delivered_at=at("2026-03-11 03:05:00"), read_at=at("2026-03-11 03:10:00"),
+                     replied_at=at("2026-03-11 03:20:00")),
         SpoolMessage(dialer_id=dialer.id, destination="+59899000002", body="x", state=5, last_error="30003 unreachable",
                      created_at=at("2026-03-10 12:00:00"), sent_at=at("2026-03-10 12:00:05")),
         SpoolMessage(dialer_id=dialer.id, destination="+59899000003", body="x", state=3,
@@ -137,6 +138,8 @@ def test_dialer_figures_by_centre_day(scene):
     tenth, eleventh = rows[date(2026, 3, 10)], rows[date(2026, 3, 11)]
     assert (tenth.loaded, tenth.sent, tenth.delivered, tenth.failed, tenth.blocked) == (3, 2, 0, 1, 1)
     assert (eleventh.loaded, eleventh.sent, eleventh.delivered) == (0, 0, 1)
+    assert (tenth.read, tenth.replied, eleventh.read, eleventh.replied) == (0, 0, 1, 1)
+    assert (report.total.read, report.total.replied) == (1, 1)
     assert report.extra["failures"] == {"30003 unreachable": 1}
 
 

@@ -53,7 +53,7 @@ def stored(db: Any) -> tuple[int, int]:
 
 
 def queued(app: Any) -> int:
-    return app.extensions["conversa_queue"].count
+    return sum(q.count for q in app.extensions["conversa_queues"].values())
 
 
 def test_signed_twilio_message_is_accepted_and_stored(client: Any, app: Any, db: Any, twilio: Any) -> None:
@@ -418,7 +418,7 @@ def test_a_real_server_answers_413_to_a_streamed_body_without_taking_it_all(
 def failed_jobs(app: Any) -> int:
     from rq.registry import FailedJobRegistry
 
-    return FailedJobRegistry(queue=app.extensions["conversa_queue"]).count
+    return sum(FailedJobRegistry(queue=q).count for q in app.extensions["conversa_queues"].values())
 
 
 def bodies(db: Any) -> list[str]:

@@ -247,8 +247,9 @@ def test_the_sandbox_whatsapp_customer_reads_what_was_delivered(app: Any, db: An
     db.session.commit()
     assert demo.handset_received(message.id)
     db.session.commit()
-    scheduled = ScheduledJobRegistry(queue=app.extensions["conversa_queue"])
-    assert [j.func_name for j in (app.extensions["conversa_queue"].fetch_job(i) for i in scheduled.get_job_ids())] \
+    queue = app.extensions["conversa_queues"]["inbound"]
+    scheduled = ScheduledJobRegistry(queue=queue)
+    assert [j.func_name for j in (queue.fetch_job(i) for i in scheduled.get_job_ids())] \
         == ["workers.inbound.sandbox_read"]
     assert demo.handset_read(message.id)
     db.session.commit()

@@ -81,8 +81,8 @@ def test_an_idle_worker_picks_up_a_job_at_once(app: Any, make: Any, db: Any, tmp
         item = {"provider_message_id": "SM" + "f" * 32, "from_number": "+59899123999", "to": "+59829001500",
                 "body": "Hola, ¿hay alguien?"}
         # As the webhook does, except that the job's record stays so its start time can be read.
-        job = app.extensions["conversa_queue"].enqueue("workers.inbound.process_inbound", provider.id, [item],
-                                                       result_ttl=60)
+        inbound = app.extensions["conversa_queues"]["inbound"]
+        job = inbound.enqueue("workers.inbound.process_inbound", provider.id, [item], result_ttl=60)
 
         def stored() -> bool:
             db.session.rollback()

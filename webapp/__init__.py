@@ -8,7 +8,6 @@ import redis
 import sqlalchemy as sa
 from flask import Flask, jsonify, redirect, request, url_for
 from flask_login import current_user
-from rq import Queue
 
 from .extensions import babel, csrf, db, login, migrate, sock
 
@@ -93,7 +92,11 @@ def _init_redis(app: Flask) -> None:
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=1, health_check_interval=30,
                                   retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
     app.extensions["conversa_redis"] = client
-    app.extensions["conversa_queue"] = Queue(app.config["RQ_QUEUE"], connection=client)
+    from . import queues
+
+    app.extensions["conversa_queues"] = queues.build(app, client)
+    # RQ_QUEUE itself: the housekeeping queue (webapp/queues.py sends each job kind to its own).
+    app.extensions["conversa_queue"] = app.extensions["conversa_queues"][queues.HOUSEKEEPING]
 
     from .live.hub import Hub
 

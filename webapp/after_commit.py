@@ -16,10 +16,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from . import queues
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,8 @@ def take_jobs_after_commit(func: str) -> list[tuple[Any, ...]]:
 
 @sender(JOB)
 def _enqueue_jobs(jobs: list[tuple[str, tuple[Any, ...], float | None]]) -> None:
-    queue = current_app.extensions["conversa_queue"]
     for func, args, delay in dict.fromkeys(jobs):  # the same job queued twice runs once
+        queue = queues.queue_for(func)
         try:  # fire and forget: nobody reads a result, so RQ keeps none (fewer writes per job)
             if delay:
                 queue.enqueue_in(timedelta(seconds=delay), func, *args, result_ttl=0)

@@ -46,6 +46,8 @@ def _get_or_create(model: Any, lookup: dict[str, Any], **defaults: Any) -> tuple
 
 def seed_demo(password: str) -> dict[str, Any]:
     """Create the demo data once; a second run changes nothing."""
+    from .services import demo
+
     group, _ = _get_or_create(SecurityGroup, {"name": "Demo"}, description="Grupo de demostración")
     users = {}
     created_users = []
@@ -84,7 +86,8 @@ def seed_demo(password: str) -> dict[str, Any]:
             campaign.memberships.append(Membership(user_id=users[f"agent{i}"].id, position=pos, penalty=0))
     _seed_whatsapp(group, users)
     dialer, created = _get_or_create(
-        Dialer, {"name": "demo"}, security_group_id=group.id, provider_id=provider.id, interval_ms=200,
+        Dialer, {"name": "demo"}, security_group_id=group.id, provider_id=provider.id,
+        interval_ms=demo.DIALER_INTERVAL_MS,
         enabled=True, dncr=True, running=True)
     if created:
         dialer.schedule.append(ScheduleEntry(days=0b1111111, start_time=time(0, 0), end_time=time(23, 59)))

@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus text for the operators (spool, interactions, agents, job queue).
+"""GET /metrics: Prometheus text for the operators (spool, interactions, agents, job queues and their backlog).
 
 Open to a signed-in admin, or to a scraper that sends `Authorization: Bearer $METRICS_TOKEN`.
 """
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, abort, current_app, request
 from flask_login import current_user
 
+from . import queues
 from .extensions import db
 from .models import Interaction, SpoolMessage, SpoolState, User
 
@@ -37,11 +38,21 @@ def collect() -> list[str]:
     for state, count in db.session.execute(
             sa.select(User.state, sa.func.count()).where(User.role == "agent").group_by(User.state)):
         lines.append(f'conversa_agents{{state="{state}"}} {count}')
-    lines += ["# HELP conversa_queue_jobs Jobs waiting in the RQ queue.", "# TYPE conversa_queue_jobs gauge"]
+    return lines + _queue_lines()
+
+
+def _queue_lines() -> list[str]:
+    """Each RQ queue's waiting jobs and how long its oldest has waited (webapp/queues.py): back-pressure."""
     try:
-        lines.append(f"conversa_queue_jobs {current_app.extensions['conversa_queue'].count}")
+        found = [(d.kind, d.jobs, d.oldest_seconds or 0.0) for d in queues.depths()]
     except Exception:  # noqa: BLE001 - Redis down: say so rather than fail the scrape
-        lines.append("conversa_queue_jobs NaN")
+        found = [(kind, "NaN", "NaN") for kind in queues.PRIORITY]
+    lines = ["# HELP conversa_queue_jobs Jobs waiting in each RQ queue.", "# TYPE conversa_queue_jobs gauge"]
+    lines += [f'conversa_queue_jobs{{queue="{kind}"}} {jobs}' for kind, jobs, _ in found]
+    lines += ["# HELP conversa_queue_oldest_seconds How long the oldest waiting job of each queue has waited.",
+              "# TYPE conversa_queue_oldest_seconds gauge"]
+    lines += [f'conversa_queue_oldest_seconds{{queue="{kind}"}} {age if isinstance(age, str) else round(age, 3)}'
+              for kind, _, age in found]
     return lines
 
 

@@ -1,5 +1,8 @@
 """`python -m workers`: one RQ worker process (jobs run in-process, no fork) plus the shared clock.
 
+`--queues routing,inbound` (or WORKER_QUEUES) picks the queues it serves (webapp/queues.py); by default all
+of them, routing first and housekeeping last.
+
 Run as many as you like, on as many machines as you like: jobs are taken from
 Redis, periodic tasks run once per interval across all of them, and spool claims
 are atomic in the database. When Redis goes away the process waits and resumes.
@@ -21,6 +24,8 @@ from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
+
+from webapp import queues
 
 from .appctx import get_app
 from .periodic import start_clock
@@ -56,11 +61,18 @@ def rq_connection(app: Flask, worker_ttl: int) -> redis.Redis:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-clock", action="store_true", help="take jobs only; run no periodic tasks")
-    parser.add_argument("--burst", action="store_true", help="stop when the queue is empty (tests)")
+    parser.add_argument("--burst", action="store_true", help="stop when the queues are empty (tests)")
+    parser.add_argument("--queues", help="the queues served, comma-separated: routing, inbound, dialer, "
+                        "housekeeping, or all (default: WORKER_QUEUES, else all); taken in that order")
     args = parser.parse_args()
     app = get_app()
+    try:
+        kinds = queues.parse(args.queues or app.config.get("WORKER_QUEUES"))
+    except ValueError as exc:
+        parser.error(str(exc))
+    names = [queues.queue_name(app.config["RQ_QUEUE"], kind) for kind in kinds]
     loaded = load_task_modules()
-    log.info("task modules: %s", ", ".join(loaded))
+    log.info("task modules: %s; queues: %s", ", ".join(loaded), ", ".join(names))
     stop = threading.Event()
     if not args.no_clock:
         start_clock(app, stop)
@@ -81,7 +93,7 @@ def main() -> None:
     delay = 0.5
     while not stop.is_set():
         try:
-            worker = SimpleWorker([app.config["RQ_QUEUE"]], connection=connection, worker_ttl=worker_ttl)
+            worker = SimpleWorker(names, connection=connection, worker_ttl=worker_ttl)
             with app.app_context():
                 worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
             break  # work() returns when asked to stop (SIGINT/SIGTERM) or, in burst mode, when done

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from webapp import queues
 from webapp.extensions import db
 from webapp.models import Dialer
 from webapp.services import time as clock
@@ -85,7 +86,7 @@ def run_dialer(dialer_id: int, slot: int) -> dict[str, Any]:
 
 def enqueue_slots(dialer_id: int) -> list[int]:
     """Enqueue run_dialer for each free slot of the dialer; returns the slots enqueued."""
-    queue = current_app.extensions["conversa_queue"]
+    queue = queues.queue_for(run_dialer)
     redis = queue.connection
     enqueued = []
     timeout = int(_budget() + gateway.inflight_seconds() + 60)

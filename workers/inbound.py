@@ -166,11 +166,14 @@ def dinstar_poll() -> None:
 
 @periodic("sandbox-customers", 20.0)
 def sandbox_customers() -> None:
-    """`make run`'s live traffic: now and then a new simulated customer writes to each sandbox campaign."""
+    """`make run`'s live traffic: now and then a new simulated customer writes to each sandbox campaign,
+    and customers in quiet open conversations write again."""
     if not current_app.config.get("SANDBOX_CUSTOMERS"):
         return
     for campaign in demo.campaigns_with_room():
         if _rng.random() < 0.4:
             continue
         demo.new_customer(campaign, _rng)
+        db.session.commit()
+    if demo.customers_write_again(_rng):
         db.session.commit()

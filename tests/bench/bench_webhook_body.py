@@ -152,7 +152,7 @@ def run() -> dict[str, Any]:
         stack.procs.append(master)
         wait_healthy(base, master, time.monotonic() + 60)
         worker = _worker_pid(master.pid)
-        queue = stack.app.extensions["conversa_queue"]
+        queue = stack.app.extensions["conversa_queues"]["inbound"]  # where webhooks queue their jobs
         out: dict[str, Any] = {"database": stack.database, "body_mb": BODY // 2**20,
                                "webhook_max_bytes": stack.app.config.get("WEBHOOK_MAX_BYTES"),
                                "reference": _reference(worker, base, providers["twilio"])}

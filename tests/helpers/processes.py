@@ -163,10 +163,10 @@ def redis_errors(log: str) -> list[str]:
     return [line for line in log.splitlines() if REDIS_ERRORS.search(line)]
 
 
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """A real worker process (RQ SimpleWorker + clock) with its output in `log_path`."""
+def start_worker(env: dict[str, str], log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A real worker process (RQ SimpleWorker + clock; `args` such as "--queues", "dialer") logging into `log_path`."""
     with log_path.open("ab") as out:  # the child keeps its own descriptor
-        return subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env, stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "workers", *args], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -119,9 +119,11 @@ def run_jobs(app: Any) -> int:
     """Run every queued RQ job now, in this process (a real RQ worker in burst mode)."""
     from rq import SimpleWorker
 
-    queue = app.extensions["conversa_queue"]
-    before = queue.count
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    from webapp import queues
+
+    served = [app.extensions["conversa_queues"][kind] for kind in queues.PRIORITY]  # as `python -m workers`
+    before = sum(queue.count for queue in served)
+    SimpleWorker(served, connection=served[0].connection).work(burst=True, logging_level="WARNING")
     return before
 
 

@@ -28,7 +28,7 @@ def dialer_page(dialer: Any) -> Any:
                                                 current_user)
             db.session.commit()
             flash(_("Dialer “%(name)s” saved.", name=saved.name), "ok")
-            return redirect(url_for("dialers.index"))
+            return redirect(url_for("dialers.dashboard", dialer_id=saved.id))  # where it is watched and run
         except Invalid as exc:
             db.session.rollback()
             forms.apply_errors(form, exc.errors)

@@ -15,11 +15,11 @@ from typing import IO, Any
 
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import AppGroup
-from flask_babel import force_locale, ngettext
+from flask_babel import ngettext
 
 from ..extensions import db
+from ..i18n import translating
 from ..models import Dialer
 from ..services import phones
 from ..services.ingest.bulk import load_bulk
@@ -60,7 +60,7 @@ class _Progress:
 
 
 def _run(load: Any, path: str, progress: bool = False, **kwargs: Any) -> None:
-    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")), open(path, "rb") as stream:
+    with translating(), open(path, "rb") as stream:
         shown = _Progress(stream, os.fstat(stream.fileno()).st_size) if progress and sys.stderr.isatty() else None
         if shown is not None:
             kwargs["on_progress"] = shown

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import render_template
 
 from ..extensions import db
 from ..live.registry import renderer, topic_check
 from ..models import Dialer
-from ..security import visible_dialers
+from ..security import visible_dialers, visible_group_ids
 from ..services import bulk_loads
 from ..services.dialer.counts import counts, status
 from ..templating import oob_remove
@@ -23,24 +22,18 @@ def _int(text: str) -> int | None:
     return int(text) if text.isdigit() and len(text) < 12 else None
 
 
-def _is_supervisor(user: Any) -> bool:
-    return bool(user.is_admin or user.is_supervisor)
-
-
 @topic_check("dialers")
 def may_follow_group(user: Any, rest: str) -> bool:
     """`dialers:<security group>`: the group's dialer list; admins any group, supervisors their own."""
     group_id = _int(rest)
-    if group_id is None or not _is_supervisor(user):
-        return False
-    return bool(user.is_admin or group_id in user.security_group_ids)
+    return group_id is not None and user.may_supervise and user.sees_group(group_id)
 
 
 @topic_check("dialer")
 def may_follow_dialer(user: Any, rest: str) -> bool:
     """`dialer:<id>`: one dialer's dashboard, when the user may see that dialer."""
     dialer_id = _int(rest)
-    if dialer_id is None or not _is_supervisor(user):
+    if dialer_id is None or not user.may_supervise:
         return False
     return db.session.scalar(visible_dialers(user).where(Dialer.id == dialer_id).with_only_columns(
         Dialer.id)) is not None
@@ -100,10 +93,4 @@ def render_row(event: dict[str, Any], user: Any) -> str | None:
 
 def list_topics(user: Any) -> list[str]:
     """The list page follows each group the user sees (admins: every group)."""
-    from ..models import SecurityGroup
-
-    if user.is_admin:
-        ids = db.session.scalars(sa.select(SecurityGroup.id).order_by(SecurityGroup.id)).all()
-    else:
-        ids = sorted(user.security_group_ids)
-    return [f"dialers:{gid}" for gid in ids]
+    return [f"dialers:{gid}" for gid in visible_group_ids(user)]

@@ -145,6 +145,14 @@ def resolve(dialer_id: int, message_id: int) -> Any:
 
 
 # -- single message -----------------------------------------------------------------------
+def single_notice(dialer: Dialer, number: str) -> str:
+    """What a queued single message will do: go out now, or wait for Start on a stopped dialer."""
+    if dialer.running:
+        return _("Message to %(number)s queued on this dialer.", number=number)
+    return _("Message to %(number)s queued. The dialer is stopped: it will go out when you press %(start)s.",
+             number=number, start=_("Start"))
+
+
 @bp.post("/dialers/<int:dialer_id>/single")
 @supervisor_required
 def single(dialer_id: int) -> Any:
@@ -153,7 +161,7 @@ def single(dialer_id: int) -> Any:
     if form.validate_on_submit():
         try:
             message = actions.queue_single(dialer, form.phone.data.strip(), form.text.data, user_id=current_user.id)
-            return done(dialer, _("Message to %(number)s queued on this dialer.", number=message.destination))
+            return done(dialer, single_notice(dialer, message.destination))
         except actions.DialerError as exc:
             db.session.rollback()
             form.phone.errors = [str(exc)]

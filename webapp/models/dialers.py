@@ -135,6 +135,10 @@ class SpoolMessage(db.Model):
         sa.Index("ix_sms_spool_created", "created_at"),
         sa.Index("ix_sms_spool_sent", "sent_at"),
         sa.Index("ix_sms_spool_delivered", "delivered_at"),
+        sa.Index("ix_sms_spool_read", "read_at"),
+        sa.Index("ix_sms_spool_replied", "replied_at"),
+        # W5 Replied: the customer's latest message sent to that number (services/dialer/replies.py).
+        sa.Index("ix_sms_spool_destination_sent", "destination", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -158,6 +162,9 @@ class SpoolMessage(db.Model):
     created_at: Mapped[datetime] = created_at_column()
     sent_at: Mapped[datetime | None] = mapped_column()
     delivered_at: Mapped[datetime | None] = mapped_column()
+    # W5: the customer read it (WhatsApp), and answered it (their next message within DIALER_REPLY_HOURS).
+    read_at: Mapped[datetime | None] = mapped_column()
+    replied_at: Mapped[datetime | None] = mapped_column()
 
     @property
     def state_name(self) -> str:

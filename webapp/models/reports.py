@@ -123,8 +123,8 @@ class AgentStateBucket(db.Model):
 
 
 class DialerBucket(db.Model):
-    """A dialer's messages: loaded (created_at), sent (sent_at), delivered (delivered_at) in the bucket;
-    blocked / invalid / failed / cancelled as they stand now, by the bucket they were loaded in."""
+    """A dialer's messages: loaded (created_at), sent (sent_at), delivered (delivered_at), read (read_at),
+    replied (replied_at) in the bucket; blocked / invalid / failed / cancelled as they stand now, by the bucket they were loaded in."""
 
     __tablename__ = "report_dialer_buckets"
 
@@ -133,6 +133,8 @@ class DialerBucket(db.Model):
     loaded: Mapped[int] = _count()
     sent: Mapped[int] = _count()
     delivered: Mapped[int] = _count()
+    read: Mapped[int] = _count()
+    replied: Mapped[int] = _count()
     failed: Mapped[int] = _count()
     blocked: Mapped[int] = _count()
     invalid: Mapped[int] = _count()

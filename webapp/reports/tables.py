@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from ..services import reports
 from ..services.report_rollups import WAIT_EDGES
@@ -128,6 +129,8 @@ DIALER_FIGURES = [
     Column(_l("Loaded"), "int", lambda r: r[1].loaded, "loaded"),
     Column(_l("Sent"), "int", lambda r: r[1].sent, "sent"),
     Column(_l("Delivered"), "int", lambda r: r[1].delivered, "delivered"),
+    Column(lazy_pgettext("dialer", "Read"), "int", lambda r: r[1].read, "read"),
+    Column(lazy_pgettext("dialer", "Replied"), "int", lambda r: r[1].replied, "replied"),
     Column(_l("Failed"), "int", lambda r: r[1].failed, "failed"),
     Column(_l("Blocked"), "int", lambda r: r[1].blocked, "blocked"),
     Column(_l("Invalid"), "int", lambda r: r[1].invalid, "invalid"),

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import after_commit
 from ..extensions import db
 from ..live.events import publish
 from ..models import AgentState, Role, User
@@ -28,6 +29,7 @@ from .agent_states import Cause
 log = logging.getLogger(__name__)
 
 NOTICE_KEY = "conversa:handback:{agent_id}"
+HANDBACK_NOTICE = "handback.notice"  # the after-commit kind
 NOTICE_SECONDS = 7 * 24 * 3600
 # Why an agent left, as their notice says it.
 BREAK, LOGOUT, FORCED_LOGOUT, PRESENCE_TIMEOUT = "break", "logout", "forced logout", "presence timeout"
@@ -153,17 +155,24 @@ def page_alive(user: Any, page: str) -> None:
 
 # -- what went where -------------------------------------------------------------------------------
 def _leave_notice(user: User, cause: str, moved: routing.HandBack) -> None:
-    """Kept in Redis for the agent's workspace (any process), replacing an older one; nothing moved,
-    nothing to say."""
+    """Kept in Redis for the agent's workspace (any process), replacing an older one, once the hand-back
+    commits (a rolled-back one said nothing); nothing moved, nothing to say."""
     if not moved.ids:
         return
     notice = {"cause": cause, "at": time.time(), "queued": [n for _, n in moved.queued],
               "to_agent": [n for _, n in moved.to_agent], "agent_name": moved.agent_name}
+    after_commit.defer(HANDBACK_NOTICE, (user.id, notice))
+
+
+@after_commit.sender(HANDBACK_NOTICE)
+def _store_notices(items: list[tuple[int, dict[str, Any]]]) -> None:
     try:
-        current_app.extensions["conversa_redis"].set(NOTICE_KEY.format(agent_id=user.id), json.dumps(notice),
-                                                      ex=NOTICE_SECONDS)
+        with current_app.extensions["conversa_redis"].pipeline(transaction=False) as pipe:
+            for agent_id, notice in items:
+                pipe.set(NOTICE_KEY.format(agent_id=agent_id), json.dumps(notice), ex=NOTICE_SECONDS)
+            pipe.execute()
     except Exception as exc:  # noqa: BLE001 - the hand-back itself is in the database
-        log.warning("hand-back notice for %s not kept: %s", user.id, exc)
+        log.warning("hand-back notices for %s not kept: %s", [a for a, _ in items], exc)
 
 
 def leave_notice(agent_id: int) -> dict[str, Any] | None:

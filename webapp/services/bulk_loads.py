@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import queues
 from ..extensions import db
 from ..i18n import translating
 from ..live.events import publish, publish_now
@@ -130,7 +131,7 @@ def enqueue(token: str, attempt: int) -> bool:
     """Queue the load's job for this attempt; False when Redis is away (recovery queues it later)."""
     timeout = int(current_app.config["BULK_LOAD_TIMEOUT"])
     try:
-        current_app.extensions["conversa_queue"].enqueue(
+        queues.enqueue(
             JOB, token, attempt, job_id=job_id(token, attempt), job_timeout=timeout, result_ttl=600,
             failure_ttl=24 * 3600, description=f"bulk load {token[:8]} attempt {attempt}")
         return True
@@ -253,7 +254,7 @@ def progress(token: str) -> dict[str, float] | None:
 def _job_may_run(token: str, attempt: int, stall: float) -> bool:
     """Is this attempt's job still waiting for a worker, or started so recently that its heartbeat may not
     be written yet? (Past that, a started job without a heartbeat is one whose worker died.)"""
-    job = current_app.extensions["conversa_queue"].fetch_job(job_id(token, attempt))
+    job = queues.queue_for(JOB).fetch_job(job_id(token, attempt))
     if job is None:
         return False
     status = job.get_status(refresh=False)

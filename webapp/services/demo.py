@@ -1,9 +1,11 @@
-"""Demo traffic for `make run`: a few hundred messages queued on the demo dialer, and simulated
-customers on sandbox campaigns (who write first, receive our messages and now and then answer)."""
+"""Demo traffic for `make run`: a few hundred messages queued on the demo dialer, paced so a newcomer sees
+its counters move for the first minutes, and simulated customers on sandbox campaigns (who write first,
+write again now and then while their conversation is open, and now and then answer our messages)."""
 from __future__ import annotations
 
 import random
 import uuid
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -20,11 +22,18 @@ from ..models import (
     SenderKind,
     SpoolMessage,
     SpoolState,
+    utcnow,
 )
 from ..providers.base import InboundMessage, StatusUpdate
 from ..providers.sandbox import simulated_reply
 from .interactions import apply_status, receive_inbound
 
+DIALER_INTERVAL_MS = 400  # the demo dialer's pace: 2.5 messages a second...
+DIALER_MESSAGES = 600  # ...so its counters move for four minutes
+FOLLOW_UP_QUIET = 45.0  # seconds a conversation stays quiet before its customer may write again
+FOLLOW_UP_CHANCE = 0.25  # per open, quiet conversation and pass (the worker's, every 20 s)
+FOLLOW_UPS = ("¿Hay alguien ahí?", "Sigo esperando, gracias", "Les escribo de nuevo por mi consulta",
+              "¿Me pueden responder, por favor?", "Hola, ¿siguen ahí?", "Agrego un dato: es urgente")
 SANDBOX_DELIVERY_DELAY = 2.0
 SANDBOX_REPLY_DELAY = (3.0, 8.0)
 GREETINGS = ("Hola, buenas tardes", "Hola! quería hacer una consulta", "Buen día, ¿me pueden ayudar?",
@@ -32,7 +41,7 @@ GREETINGS = ("Hola, buenas tardes", "Hola! quería hacer una consulta", "Buen d�
              "Hola, quiero saber el estado de mi pedido", "Buenas, ¿cómo hago para pagar en cuotas?")
 
 
-def queue_demo_messages(count: int = 300) -> int:
+def queue_demo_messages(count: int = DIALER_MESSAGES) -> int:
     """Queue `count` messages on the demo dialer unless it still has some to process."""
     dialer = db.session.scalar(sa.select(Dialer).where(Dialer.name == "demo"))
     if dialer is None:
@@ -95,8 +104,11 @@ def customer_answers(interaction_id: int, body: str, rng: random.Random) -> bool
     if interaction is None or not interaction.is_open:
         return False
     text = simulated_reply(body, rng)
-    if text is None:
-        return False
+    return text is not None and _customer_writes(interaction, text)
+
+
+def _customer_writes(interaction: Interaction, text: str) -> bool:
+    """The simulated customer of an open conversation writes `text` into it, as through the gateway."""
     campaign = interaction.campaign
     inbound = InboundMessage(provider_message_id=f"sbx-in-{uuid.uuid4().hex[:12]}",
                              from_number=interaction.customer_number, to=campaign.did, body=text,
@@ -123,3 +135,22 @@ def new_customer(campaign: Campaign, rng: random.Random) -> bool:
     inbound = InboundMessage(provider_message_id=f"sbx-in-{uuid.uuid4().hex[:12]}", from_number=number,
                              to=campaign.did, body=rng.choice(GREETINGS), channel=campaign.channel)
     return receive_inbound(campaign.provider, inbound) is not None
+
+
+def customers_write_again(rng: random.Random, now: datetime | None = None) -> int:
+    """Simulated customers already in an open conversation quiet for FOLLOW_UP_QUIET write again now and
+    then (a waiting one asks whether anyone is there): the demo's traffic goes on once the queue is full.
+    Returns how many wrote; the caller commits."""
+    cutoff = (now or utcnow()) - timedelta(seconds=FOLLOW_UP_QUIET)
+    quiet = db.session.scalars(
+        sa.select(Interaction).join(Campaign, Campaign.id == Interaction.campaign_id)
+        .join(Provider, Provider.id == Campaign.provider_id)
+        .where(Provider.type == "sandbox", Provider.enabled.is_(True), Campaign.enabled.is_(True),
+               Interaction.status.in_(InteractionStatus.OPEN), Interaction.last_message_at < cutoff)
+        .order_by(Interaction.last_message_at).limit(50)).all()
+    written = 0
+    for interaction in quiet:
+        if rng.random() >= FOLLOW_UP_CHANCE:
+            continue
+        written += _customer_writes(interaction, rng.choice(FOLLOW_UPS))
+    return written

@@ -29,7 +29,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .. import after_commit
+from .. import after_commit, queues
 from ..extensions import db
 from ..live.events import publish
 from ..models import Attachment, AttachmentKind, AttachmentState, Message, Provider
@@ -156,7 +156,7 @@ def enqueue_fetch(*attachment_ids: int) -> None:
     """Queue the download jobs, each retried by RQ with backoff; Redis down, the recovery pass queues them."""
     from rq import Retry
 
-    queue = current_app.extensions["conversa_queue"]
+    queue = queues.queue_for(FETCH_JOB)
     intervals = retry_intervals()
     for attachment_id in attachment_ids:
         try:

@@ -24,7 +24,8 @@ What each bucket counts (the definitions the report pages show are in services/r
 - agents: by close, the conversations they closed (first response and handle time of those); by send
   time, the messages they wrote;
 - agent states: seconds in each state (not disconnected), break type and call flag, cut at the buckets;
-- dialers: loaded by created_at, sent by sent_at, delivered by delivered_at; failed (by reason), blocked,
+- dialers: loaded by created_at, sent by sent_at, delivered by delivered_at, read by read_at (WhatsApp),
+  replied by replied_at (services/dialer/replies.py); failed (by reason), blocked,
   invalid and cancelled as the messages stand now, by the bucket they were loaded in.
 """
 from __future__ import annotations
@@ -77,7 +78,8 @@ def bucket_of(column: Any) -> sa.ColumnElement:
         return sa.func.date_bin(sa.literal_column("interval '15 minutes'"), column,
                                 sa.literal(_EPOCH, sa.DateTime))
     seconds = int(BUCKET.total_seconds())
-    return sa.func.datetime(sa.cast(sa.func.strftime("%s", column), sa.Integer) / seconds * seconds, "unixepoch")
+    # `//`: SQLAlchemy 2's `/` is true division (it adds "+ 0.0"), which would not cut at the bucket.
+    return sa.func.datetime(sa.cast(sa.func.strftime("%s", column), sa.Integer) // seconds * seconds, "unixepoch")
 
 
 def _as_datetime(value: Any) -> datetime:
@@ -215,14 +217,16 @@ def _dialer_rows(start: datetime, end: datetime) -> list[dict[str, Any]]:
     for column, figures in ((sp.created_at, [sa.func.count().label("loaded")] + [
             sa.func.count().filter(sp.state == value).label(name) for name, value in states.items()]),
             (sp.sent_at, [sa.func.count().label("sent")]),
-            (sp.delivered_at, [sa.func.count().label("delivered")])):
+            (sp.delivered_at, [sa.func.count().label("delivered")]),
+            (sp.read_at, [sa.func.count().label("read")]),
+            (sp.replied_at, [sa.func.count().label("replied")])):
         bucket = bucket_of(column).label("bucket")
         stmt = (sa.select(sp.dialer_id, bucket, *figures).where(column >= start, column < end)
                 .group_by(sp.dialer_id, bucket))
         for r in db.session.execute(stmt).mappings():
             row = _row(r)
             rows.setdefault((row["dialer_id"], row["bucket"]), {}).update(row)
-    blank = dict.fromkeys(("loaded", "sent", "delivered", *states), 0)
+    blank = dict.fromkeys(("loaded", "sent", "delivered", "read", "replied", *states), 0)
     return [{**blank, **row} for row in rows.values()]
 
 

@@ -83,6 +83,8 @@ DEFINITIONS: dict[str, Any] = {
     "loaded": _l("Messages loaded into the dialer in the period."),
     "sent": _l("Messages handed to the gateway in the period."),
     "delivered": _l("Messages the gateway reported delivered in the period."),
+    "read": _l("Messages the customer read in the period (WhatsApp reports it; SMS does not)."),
+    "replied": _l("Messages the customer answered in the period (their next message, within the reply window)."),
     "failed": _l("Messages loaded in the period that failed, by the gateway's reason."),
     "blocked": _l("Messages loaded in the period blocked by a do-not-contact list."),
     "invalid": _l("Messages loaded in the period with an invalid number."),
@@ -320,12 +322,14 @@ class DialerFigures:
     loaded: int = 0
     sent: int = 0
     delivered: int = 0
+    read: int = 0
+    replied: int = 0
     failed: int = 0
     blocked: int = 0
     invalid: int = 0
     cancelled: int = 0
 
-    SUMS = ("loaded", "sent", "delivered", "failed", "blocked", "invalid", "cancelled")
+    SUMS = ("loaded", "sent", "delivered", "read", "replied", "failed", "blocked", "invalid", "cancelled")
 
     def add_figures(self, other: Any) -> None:
         for name in self.SUMS:

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import queues
 from ..extensions import db
 from ..models import Provider, WhatsAppTemplate
 from ..providers import get_adapter
@@ -193,8 +194,7 @@ def apply_update(provider: Provider, update: TemplateUpdate) -> WhatsAppTemplate
 def request_sync(provider_id: int) -> bool:
     """Queue a sync job (the admin's button, a webhook about an unknown template); False when Redis is down."""
     try:
-        current_app.extensions["conversa_queue"].enqueue(SYNC_JOB, provider_id, result_ttl=0,
-                                                         job_timeout=300)
+        queues.enqueue(SYNC_JOB, provider_id, result_ttl=0, job_timeout=300)
         return True
     except Exception as exc:  # noqa: BLE001 - reported to the caller
         log.warning("template sync of provider %s not queued: %s", provider_id, exc)

@@ -17,6 +17,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from .. import queues
 from ..extensions import db
 from ..models import BreakType, Campaign, User
 from ..security import (
@@ -59,9 +60,15 @@ def _waiting_context(ids: list[int], campaign_stats: list[stats.CampaignStats] |
             "waiting_limit": WAITING_SHOWN}
 
 
+def _backlog_context() -> dict[str, Any]:
+    labels = {queues.ROUTING: _("Routing"), queues.INBOUND: _("Incoming and replies"),
+              queues.DIALER: _("Dialer sends"), queues.HOUSEKEEPING: _("Housekeeping")}
+    return {"backlog": queues.backlog(), "queue_labels": labels}
+
+
 def _monitor_context(ids: list[int]) -> dict[str, Any]:
     campaign_stats = stats.campaign_stats(ids)
-    return {"campaign_stats": campaign_stats,
+    return {"campaign_stats": campaign_stats, **_backlog_context(),
             "agents": stats.agent_rows(viewer_agents=visible_agents(), campaign_ids=ids),
             **_waiting_context(ids, campaign_stats)}
 
@@ -95,6 +102,12 @@ def monitor_select() -> Any:
 def monitor_stats() -> Any:
     ids, _visible = _monitor_campaigns()
     return render_template("supervisor/_stats.html", campaign_stats=stats.campaign_stats(ids))
+
+
+@bp.get("/monitor/backlog")
+@supervisor_required
+def monitor_backlog() -> Any:
+    return render_template("supervisor/_backlog.html", **_backlog_context())
 
 
 @bp.get("/monitor/agents")

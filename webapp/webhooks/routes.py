@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Response, abort, current_app, request
 
+from .. import queues
 from ..extensions import csrf, db
 from ..models import Provider
 from ..providers import get_adapter
@@ -82,15 +83,14 @@ def _handle(provider_id: int, kind: str) -> Response:
         statuses = [_plain(s) for s in adapter.parse_status(hook)]
     # W2 hook (issue 13): Meta's template status / quality changes arrive on the messages webhook.
     template_updates = [_plain(u) for u in adapter.parse_template_updates(hook)] if kind == "inbound" else []
-    queue = current_app.extensions["conversa_queue"]
     try:
         # Fire and forget: nobody reads a job's result, so RQ keeps none (fewer writes per job).
         if inbound:
-            queue.enqueue("workers.inbound.process_inbound", provider.id, inbound, result_ttl=0)
+            queues.enqueue("workers.inbound.process_inbound", provider.id, inbound, result_ttl=0)
         if statuses:
-            queue.enqueue("workers.inbound.process_status", provider.id, statuses, result_ttl=0)
+            queues.enqueue("workers.inbound.process_status", provider.id, statuses, result_ttl=0)
         if template_updates:
-            queue.enqueue("workers.whatsapp.apply_template_updates", provider.id, template_updates, result_ttl=0)
+            queues.enqueue("workers.whatsapp.apply_template_updates", provider.id, template_updates, result_ttl=0)
     except Exception as exc:  # Redis down: say so, so the gateway retries
         log.error("webhook %s for provider %s not queued: %s", kind, provider_id, exc)
         abort(503)

@@ -25,7 +25,8 @@ RATE_SECONDS = 10  # the dashboard's rate: messages sent over the last this many
 @dataclass(frozen=True)
 class DialerCounts:
     """S4 dashboard figures. processed = handled by the dialer (sent, delivered, failed);
-    not_processed = NONE + TO PROCESS (in flight included); other = invalid numbers."""
+    not_processed = NONE + TO PROCESS (in flight included); other = invalid numbers; read and replied
+    (W5) = delivered messages the customer read, sent ones they answered."""
 
     processed: int = 0
     not_processed: int = 0
@@ -33,6 +34,8 @@ class DialerCounts:
     blocked: int = 0
     sent: int = 0
     delivered: int = 0
+    read: int = 0
+    replied: int = 0
     failed: int = 0
     cancelled: int = 0
     in_flight: int = 0
@@ -66,12 +69,14 @@ def counts(dialer_id: int) -> DialerCounts:
     """The dashboard figures of one dialer, from one GROUP BY query."""
     in_flight = sa.case((spool.c.in_flight_at.is_not(None), 1), else_=0)
     rows = db.session.execute(
-        sa.select(spool.c.state, in_flight.label("in_flight"), spool.c.needs_review, sa.func.count())
+        sa.select(spool.c.state, in_flight.label("in_flight"), spool.c.needs_review, sa.func.count(),
+                  sa.func.count(spool.c.read_at), sa.func.count(spool.c.replied_at))
         .where(spool.c.dialer_id == dialer_id).group_by(spool.c.state, in_flight, spool.c.needs_review))
     by_state: dict[int, int] = {}
-    flying = review = 0
-    for state, is_flying, needs_review, n in rows:
+    flying = review = read = replied = 0
+    for state, is_flying, needs_review, n, n_read, n_replied in rows:
         by_state[state] = by_state.get(state, 0) + n
+        read, replied = read + n_read, replied + n_replied
         if state == SpoolState.TO_PROCESS and needs_review:
             review += n
         elif state == SpoolState.TO_PROCESS and is_flying:
@@ -82,7 +87,7 @@ def counts(dialer_id: int) -> DialerCounts:
         not_processed=of(SpoolState.NONE, 0) + of(SpoolState.TO_PROCESS, 0), other=of(SpoolState.INVALID, 0),
         blocked=of(SpoolState.BLOCKED, 0), sent=of(SpoolState.SENT, 0), delivered=of(SpoolState.DELIVERED, 0),
         failed=of(SpoolState.FAILED, 0), cancelled=of(SpoolState.CANCELLED, 0), in_flight=flying,
-        needs_review=review, rate=send_rate(dialer_id))
+        needs_review=review, read=read, replied=replied, rate=send_rate(dialer_id))
 
 
 def _sent_key(dialer_id: int, second: int) -> str:

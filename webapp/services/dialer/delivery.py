@@ -22,7 +22,8 @@ def apply_delivery(provider_id: int, update: StatusUpdate) -> bool:
 
     Found by provider_message_id, or by `ref` (our spool id, echoed by Dinstar). Only moves forward:
     SENT → DELIVERED or FAILED; an in-flight message that the gateway reports sent/delivered is settled.
-    DELIVERED and FAILED never change again. Idempotent. Returns True when a spool message matched
+    DELIVERED and FAILED never change state again. `read` (WhatsApp) stamps read_at once, and counts as
+    delivered too when it comes first (callbacks arrive in any order). Idempotent. Returns True when a spool message matched
     (changed or not), so the caller knows the update was the dialer's. The caller commits.
     """
     of_provider = sa.select(Dialer.id).where(Dialer.provider_id == provider_id).scalar_subquery()
@@ -56,6 +57,8 @@ def apply_delivery(provider_id: int, update: StatusUpdate) -> bool:
     elif message.state == SpoolState.SENT and status in _FAILED:
         message.state = SpoolState.FAILED
         message.last_error = f"{status} {update.error_code or ''} {update.error_message or ''}".strip()[:500]
+    if status == "read" and message.state == SpoolState.DELIVERED and message.read_at is None:
+        message.read_at = now
     publish_counts(message.dialer_id)
     return True
 

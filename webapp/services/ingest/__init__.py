@@ -30,7 +30,8 @@ dropped. So a dialer named "2go" works as "2go" on any line, and as "12go" on li
 Destinations are normalised to E.164 (`phones.to_e164`, region DEFAULT_REGION). A number that is
 not valid still loads, in state INVALID ("Otros" on the dashboard), kept as written; one on the
 do-not-contact list loads as BLOCKED when its dialer has DNCR on (the engine checks again before
-sending); the rest as TO PROCESS.
+sending); the rest as TO PROCESS. The preview names the first `bulk.INVALID_LISTED` invalid lines (line
+number and the destination as written) and counts the rest.
 
 All or nothing: `load_bulk` and `load_dnc` run in one database transaction on `db.session`. Rows
 go in by chunks of CHUNK (executemany on the session's Core connection) while the file streams past (never the whole file

@@ -9,7 +9,7 @@ import gc
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import IO, Any
 
@@ -38,6 +38,7 @@ from .files import (
 MAX_PRIORITY = 9999
 MAX_DESTINATION = 32  # sms_spool.destination
 DNC_PRELOAD_MAX = 200_000
+INVALID_LISTED = 50  # invalid lines a preview names (line and value); the rest it counts
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 _MARKS = [f"{{{i}}}" for i in range(1, 51)]
 
@@ -70,6 +71,12 @@ class BulkPreview:
     encoding_counts: dict[str, int]
     segments_total: int
     encoding: str  # of the file
+    invalid_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, destination as written)
+
+    @property
+    def invalid_not_listed(self) -> int:
+        """Invalid lines beyond the first INVALID_LISTED, counted but not listed."""
+        return self.invalid - len(self.invalid_lines)
 
 
 @dataclass
@@ -298,6 +305,7 @@ def preview_bulk(stream: IO[bytes], filename: str, *, region: str, only_dialer_i
     rows: list[PreviewRow] = []
     per_dialer: dict[str, dict[str, int]] = {}
     encoding_counts = {"gsm7": 0, "ucs2": 0}
+    invalid_lines: list[tuple[int, str]] = []
     total = invalid = blocked = segments_total = 0
     try:
         for chunk in parser.chunks(lines):
@@ -310,7 +318,10 @@ def preview_bulk(stream: IO[bytes], filename: str, *, region: str, only_dialer_i
                 counts["loaded"] += 1
                 counts[state] += 1
                 total += 1
-                invalid += e164 is None
+                if e164 is None:
+                    invalid += 1
+                    if len(invalid_lines) < INVALID_LISTED:
+                        invalid_lines.append((line_no, destination))
                 blocked += is_blocked
                 encoding_counts["gsm7" if info.encoding == "gsm-7" else "ucs2"] += 1
                 segments_total += info.segments
@@ -320,7 +331,7 @@ def preview_bulk(stream: IO[bytes], filename: str, *, region: str, only_dialer_i
     finally:
         lines.close(stream)
     return BulkPreview(rows, total, invalid, blocked, per_dialer, encoding_counts, segments_total,
-                       lines.encoding_label)
+                       lines.encoding_label, invalid_lines)
 
 
 def load_bulk(stream: IO[bytes], filename: str, *, region: str, user_id: int | None = None,

@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from flask import current_app, has_app_context, has_request_context
-from flask_babel import force_locale, gettext, ngettext
+from flask_babel import ngettext
 
 from ...extensions import db
+from ...i18n import gettext_anywhere as _
 from ...i18n import translating
 
 CHUNK = 5000  # rows per INSERT (executemany) while the file streams past
@@ -21,14 +21,6 @@ MAX_FILENAME = 64
 _FILENAME = re.compile(r"[A-Za-z0-9_.\-]+")
 FORBIDDEN = re.compile(r"['\"@`<>\\\x00-\x1f\x7f-\x9f]")
 _BLOCK = 1 << 20
-
-
-def _(message: str, **values: Any) -> str:
-    """gettext, also outside a request (CLI, jobs, tests): the app's default language there."""
-    if has_request_context() or not has_app_context():
-        return gettext(message, **values)
-    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "es")):
-        return gettext(message, **values)
 
 
 def n_(singular: str, plural: str, num: int, **values: Any) -> str:

@@ -1,5 +1,6 @@
 """A customer's message arrives (A, C2): stored once, however often the gateway delivers it; it opens
-or continues the customer's conversation, handles STOP and out-of-hours, and asks for routing."""
+or continues the customer's conversation, handles STOP and out-of-hours, and asks for routing. It is also
+the reply to the dialer message that provider sent the customer last (dialer/replies.py)."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +16,7 @@ from ...models import Interaction, InteractionStatus, Message, Provider, SenderK
 from ...providers.base import InboundMessage
 from .. import media, routing
 from .. import time as clock
+from ..dialer.replies import record_reply
 from ..schedules import in_schedule
 from .customers import (
     add_do_not_contact,
@@ -87,6 +89,7 @@ def receive_inbound(provider: Provider, inbound: InboundMessage) -> Message | No
             interaction.last_customer_message_at = now
             interaction.unread = (interaction.unread or 0) + 1
             db.session.flush()
+            record_reply(provider.id, number, now)  # W5: the dialer's Replied
     except IntegrityError:  # the same message, delivered twice at once: the other delivery has it
         log.info("provider %s: duplicate inbound %s ignored", provider.id, inbound.provider_message_id)
         return None
