@@ -588,7 +588,7 @@ def test_clock_enqueues_free_slots_once(app: Any, db: Any, make: Any, fake_twili
     assert schedule_dialers() == {}
 
 
-def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any) -> None:
+def test_unpaced_concurrent_sends_each_once(app: Any, db: Any, make: Any, fake_twilio: Any) -> None:
     """A far gateway (every answer takes 40 ms): after the first group the job keeps many requests in
     flight (its window grows past the 4 it starts with), and 230 messages are still each sent once, all
     SENT with their own sid."""
@@ -598,6 +598,8 @@ def test_unpaced_concurrent_sends_each_once(db: Any, make: Any, fake_twilio: Any
     report = run(d)
     assert report["sent"] == 230 and report["claimed"] >= 230  # the first claim's rest goes back after the probe
     assert report["concurrency"] > 4 and fake_twilio.max_in_flight > 4
+    r = app.extensions["conversa_redis"]  # the dashboard's rate counts every SENT, once
+    assert sum(int(r.get(k)) for k in r.scan_iter(f"conversa:dialer:{d.id}:sent:*")) == 230
     assert sorted(m["to"] for m in fake_twilio.sent()) == numbers(230)
     state = rows(db, d.id)
     assert {state[i].state for i in ids} == {2}
@@ -623,7 +625,8 @@ def test_sender_overlaps_requests_only_while_they_mostly_wait(app: Any, db: Any,
         assert sender.concurrency == 64 and sender.executor is not None and sender.adapter.pool_size == 64
         sender.tune(50, wall=0.7, cpu=0.1)  # many at once, each mostly waiting: keep
         assert sender.concurrency == 64
-        assert sender.still_far(waited=2.5, cpu=0.1) and not sender.still_far(waited=0.1, cpu=0.08)
+        assert sender.still_far(waited=2.5, cpu=0.1, answers=50)  # 50 ms each, 2 of them CPU
+        assert not sender.still_far(waited=0.1, cpu=0.08, answers=50)  # 2 ms each: the CPU is the limit
     finally:
         sender.close()
 

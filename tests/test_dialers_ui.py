@@ -99,6 +99,24 @@ def test_list_polling_fallback_returns_the_rows_alone(client, world):
     assert "HX-Request" in response.headers["Vary"]
 
 
+def test_dashboard_shows_the_send_rate(client, world, app):
+    """Issue 14.1: the counters show the messages per second every worker sent over the last 10 s (Redis,
+    counted by the engine as it records results), next to the in-flight count."""
+    import time
+
+    from webapp.services.dialer.counts import _sent_key
+
+    d = world["dialer_id"]
+    now = int(time.time())
+    r = app.extensions["conversa_redis"]
+    r.set(_sent_key(d, now - 1), 30)
+    r.set(_sent_key(d, now - 5), 12)
+    r.set(_sent_key(d, now - 30), 500)  # too old
+    login(client, "sup")
+    html = client.get(f"/dialers/{d}/counts", headers={"HX-Request": "true"}).data.decode()
+    assert re.search(r'data-count="rate"[^>]*>\s*<span class="label">Ritmo</span><b>4.2/s</b>', html)
+
+
 def test_dashboard_shows_manual_layout(client, world, db):
     spool(db, world["dialer_id"], SpoolState.SENT, SpoolState.TO_PROCESS, SpoolState.TO_PROCESS,
           SpoolState.BLOCKED, SpoolState.INVALID)

@@ -16,7 +16,10 @@ How a message goes out, and why nothing can send it twice:
    (`in_flight_at`, `attempts + 1`, a longer lease), guarded by `lease_owner = me AND state = 1 AND
    in_flight_at IS NULL`; a row the guard misses is someone else's and is skipped.
 3. **Send**: each message waits for its pacing slot (Redis, shared by all workers), then goes out on the
-   next port in turn; one adapter (one pooled HTTP session) serves the whole job.
+   next port in turn; one adapter (one pooled HTTP session) serves the whole job. Unpaced, against a
+   distant gateway (each request mostly waits), `pipeline.send_windowed` keeps many requests in flight:
+   it claims small chunks already marked in flight as its window (`window.Window`, AIMD on latency and
+   429s) has room, and records each chunk in one commit once all its requests are answered.
 4. **Record**: the group's results are written in ONE commit (SENT / BLOCKED / FAILED / back to the pool).
 
 Grouping (2 and 4) keeps commits at two per group instead of two per message. What a crash can do: a

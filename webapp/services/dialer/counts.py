@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 spool = SpoolMessage.__table__
 COUNTS_THROTTLE_MS = 300
+RATE_SECONDS = 10  # the dashboard's rate: messages sent over the last this many whole seconds
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class DialerCounts:
     cancelled: int = 0
     in_flight: int = 0
     needs_review: int = 0
+    rate: float = 0.0  # messages per second sent lately, by every worker (send_rate)
 
     @property
     def total(self) -> int:
@@ -84,7 +87,36 @@ def counts(dialer_id: int) -> DialerCounts:
         not_processed=of(SpoolState.NONE, 0) + of(SpoolState.TO_PROCESS, 0), other=of(SpoolState.INVALID, 0),
         blocked=of(SpoolState.BLOCKED, 0), sent=of(SpoolState.SENT, 0), delivered=of(SpoolState.DELIVERED, 0),
         failed=of(SpoolState.FAILED, 0), cancelled=of(SpoolState.CANCELLED, 0), in_flight=flying,
-        needs_review=review, read=read, replied=replied)
+        needs_review=review, read=read, replied=replied, rate=send_rate(dialer_id))
+
+
+def _sent_key(dialer_id: int, second: int) -> str:
+    return f"conversa:dialer:{dialer_id}:sent:{second}"
+
+
+def note_sent(dialer_id: int, n: int) -> None:
+    """Count `n` messages sent now, in Redis (shared by every worker): one counter per second."""
+    if n <= 0:
+        return
+    try:
+        key = _sent_key(dialer_id, int(time.time()))
+        pipe = redis().pipeline(transaction=False)
+        pipe.incrby(key, n)
+        pipe.expire(key, RATE_SECONDS * 3)
+        pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - the rate is a courtesy
+        log.debug("send rate not counted: %s", exc)
+
+
+def send_rate(dialer_id: int) -> float:
+    """Messages per second the dialer sent over the last RATE_SECONDS whole seconds (0 when Redis cannot say)."""
+    now = int(time.time())
+    try:
+        values = redis().mget([_sent_key(dialer_id, s) for s in range(now - RATE_SECONDS, now)])
+    except Exception as exc:  # noqa: BLE001 - the dashboard still shows everything else
+        log.debug("send rate unavailable: %s", exc)
+        return 0.0
+    return round(sum(int(v or 0) for v in values) / RATE_SECONDS, 1)
 
 
 def status(dialer: Dialer) -> DialerStatus:

@@ -15,10 +15,12 @@ with its attempt). A kill -9 leaves at most the window's chunks in flight, each 
 """
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +28,8 @@ from typing import Any
 from ...providers.base import OutboundMessage, Outcome, SendResult
 from .. import time as clock
 from .sender import Sender
+
+log = logging.getLogger(__name__)
 
 CHECK_EVERY = 0.5  # seconds between looks at Stop / schedule / slot while the window stays full
 TUNE_EVERY = 256  # answers between looks at whether requests still mostly wait (Sender.still_far)
@@ -46,32 +50,43 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
 
     window = sender.window
     lock = threading.Lock()
+    turn = threading.Condition(lock)
+    active = [0]  # requests on their way now
     halted = [False]  # no request starts any more
     struggled = [False]  # ...because the gateway failed for now or limits our pace
     window_span = timedelta(seconds=sender.lease)
 
     def one(row: Any, chunk: _Chunk) -> tuple[Any, SendResult, float | None] | None:
-        with lock:
+        with turn:  # a request starts only while the window has room (the claimed-ahead backlog waits)
+            while active[0] >= window.size() and not halted[0]:
+                turn.wait(0.05)
             if halted[0] or clock.now() > chunk.marked_at + window_span or time.monotonic() > deadline:
                 return None
             chunk.requested.add(row.id)
+            active[0] += 1
         sent_at = time.time()
         started = time.monotonic()
-        result = sender.adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body))
+        try:
+            result = sender.adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body))
+        finally:
+            with turn:
+                active[0] -= 1
+                turn.notify()
         refused = result.outcome is Outcome.RATE_LIMITED and not result.per_recipient
         took = time.monotonic() - started
         window.answered(took, refused)
         with lock:
-            waited[0] += took
+            fastest[0] = min(fastest[0], took)
         wait_for = sender.observe(result, sent_at)
         if _struggling(result):
             with lock:
                 halted[0] = struggled[0] = True  # the rest go back, later
         return row, result, wait_for
 
-    waited = [0.0]  # the answers' summed wall time since the last look
+    fastest = [float("inf")]  # the fastest answer since the last look (threads' GIL waits inflate the rest)
 
     futures: dict[Future[Any], _Chunk] = {}
+    answered: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # each future, once done
     open_chunks: list[_Chunk] = []
     stopping = ""
     checked = time.monotonic()
@@ -86,7 +101,8 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
     try:
         while True:
             size = window.size()
-            free = size - len(futures)
+            # Claimed ahead by half a window, so the threads never wait for this thread's commits.
+            free = size + size // 2 - len(futures)
             if not stopping and not halted[0] and free >= max(1, size // 4):
                 now = time.monotonic()
                 if now > deadline:
@@ -104,18 +120,26 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
                         for row in rows:
                             if row.id not in skip:
                                 chunk.pending += 1
-                                futures[sender.executor.submit(one, row, chunk)] = chunk
+                                future = sender.executor.submit(one, row, chunk)
+                                futures[future] = chunk
+                                future.add_done_callback(answered.put)
                         report.concurrency = max(report.concurrency, len(futures))
                         if not chunk.pending:
                             settle(chunk)
                         continue  # top up again before waiting
             if not futures:
                 break
-            finished, _ = wait(list(futures), timeout=CHECK_EVERY, return_when=FIRST_COMPLETED)
+            try:
+                finished = [answered.get(timeout=CHECK_EVERY)]
+            except queue.Empty:
+                continue
+            while not answered.empty():
+                finished.append(answered.get_nowait())
             answers += len(finished)
             if answers >= TUNE_EVERY:
                 with lock:
-                    far, waited[0] = sender.still_far(waited[0], time.process_time() - cpu_at), 0.0
+                    far = sender.still_far(fastest[0] * answers, time.process_time() - cpu_at, answers)
+                    fastest[0] = float("inf")
                 answers, cpu_at = 0, time.process_time()
                 if not far and not stopping:
                     sender.concurrency, stopping = 1, "near"  # the CPU is the limit: one at a time again
@@ -142,3 +166,5 @@ def send_windowed(sender: Sender, deadline: float, report: Any, stop_reason: Cal
     if stopping == "near" or (stopping == "empty" and sender.paused_by_limit):
         stopping = ""  # the drain loop goes on
     report.stopped = report.stopped or stopping
+    log.info("dialer %s: window %d after %d cuts (fastest answer %.3f s)", sender.dialer_id, window.size(),
+             window.cuts, window.fastest or 0.0)

@@ -35,6 +35,9 @@ GROUP_WINDOW = 0.25  # seconds of paced sending a group covers
 # cores: 0.84x two plain loops with two threads each, 1.06x one at a time). WAIT_DOWN is the way back.
 WAIT_UP = 4.0
 WAIT_DOWN = 2.0
+# ...and only when the fastest request takes FAR_SECONDS or more: on a loaded host a few loopback requests
+# can look like waiting (the CPU is busy elsewhere), never like 20 ms each at their fastest.
+FAR_SECONDS = 0.02
 
 
 class Sender:
@@ -156,10 +159,10 @@ class Sender:
     def tune(self, sent: int, wall: float, cpu: float) -> None:
         """After a group: overlap requests when each one mostly waits for the gateway, stop when not.
         `wall` and `cpu` (this process's CPU time, every thread's) are what the group's `sent` took."""
-        if self.max_concurrency <= 1 or sent < 5 or cpu <= 0 or self.limited:
+        if self.max_concurrency <= 1 or sent < 3 or cpu <= 0 or self.limited:
             return
         waits = (wall * self.concurrency) / cpu  # one request's wall time over its CPU cost
-        if self.concurrency == 1 and waits > WAIT_UP:
+        if self.concurrency == 1 and waits > WAIT_UP and wall / sent >= FAR_SECONDS:
             if self.executor is None:
                 if isinstance(self.adapter, HttpAdapter) and self.adapter.pool_size < self.max_concurrency:
                     self.adapter.close()  # its next request opens a session whose pool holds every thread
@@ -168,10 +171,11 @@ class Sender:
             self.concurrency = self.max_concurrency
 
     @staticmethod
-    def still_far(waited: float, cpu: float) -> bool:
+    def still_far(waited: float, cpu: float, answers: int) -> bool:
         """While overlapping (pipeline.send_windowed): whether requests still mostly wait for the gateway.
-        `waited`: the summed wall time of some requests; `cpu`: this process's CPU time over them."""
-        return cpu <= 0 or waited / cpu >= WAIT_DOWN
+        `waited`: the wall time of `answers` requests (at the fastest's pace); `cpu`: this process's CPU
+        time over them."""
+        return cpu <= 0 or (waited / cpu >= WAIT_DOWN and waited / max(1, answers) >= FAR_SECONDS / 2)
 
     def close(self) -> None:
         if self.executor is not None:

@@ -24,7 +24,7 @@ from .. import dnc
 from .. import time as clock
 from ..schedules import in_schedule
 from .claim import claim_rows, release_claims
-from .counts import publish_counts
+from .counts import note_sent, publish_counts
 from .gateway import make_adapter, redis, retry_delay, sit_out
 from .pipeline import send_windowed
 from .sender import Sender
@@ -32,7 +32,7 @@ from .sender import Sender
 log = logging.getLogger(__name__)
 
 spool = SpoolMessage.__table__
-PROBE = 5  # requests sent one at a time before deciding whether to overlap them (Sender.tune)
+PROBE = 3  # requests sent one at a time before deciding whether to overlap them (Sender.tune)
 
 
 @dataclass
@@ -171,6 +171,7 @@ def _record(sender: Sender, values: list[dict[str, Any]], unsent: list[int]) -> 
             .values(in_flight_at=None, attempts=spool.c.attempts - 1, lease_owner=None, lease_until=None))
     publish_counts(sender.dialer_id)
     db.session.commit()
+    note_sent(sender.dialer_id, sum(1 for v in values if v["b_state"] == SpoolState.SENT))
 
 
 def _struggling(result: SendResult) -> bool:
@@ -189,7 +190,8 @@ def _send_group(sender: Sender, rows: list[Any], marked_at: datetime, deadline: 
     requested: set[int] = set()
     keep_going = True
     window_end = marked_at + timedelta(seconds=sender.lease)
-    wall, cpu = time.perf_counter(), time.process_time()
+    cpu = time.process_time()
+    fastest = float("inf")  # the fastest request one at a time: what a request waits, without this host's load
     try:
         if sender.batch:
             if clock.now() <= window_end and sender.pace(deadline, len(rows)):
@@ -217,9 +219,10 @@ def _send_group(sender: Sender, rows: list[Any], marked_at: datetime, deadline: 
                     break
                 port = sender.next_ports(1)[0]
                 requested.add(row.id)
-                sent_at = time.time()
+                sent_at, started = time.time(), time.perf_counter()
                 result = sender.adapter.send(OutboundMessage(ref=row.id, to=row.destination, body=row.body,
                                                              port=port))
+                fastest = min(fastest, time.perf_counter() - started)
                 wait = sender.observe(result, sent_at)
                 values.append(_result_values(sender, row, port, result, marked_at, clock.now(), report, wait))
                 if _struggling(result):
@@ -228,12 +231,13 @@ def _send_group(sender: Sender, rows: list[Any], marked_at: datetime, deadline: 
                 if sender.concurrency == 1 and sender.max_concurrency > 1 and len(requested) == PROBE:
                     # A few requests tell whether the gateway is far: then the rest go back at once, for
                     # the pipeline to send many at a time (rather than a whole group at one per round trip).
-                    sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)
+                    sender.tune(len(requested), fastest * len(requested), time.process_time() - cpu)
                     if sender.concurrency > 1:
                         break
             else:
                 sender.reserve_ahead()
-        sender.tune(len(requested), time.perf_counter() - wall, time.process_time() - cpu)  # no-op for batches
+        if fastest < float("inf"):  # one at a time (batches and the pipeline do not tune here)
+            sender.tune(len(requested), fastest * len(requested), time.process_time() - cpu)
     finally:
         # Whatever happened (Redis gone, a timeout signal), record what went out and free the rest.
         done = {v["b_id"] for v in values}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-START = 4  # requests in flight when a job starts overlapping them
+START = 8  # requests in flight when a job starts overlapping them
 RISE = 2.0  # an answer slower than RISE × the fastest (+ SLACK) means the gateway is queueing us
 SLACK = 0.02
 DRIFT = 0.01  # how fast the fastest-seen follows answers that stay slower (a route that changed for good)
@@ -26,6 +26,7 @@ class Window:
         self.fastest: float | None = None
         self.slow_start = True
         self._cut_at = 0.0
+        self.cuts = 0
         self._lock = threading.Lock()
 
     def size(self) -> int:
@@ -51,5 +52,6 @@ class Window:
         if now - self._cut_at < max(seconds, self.fastest or 0.0):
             return  # already cut for this round trip
         self._cut_at = now
+        self.cuts += 1
         self.slow_start = False
         self.limit = max(1.0, self.limit * factor)
