@@ -3,6 +3,7 @@ log shows no Redis connection error (issue 10, point 3: an idle worker used to l
 Redis instance: Timeout reading from socket" against a healthy Redis and back off for up to a minute)."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,44 @@ def test_an_idle_worker_picks_up_a_job_at_once(app: Any, make: Any, db: Any, tmp
     log = log_path.read_text()
     assert worker.returncode == 0, log
     assert not redis_errors(log), log
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:  # gone meanwhile
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_hard_takes_its_scheduler_with_it(app: Any, db: Any, tmp_path: Path) -> None:
+    """RQ's scheduler runs in a process the worker forks. A kill -9 of the worker used to leave it running
+    for good, holding the database connection it inherited (on PostgreSQL a killed load's transaction
+    then kept its locks, and the next TRUNCATE waited forever)."""
+    from tests.helpers import kill_hard
+
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(process_env(app), log_path)
+    try:
+        wait_until(lambda: children(worker.pid), 60, "the worker to fork its scheduler")
+        scheduler = children(worker.pid)
+        kill_hard(worker)
+        wait_until(lambda: not any(alive(pid) for pid in scheduler), 30, "the scheduler to end with its worker")
+    finally:
+        stop_worker(worker)
+        for pid in children(worker.pid):
+            os.kill(pid, 9)

@@ -14,8 +14,10 @@ the clock) keeps the short read timeout that makes a lost Redis show at once.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import logging
+import os
 import signal
 import threading
 
@@ -30,6 +32,7 @@ from webapp import queues
 from .appctx import get_app
 from .periodic import start_clock
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 log = logging.getLogger("workers")
 
 # Modules whose import registers jobs and periodic tasks.
@@ -58,7 +61,21 @@ def rq_connection(app: Flask, worker_ttl: int) -> redis.Redis:
                                 health_check_interval=30)
 
 
+def _die_with_parent() -> None:
+    """In a child the worker forks (RQ's scheduler): end with the worker. A worker killed with -9 must not
+    leave its scheduler running, holding open the database connection it inherited (and with it a
+    transaction's locks) and scheduling jobs for a worker that is gone. Linux's PR_SET_PDEATHSIG."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the orphan ends at its next Redis or job check
+        return
+    if os.getppid() != parent:  # the worker died before the line above
+        os._exit(0)
+
+
 def main() -> None:
+    os.register_at_fork(after_in_child=_die_with_parent)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-clock", action="store_true", help="take jobs only; run no periodic tasks")
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty (tests)")
