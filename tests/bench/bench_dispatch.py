@@ -48,6 +48,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 class Stack:
     """A private Redis, a fresh database (PostgreSQL when reachable, else SQLite) and the Twilio fake."""
 
+    CHILD_MODULE = "tests.bench.bench_dispatch"  # what the children run (a subclass names its own)
+    CHILD_SECONDS = 600
+
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="conversa-bench-"))
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -180,7 +183,7 @@ class Stack:
     def run_children(self, argvs: list[list[str]]) -> list[dict[str, Any]]:
         """Start the children together (each waits for a go file), wait for all, return their JSON."""
         go = self.tmp / f"go-{uuid.uuid4().hex[:6]}"
-        procs = [subprocess.Popen([sys.executable, "-m", "tests.bench.bench_dispatch", "--child", str(go), *argv],
+        procs = [subprocess.Popen([sys.executable, "-m", self.CHILD_MODULE, "--child", str(go), *argv],
                                   cwd=ROOT, env=self.env, stdout=subprocess.PIPE) for argv in argvs]
         ready = [self.tmp / f"{go.name}.ready.{p.pid}" for p in procs]
         deadline = time.monotonic() + 120
@@ -191,7 +194,7 @@ class Stack:
         go.touch()
         out = []
         for proc in procs:
-            stdout, _ = proc.communicate(600)
+            stdout, _ = proc.communicate(self.CHILD_SECONDS)
             out.append(json.loads(stdout.decode().strip().splitlines()[-1]))
         return out
 

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.bench.bench_dispatch import ROOT, Stack, _rate
+from tests.bench.bench_dispatch import Stack, _rate
 from tests.bench.bench_dispatch import _child as dispatch_child
 
 LATENCIES_MS = (0, 50, 150, 300)
@@ -43,25 +41,11 @@ def _messages(latency_ms: int) -> int:
 class DistantStack(Stack):
     """bench_dispatch's stack; children run from this module (they also know the thread pool)."""
 
+    CHILD_MODULE = "tests.bench.bench_distant_gateway"
+    CHILD_SECONDS = 900
+
     def set_latency(self, seconds: float) -> None:
         requests.post(f"{self.fake_url}/_fake/mode", json={"latency": seconds}, timeout=10).raise_for_status()
-
-    def run_children(self, argvs: list[list[str]]) -> list[dict[str, Any]]:
-        go = self.tmp / f"go-{uuid.uuid4().hex[:6]}"
-        procs = [subprocess.Popen([sys.executable, "-m", "tests.bench.bench_distant_gateway", "--child", str(go),
-                                   *argv], cwd=ROOT, env=self.env, stdout=subprocess.PIPE) for argv in argvs]
-        ready = [self.tmp / f"{go.name}.ready.{p.pid}" for p in procs]
-        deadline = time.monotonic() + 120
-        while not all(r.exists() for r in ready):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError("bench children did not get ready")
-            time.sleep(0.02)
-        go.touch()
-        out = []
-        for proc in procs:
-            stdout, _ = proc.communicate(900)
-            out.append(json.loads(stdout.decode().strip().splitlines()[-1]))
-        return out
 
 
 def _pool_child(go: Path, fake_url: str, count: int) -> None:
