@@ -28,6 +28,7 @@ def test_metrics_token_and_roles(app, client, make):
     try:
         assert client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
         assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 404
+        assert client.get("/metrics", headers={"Authorization": "Bearer \u00e9t\u00e9"}).status_code == 404  # no 500
     finally:
         app.config["METRICS_TOKEN"] = None
     login(client, "sup")

@@ -377,6 +377,8 @@ def test_signature_for_json_body_with_body_hash(adapter: TwilioAdapter) -> None:
     headers = {"Content-Type": "application/json", "X-Twilio-Signature": signature}
     assert adapter.verify_signature(WebhookRequest("POST", url, headers, body))
     assert not adapter.verify_signature(WebhookRequest("POST", url, headers, body + b" "))
+    forged = "https://conversa.example.com/hooks/twilio?bodySHA256=%C3%A9"  # not ASCII: refused, not a 500
+    assert not adapter.verify_signature(WebhookRequest("POST", forged, headers, body))
 
 
 def test_signature_sha256_with_settings_header(adapter: TwilioAdapter) -> None:

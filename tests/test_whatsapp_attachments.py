@@ -133,6 +133,7 @@ def test_twilio_gets_a_short_lived_signed_link_that_serves_only_that_file(
     assert anonymous.get(path.replace(f"/link/{a_id}/", f"/link/{b_id}/", 1)).status_code == 404
     assert anonymous.get(path.replace(signature, "0" * len(signature))).status_code == 404
     assert anonymous.get(path.replace(f"/{expires}/", f"/{int(expires) + 3600}/")).status_code == 404
+    assert anonymous.get(path.replace(signature, "%C3%A9" * 20)).status_code == 404  # not ASCII: no 500
     assert int(expires) - time.time() <= app.config["MEDIA_FETCH_LINK_SECONDS"] + 5
     monkeypatch.setattr(time, "time", lambda: int(expires) + 1)
     assert anonymous.get(path).status_code == 404  # expired

@@ -19,7 +19,7 @@ from .models import Interaction, SpoolMessage, SpoolState, User
 def _authorized() -> bool:
     token = current_app.config.get("METRICS_TOKEN")
     header = request.headers.get("Authorization", "")
-    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:], token):
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode()):
         return True
     return bool(current_user.is_authenticated and current_user.is_admin)
 

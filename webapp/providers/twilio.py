@@ -258,7 +258,7 @@ class TwilioAdapter(HttpAdapter):
         body_ok = True
         if "bodySHA256" in query and "application/x-www-form-urlencoded" not in ctype and not request.form:
             computed = hashlib.sha256(request.body).hexdigest()
-            body_ok = hmac.compare_digest(computed, query["bodySHA256"][0])
+            body_ok = hmac.compare_digest(computed.encode(), query["bodySHA256"][0].encode())  # bytes: no 500 on non-ASCII
             params = {}
         else:
             params = _form_lists(request)

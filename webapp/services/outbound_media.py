@@ -156,7 +156,8 @@ def link_url(attachment: Attachment, seconds: float) -> str:
 
 def link_valid(attachment_id: int, expires: int, signature: str) -> bool:
     """The link's signature is ours for this file and it has not expired."""
-    return expires >= time.time() and hmac.compare_digest(_signature(attachment_id, expires), signature)
+    given = signature.encode()  # bytes: compare_digest refuses str with non-ASCII characters (a 500)
+    return expires >= time.time() and hmac.compare_digest(_signature(attachment_id, expires).encode(), given)
 
 
 def fetch_seconds() -> float:
