@@ -20,7 +20,7 @@ def sent(app: Any, db: Any) -> Any:
     pubsub.psubscribe(CHANNEL_PREFIX + "test:*")
     confirmed = pubsub.get_message(timeout=5)
     assert confirmed is not None and confirmed["type"] == "psubscribe"
-    queue = app.extensions["conversa_queue"]
+    queue = app.extensions["conversa_queues"]["housekeeping"]
 
     def what_went_out() -> tuple[list[int], list[int]]:
         # A sentinel sent straight to Redis comes after every event the commits before it sent.

@@ -69,7 +69,7 @@ def test_recovery_requeues_a_lost_load_and_fails_it_after_the_last_attempt(app: 
                                                                            client: Any) -> None:
     """A queued load with no job waiting and no heartbeat lost its worker: queued again under the next
     attempt; after BULK_LOAD_ATTEMPTS it is failed, its bytes dropped, and the dashboard says so."""
-    queue = app.extensions["conversa_queue"]
+    queue = app.extensions["conversa_queues"]["housekeeping"]
     token = staged(db, dialer.id, rows_file("campsms", 5), age=600, rows_total=5)
     waiting = staged(db, dialer.id, rows_file("campsms", 5), age=600)
     bulk_loads.enqueue(waiting, 1)  # its job still waits for a worker: left alone
@@ -166,7 +166,7 @@ def test_a_job_just_started_is_not_taken_for_lost_before_its_first_heartbeat(app
 
     token = staged(db, dialer.id, rows_file("campsms", 5), age=600)
     bulk_loads.enqueue(token, 1)
-    job = app.extensions["conversa_queue"].fetch_job(bulk_loads.job_id(token, 1))
+    job = app.extensions["conversa_queues"]["housekeeping"].fetch_job(bulk_loads.job_id(token, 1))
     job.set_status(JobStatus.STARTED)  # as the worker marks it when it takes the job
     job.started_at = datetime.now(UTC)
     job.save()

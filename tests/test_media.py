@@ -379,7 +379,7 @@ def test_a_failed_download_is_retried_with_backoff_and_shows_downloading_until_t
                                                                "image/jpeg"))
     assert (attachment.state, attachment.attempts) == (AttachmentState.PENDING, 1)
     assert "HTTP 500" in attachment.error and attachment.next_attempt_at is not None
-    queue = app.extensions["conversa_queue"]
+    queue = app.extensions["conversa_queues"]["housekeeping"]
     assert ScheduledJobRegistry(queue=queue).count == 1  # RQ's retry, with its backoff
     assert FailedJobRegistry(queue=queue).count == 0
     page = get_as(app, "ana", f"/inbox/{attachment.message.interaction_id}").get_data(as_text=True)
@@ -421,7 +421,7 @@ def test_a_media_id_meta_no_longer_has_fails_at_once(client: Any, app: Any, db: 
     attachment = arrive(client, app, db, center, media_message("image", "123456789", "image/jpeg"))
     assert (attachment.state, attachment.attempts) == (AttachmentState.FAILED, 1)
     assert "100" in attachment.error
-    assert ScheduledJobRegistry(queue=app.extensions["conversa_queue"]).count == 0
+    assert ScheduledJobRegistry(queue=app.extensions["conversa_queues"]["housekeeping"]).count == 0
 
 
 def test_an_expired_download_url_is_asked_for_again(client: Any, app: Any, db: Any, center: SimpleNamespace) -> None:
@@ -446,7 +446,7 @@ def test_a_download_whose_job_was_lost_is_queued_again(client: Any, app: Any, db
     interactions.receive_inbound(db.session.get(Provider, center.provider.id), InboundMessage(
         "wamid.LOST", "+" + CUSTOMER, DID, "", "whatsapp", media=[{"kind": "image", "id": media_id}]))
     db.session.commit()
-    app.extensions["conversa_queue"].empty()  # as if Redis had lost the job
+    app.extensions["conversa_queues"]["housekeeping"].empty()  # as if Redis had lost the job
     assert media.recover() == 0  # too early: its job may still be on its way
     later = clock.now() + timedelta(minutes=5)
     monkeypatch.setattr(clock, "now", lambda: later)

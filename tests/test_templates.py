@@ -264,7 +264,7 @@ def test_the_provider_page_lists_the_templates_and_its_button_syncs_them(client:
     assert client.post(path).status_code == 400  # no CSRF token
     answer = client.post(path, data={"csrf_token": csrf_token(client, f"/admin/providers/{meta.provider.id}")})
     assert answer.status_code == 302 and answer.headers["Location"].endswith("#provider-templates")
-    assert app.extensions["conversa_queue"].count == 1  # a job, not a request that waits for Meta
+    assert app.extensions["conversa_queues"]["housekeeping"].count == 1  # a job, not a request that waits for Meta
     run_jobs(app)
     page = client.get(f"/admin/providers/{meta.provider.id}").get_data(as_text=True)
     assert "2 plantillas" in page and "última sincronización" in page
@@ -274,11 +274,11 @@ def test_the_provider_page_lists_the_templates_and_its_button_syncs_them(client:
     sms = make.provider("dinstar", base_url="http://127.0.0.1:9")
     assert "Plantillas de WhatsApp" not in client.get(f"/admin/providers/{sms.id}").get_data(as_text=True)
     token = csrf_token(client, f"/admin/providers/{sms.id}")
-    queued = app.extensions["conversa_queue"].count
+    queued = app.extensions["conversa_queues"]["housekeeping"].count
     answer = client.post(f"/admin/providers/{sms.id}/templates/sync", data={"csrf_token": token},
                          follow_redirects=True)
     assert "no tiene catálogo de plantillas de WhatsApp" in answer.get_data(as_text=True)
-    assert app.extensions["conversa_queue"].count == queued
+    assert app.extensions["conversa_queues"]["housekeeping"].count == queued
 
 
 def test_a_sync_error_shows_on_the_provider_page(client: Any, app: Any, db: Any, make: Any,

@@ -95,8 +95,6 @@ def _init_redis(app: Flask) -> None:
     from . import queues
 
     app.extensions["conversa_queues"] = queues.build(app, client)
-    # RQ_QUEUE itself: the housekeeping queue (webapp/queues.py sends each job kind to its own).
-    app.extensions["conversa_queue"] = app.extensions["conversa_queues"][queues.HOUSEKEEPING]
 
     from .live.hub import Hub
 
