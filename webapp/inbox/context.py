@@ -33,7 +33,7 @@ def conversation_context(interaction: Interaction, send_form: SendForm | None = 
 def window_context(interaction: Interaction) -> dict[str, Any]:
     """WhatsApp's 24-hour window: whether free text may go, and until (or since) when."""
     return dict(interaction=interaction, window_closes=conversations.window_closes_at(interaction),
-                window_open=interaction.channel != "whatsapp" or conversations.whatsapp_window_open(interaction))
+                window_open=conversations.whatsapp_window_open(interaction))
 
 
 def templates_context(interaction: Interaction) -> dict[str, Any]:
