@@ -5,6 +5,7 @@ fragment to htmx, a redirect to a plain browser); both set `Vary: HX-Request`.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -161,13 +162,24 @@ def static_text(name: str) -> str:
 def inline_css(*names: str) -> Markup:
     """The page's stylesheets in a `<style>` of the page itself: a slow link's first paint waits for no other
     round trip (a separate stylesheet blocks rendering for one)."""
-    css = "\n".join(_CSS_COMMENT.sub("", static_text(n)) for n in names)
+    css = "\n".join(_without_comments(static_text(n)) for n in names)
     return Markup(f"<style>{css}</style>")
+
+
+@functools.lru_cache(maxsize=16)
+def _without_comments(css: str) -> str:
+    """Once per version of a stylesheet, not once per page (static_text hands back the same string)."""
+    return _CSS_COMMENT.sub("", css)
 
 
 def data_uri(name: str, mimetype: str = "image/svg+xml") -> str:
     """A small static file as a `data:` URL (the favicon): one request fewer."""
-    return f"data:{mimetype},{quote(static_text(name), safe=' =:/-.')}"
+    return _data_uri(static_text(name), mimetype)
+
+
+@functools.lru_cache(maxsize=16)
+def _data_uri(text: str, mimetype: str) -> str:
+    return f"data:{mimetype},{quote(text, safe=' =:/-.')}"
 
 
 def deferred_script(name: str) -> Markup:
